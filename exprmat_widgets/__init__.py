@@ -1,0 +1,35 @@
+"""exprmat_widgets: clustering and annotation of single-cell RNA-seq data in JupyterLab,
+with every action recorded as a replayable command in the AnnData.
+
+``import exprmat_widgets as em``; routines follow scanpy's conventions
+(``adata`` first, ``key_added``, ``random_state``).
+"""
+
+import numpy as np  # noqa: F401  (the tutorial calls em.np.expm1)
+
+from . import datasets, history as _history_module  # noqa: F401
+from .errors import ExprmatError, MissingKeyError, ReplayError  # noqa: F401
+from .history import VERSION as __version__  # noqa: F401
+from .history import history, history_to_script, replay, undo  # noqa: F401
+from .selection import decode_selection, encode_selection  # noqa: F401
+from . import tl, pl  # noqa: F401
+from .tl import *  # noqa: F401,F403
+from .pl import *  # noqa: F401,F403
+
+
+def version() -> str:
+    """The package version."""
+    return __version__
+
+
+def __getattr__(name):
+    # the widgets pull in anywidget and bokeh; load them only when asked for
+    if name in ("Annotator", "widgets"):
+        from . import widgets
+
+        return widgets if name == "widgets" else getattr(widgets, name)
+    if name in ("Experiment", "load_experiment", "experiment"):
+        from . import experiment
+
+        return experiment if name == "experiment" else getattr(experiment, name)
+    raise AttributeError(f"module 'exprmat_widgets' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+"""Static figures of the tutorial (matplotlib); each returns the Figure."""
+
+__all__ = []

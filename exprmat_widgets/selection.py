@@ -1,0 +1,106 @@
+"""Cell selections: turn what a user passes (names, mask, positions, a recorded
+selection) into a boolean mask, and record a selection by the cells it hits.
+
+A recorded selection is a JSON dict, either ``{"encoding": "names", "names": [...]}``
+or, for large selections, ``{"encoding": "mask", "n_obs": N, "packed": "<base64>"}``
+(a zlib-compressed bit-packed mask over ``obs_names`` at that step; the step's
+input fingerprint guarantees the same cells in the same order on replay).
+Decoding uses only base64, zlib and numpy: no pickle.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .errors import ExprmatError, MissingKeyError
+
+__all__ = ["resolve_selection", "encode_selection", "decode_selection"]
+
+NAMES_LIMIT = 5000
+
+
+def _mask_from_names(adata, names) -> np.ndarray:
+    names = pd.Index([str(n) for n in names])
+    pos = adata.obs_names.get_indexer(names)
+    if (pos < 0).any():
+        missing = list(names[pos < 0][:5])
+        raise MissingKeyError(
+            f"{int((pos < 0).sum())} selected cell(s) are not in the data, e.g. {missing}; "
+            "select cells by their obs_names."
+        )
+    mask = np.zeros(adata.n_obs, dtype=bool)
+    mask[pos] = True
+    return mask
+
+
+def decode_selection(adata, recorded: dict) -> np.ndarray:
+    """Boolean mask of a recorded selection (see module docstring)."""
+    enc = recorded.get("encoding")
+    if enc == "names":
+        return _mask_from_names(adata, recorded.get("names", []))
+    if enc == "mask":
+        n = int(recorded["n_obs"])
+        if n != adata.n_obs:
+            raise ExprmatError(
+                f"recorded selection covers {n} cells but the data have {adata.n_obs}; "
+                "replay onto the data the history started from."
+            )
+        bits = np.frombuffer(zlib.decompress(base64.b64decode(recorded["packed"])), dtype=np.uint8)
+        return np.unpackbits(bits, count=n).astype(bool)
+    raise ExprmatError(f"unknown selection encoding {enc!r}; expected 'names' or 'mask'.")
+
+
+def resolve_selection(adata, cells, *, what: str = "selection", allow_empty: bool = False) -> np.ndarray:
+    """A boolean mask over ``adata.obs_names`` from a selection.
+
+    ``cells`` may be a boolean mask (array or Series), a list of cell names,
+    an integer array of positions, or a recorded selection dict.
+    """
+    if cells is None:
+        raise ExprmatError(f"{what}: no cells given; pass cell names or a boolean mask.")
+    if isinstance(cells, dict):
+        mask = decode_selection(adata, cells)
+    else:
+        if isinstance(cells, pd.Series) and cells.dtype == bool:
+            cells = cells.reindex(adata.obs_names).fillna(False).to_numpy()
+        arr = np.asarray(cells)
+        if arr.dtype == bool:
+            if arr.shape != (adata.n_obs,):
+                raise ExprmatError(
+                    f"{what}: boolean mask has {arr.size} entries but the data have {adata.n_obs} cells."
+                )
+            mask = arr.copy()
+        elif arr.dtype.kind in "iu":
+            if arr.size and (arr.min() < 0 or arr.max() >= adata.n_obs):
+                raise ExprmatError(f"{what}: cell positions must lie in [0, {adata.n_obs}).")
+            mask = np.zeros(adata.n_obs, dtype=bool)
+            mask[arr] = True
+        else:
+            mask = _mask_from_names(adata, arr.ravel())
+    if not allow_empty and not mask.any():
+        raise ExprmatError(f"{what}: the selection is empty; select at least one cell.")
+    return mask
+
+
+def encode_selection(adata, cells) -> dict:
+    """Record a selection by the cells it hits (names when few, packed mask when many).
+
+    A recorded dict that already carries extra keys (``polygon``, ``basis``) keeps them.
+    """
+    extra = {}
+    if isinstance(cells, dict):
+        extra = {k: v for k, v in cells.items() if k in ("polygon", "basis")}
+    mask = resolve_selection(adata, cells, allow_empty=True)
+    n_sel = int(mask.sum())
+    if n_sel <= NAMES_LIMIT:
+        out = {"encoding": "names", "names": [str(x) for x in adata.obs_names[mask]]}
+    else:
+        packed = base64.b64encode(zlib.compress(np.packbits(mask).tobytes(), 6)).decode("ascii")
+        out = {"encoding": "mask", "n_obs": int(adata.n_obs), "packed": packed}
+    out["n_selected"] = n_sel
+    out.update(extra)
+    return out

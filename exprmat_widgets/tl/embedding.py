@@ -1,0 +1,73 @@
+"""UMAP embedding of the kNN graph (scanpy's ``tl.umap``)."""
+
+from __future__ import annotations
+
+import scanpy as sc
+
+from .. import _validate as v
+from ..errors import MissingKeyError
+from ..history import command
+
+__all__ = ["umap"]
+
+
+def _obsm_key(key_added):
+    key = key_added or "umap"
+    return key if key.startswith("X_") else f"X_{key}"
+
+
+def _writes(p, adata):
+    return [("obsm", _obsm_key(p["key_added"])), ("uns", "umap")]
+
+
+@command("umap", writes=_writes)
+def umap(
+    adata,
+    min_dist: float = 0.5,
+    spread: float = 1.0,
+    n_components: int = 2,
+    maxiter: int | None = None,
+    alpha: float = 1.0,
+    gamma: float = 1.0,
+    negative_sample_rate: int = 5,
+    init_pos: str = "spectral",
+    random_state: int = 0,
+    a: float | None = None,
+    b: float | None = None,
+    key_added: str | None = "umap",
+    neighbors_key: str | None = "neighbors",
+):
+    """UMAP of the kNN graph.
+
+    Reads the graph named by ``neighbors_key`` (``uns[neighbors_key]`` and its
+    ``obsp`` matrices).  Writes ``obsm['X_<key_added>']`` (the tutorial's
+    ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``.
+    """
+    nk = neighbors_key or "neighbors"
+    if nk not in adata.uns:
+        raise MissingKeyError(
+            f"no kNN graph {nk!r} in adata.uns; run em.knn(adata, key_added={nk!r}) first."
+        )
+    v.number(min_dist, "min_dist", minimum=0)
+    v.number(spread, "spread", minimum=0)
+    v.number(n_components, "n_components", minimum=1, integer=True)
+    if init_pos not in ("spectral", "paga", "random") and init_pos is not None:
+        init_pos = v.embedding_key(adata, init_pos)
+    sc.tl.umap(
+        adata,
+        min_dist=min_dist,
+        spread=spread,
+        n_components=n_components,
+        maxiter=maxiter,
+        alpha=alpha,
+        gamma=gamma,
+        negative_sample_rate=negative_sample_rate,
+        init_pos=init_pos,
+        random_state=random_state,
+        a=a,
+        b=b,
+        key_added=_obsm_key(key_added),
+        neighbors_key=nk,
+    )
+    # scanpy files the parameters under uns[key_added]; keep them at uns['umap']
+    adata.uns["umap"] = adata.uns.pop(_obsm_key(key_added))

@@ -1,0 +1,73 @@
+"""k-nearest-neighbour graph on any representation (scanpy's ``pp.neighbors``)."""
+
+from __future__ import annotations
+
+import scanpy as sc
+
+from .. import _validate as v
+from ..errors import ExprmatError
+from ..history import command
+
+__all__ = ["knn"]
+
+
+def _graph_keys(key_added):
+    if key_added in (None, "neighbors"):
+        return "neighbors", "connectivities", "distances"
+    return key_added, f"{key_added}_connectivities", f"{key_added}_distances"
+
+
+def _writes(p, adata):
+    uns, conn, dist = _graph_keys(p["key_added"])
+    return [("obsp", conn), ("obsp", dist), ("uns", uns)]
+
+
+@command("knn", writes=_writes)
+def knn(
+    adata,
+    use_rep: str | None = "X_pca",
+    n_comps: int | None = None,
+    n_neighbors: int = 15,
+    knn: bool = True,
+    method: str = "umap",
+    transformer: str | None = None,
+    metric: str = "euclidean",
+    metric_kwds: dict | None = None,
+    random_state: int = 0,
+    key_added: str | None = "neighbors",
+):
+    """Build the kNN graph of the cells on ``obsm[use_rep]``.
+
+    Reads ``obsm[use_rep]`` (bare names like ``'harmony'`` also find
+    ``'X_harmony'``).  Writes ``obsp['connectivities']``, ``obsp['distances']``
+    and ``uns['neighbors']`` (or ``<key_added>_connectivities`` ... when
+    ``key_added`` is not ``'neighbors'``).
+    """
+    n_neighbors = v.number(n_neighbors, "n_neighbors", minimum=2, integer=True)
+    if n_neighbors >= adata.n_obs:
+        raise ExprmatError(f"n_neighbors={n_neighbors} must be smaller than the number of cells ({adata.n_obs}).")
+    if transformer is not None and not isinstance(transformer, str):
+        raise ExprmatError("transformer must be None or the name of a scanpy transformer ('pynndescent', 'sklearn', 'rapids').")
+    rep = None
+    if use_rep is not None and use_rep != "X":
+        rep = v.embedding_key(adata, use_rep)
+        v.embedding(adata, rep)
+        if n_comps is not None:
+            n_comps = v.number(n_comps, "n_comps", minimum=1, integer=True)
+            if n_comps > adata.obsm[rep].shape[1]:
+                raise ExprmatError(f"n_comps={n_comps} exceeds the {adata.obsm[rep].shape[1]} columns of obsm[{rep!r}].")
+    elif use_rep == "X":
+        rep = "X"
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=n_neighbors,
+        n_pcs=n_comps,
+        use_rep=rep,
+        knn=knn,
+        method=method,
+        transformer=transformer,
+        metric=metric,
+        metric_kwds=dict(metric_kwds or {}),
+        random_state=random_state,
+        key_added=None if key_added in (None, "neighbors") else key_added,
+    )
