@@ -1,0 +1,186 @@
+"""The ``exprmat-widgets`` command line: demo, replay, history and export.
+
+Exit codes: 0 success, 1 a replay step did not reproduce, 2 bad arguments or a
+missing / unreadable file, 3 a file without a history, 4 a history written by
+a newer exprmat_widgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+EXIT_MISMATCH, EXIT_USAGE, EXIT_NO_HISTORY, EXIT_NEWER = 1, 2, 3, 4
+
+
+class CliError(Exception):
+    def __init__(self, message, code=EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _read(path: str):
+    import anndata as ad
+
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"file not found: {path}")
+    try:
+        return ad.read_h5ad(p)
+    except Exception as e:  # h5py / anndata errors on non-h5ad files
+        raise CliError(f"cannot read {path} as .h5ad: {e}")
+
+
+def _records(adata, path):
+    from .history import VERSION, _version_tuple, get_records
+
+    records = get_records(adata)
+    if not records:
+        raise CliError(
+            f"{path} has no command history (adata.uns['commands'] is empty); "
+            "it was not annotated with exprmat_widgets.",
+            EXIT_NO_HISTORY,
+        )
+    newest = max((r.get("version", "0") for r in records), key=_version_tuple)
+    if _version_tuple(newest) > _version_tuple(VERSION):
+        raise CliError(
+            f"{path} was written by exprmat_widgets {newest}, newer than this one ({VERSION}); "
+            "upgrade with `pip install -U exprmat_widgets`.",
+            EXIT_NEWER,
+        )
+    return records
+
+
+def cmd_replay(args) -> int:
+    from .errors import ReplayError
+    from .history import replay
+
+    start = _read(args.start)
+    annotated = _read(args.annotated)
+    records = _records(annotated, args.annotated)
+
+    def on_step(step, record, ok):
+        fp = ", ".join(f"{k}={v}" for k, v in record.get("output", {}).items())
+        print(f"step {step:>3} {record['command']:<18} {'ok' if ok else 'MISMATCH'}  {fp}")
+
+    try:
+        out = replay(start, records, on_step=on_step)
+    except ReplayError as e:
+        print(f"replay failed: {e}", file=sys.stderr)
+        return EXIT_MISMATCH
+    if args.output:
+        out.write_h5ad(args.output)
+        print(f"wrote {args.output} ({out.n_obs} cells x {out.n_vars} genes, {len(records)} steps reproduced)")
+    else:
+        print(f"{len(records)} steps reproduced")
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .history import history, history_to_script
+
+    adata = _read(args.annotated)
+    _records(adata, args.annotated)
+    if args.script:
+        print(history_to_script(adata, start_path=args.start_path, out_path=args.out_path), end="")
+        return 0
+    table = history(adata)
+    import json
+
+    for step, row in table.iterrows():
+        params = json.dumps(row["params"])
+        if len(params) > 160:
+            params = params[:157] + "..."
+        print(f"{step:>3}  {row['time'] or '':<25} {row['command']:<18} {params}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    adata = _read(args.annotated)
+    if args.labels not in adata.obs.columns:
+        raise CliError(
+            f"obs column {args.labels!r} not found in {args.annotated} "
+            f"(have: {', '.join(map(str, adata.obs.columns))})."
+        )
+    col = adata.obs[[args.labels]]
+    col.index.name = "cell"
+    col.to_csv(args.output)
+    print(f"wrote {args.output} ({len(col)} cells, column {args.labels!r})")
+    return 0
+
+
+def _example_notebook() -> Path:
+    here = Path(__file__).parent
+    for p in (here / "examples" / "clustering_and_annotation.ipynb",
+              here.parent / "examples" / "clustering_and_annotation.ipynb"):
+        if p.is_file():
+            return p
+    raise CliError("the example notebook is not installed (examples/clustering_and_annotation.ipynb).")
+
+
+def cmd_demo(args) -> int:
+    src = _example_notebook()
+    workdir = Path(args.dir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    nb = workdir / src.name
+    if not nb.exists():
+        shutil.copy(src, nb)
+    if args.execute:
+        import nbformat
+        from nbclient import NotebookClient
+
+        book = nbformat.read(nb, as_version=4)
+        NotebookClient(book, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+        nbformat.write(book, nb)
+        print(f"executed {nb}")
+        return 0
+    cmd = [sys.executable, "-m", "jupyter", "lab", str(nb.name), f"--ServerApp.ip={args.ip}",
+           f"--ServerApp.port={args.port}", "--ServerApp.open_browser=False" if args.no_browser else "",
+           "--ServerApp.allow_root=True", f"--ServerApp.root_dir={workdir}"]
+    print(f"opening {nb} in JupyterLab on http://{args.ip}:{args.port} (Ctrl-C to stop)")
+    return subprocess.call([c for c in cmd if c], cwd=workdir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="exprmat-widgets", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="open the example notebook in JupyterLab")
+    d.add_argument("--dir", default="exprmat_demo", help="working directory for the notebook")
+    d.add_argument("--ip", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8888)
+    d.add_argument("--no-browser", action="store_true", help="do not try to open a browser")
+    d.add_argument("--execute", action="store_true", help="run the notebook headless instead of opening it")
+    d.set_defaults(func=cmd_demo)
+    r = sub.add_parser("replay", help="replay the history of ANNOTATED onto START")
+    r.add_argument("start")
+    r.add_argument("annotated")
+    r.add_argument("-o", "--output", help="write the replayed data here (.h5ad)")
+    r.set_defaults(func=cmd_replay)
+    h = sub.add_parser("history", help="print the history as a table or a Python script")
+    h.add_argument("annotated")
+    h.add_argument("--script", action="store_true")
+    h.add_argument("--start-path", default="start.h5ad", help="input file named in the script")
+    h.add_argument("--out-path", default="annotated.h5ad", help="output file named in the script")
+    h.set_defaults(func=cmd_history)
+    e = sub.add_parser("export", help="export a label column as CSV")
+    e.add_argument("annotated")
+    e.add_argument("--labels", required=True, help="obs column to export")
+    e.add_argument("-o", "--output", required=True)
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"exprmat-widgets {args.cmd}: {e}", file=sys.stderr)
+        return e.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
