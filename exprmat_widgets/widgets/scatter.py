@@ -1,0 +1,539 @@
+"""WebGL UMAP scatter (anywidget + regl-scatterplot) with lasso/box selection.
+
+Public API (used by the Annotator panels)
+=========================================
+
+``UmapScatter(adata, basis='umap', color='leiden', *, height=500, point_size=None,
+label_key=None, use_raw=None, layer=None)``
+    An ``anywidget.AnyWidget``. ``basis`` is looked up as ``obsm['X_<basis>']``, then
+    ``obsm['<basis>']`` (the tutorial's bare names). ``color`` is an obs column or a gene
+    (``None``: one colour). ``label_key`` names the obs column shown in the hover tooltip
+    (default: ``color`` when it is categorical). ``use_raw``/``layer``: where gene
+    expression is read (default as scanpy: ``adata.raw`` when present and it has the gene).
+
+Methods and properties
+    ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
+        Colour by a categorical obs column (``uns['<key>_colors']`` when present and
+        complete, else scanpy's default palette; ``adata`` is never modified), a numeric obs
+        column, or a gene's expression (continuous colormap). ``None`` = one colour.
+        Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
+    ``selection`` (trait) -> sorted ``numpy.int64`` array of selected cell *positions*.
+        Settable from Python with positions, a boolean mask, cell names or a recorded
+        selection dict; the page follows. Observe it: ``w.observe(cb, names='selection')``.
+        A selection set from Python clears ``last_polygon``.
+    ``selected_names`` -> ``list[str]`` of the selected cells' ``obs_names``.
+    ``selection_mask`` -> boolean mask over ``obs_names``.
+    ``last_polygon`` -> ``(k, 2)`` float64 array of the last lasso/box polygon in embedding
+        coordinates (``None`` when the current selection was not drawn).
+    ``selection_record()`` -> ``{'cells': [...names], 'polygon': [[x, y], ...] | None,
+        'basis': str}``: ready for ``label_cells(..., cells=, polygon=, basis=)`` etc.
+    ``highlight(cells)`` emphasise cells (mask / names / positions); ``highlight(None)`` clears.
+    ``highlight_groups(key, groups)`` emphasise cells whose ``obs[key]`` is in ``groups``.
+    ``refresh()`` re-read the AnnData after it changed (cells excluded, new labels, new
+        colours, new embedding). Only buffers whose hash changed are re-sent. The selection
+        is kept by cell name; highlight is cleared when the cells changed.
+    ``set_adata(adata)`` point the widget at another AnnData and refresh.
+    ``mode`` (trait) ``'pan'`` | ``'lasso'`` | ``'box'``: what a plain mouse drag does
+        (shift+drag always draws a lasso).
+    ``color`` (trait, read it; change with ``color_by``), ``basis`` (trait), ``error`` (trait:
+        last error shown in the widget, e.g. an unknown gene typed in the search box).
+
+Wire format (see ``js/src/buffers.js``): coordinates travel as float32 interleaved
+``x0 y0 x1 y1 ...`` normalised to [-1, 1] (aspect kept; ``_transform`` maps back),
+colour codes as uint16 per cell (index into ``_palette``; the last palette entry is the
+"missing" colour), highlight as uint8 per cell, selection as uint32 positions and the lasso
+polygon as float32 normalised vertices. Hover asks the kernel per point (custom message)
+for name, label and value. No per-cell data ever travel as JSON lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import pandas as pd
+import traitlets
+from scipy import sparse
+
+from ..colors import colors_of, default_palette
+from ..errors import ExprmatError, MissingKeyError
+from ..selection import resolve_selection
+
+__all__ = ["UmapScatter", "embedding_key"]
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MISSING_COLOR = "#d3d3d3"
+N_CONTINUOUS = 256
+
+
+def _digest(buf: bytes) -> str:
+    return hashlib.blake2b(buf, digest_size=16).hexdigest()
+
+
+def embedding_key(adata, basis: str) -> str:
+    """The obsm key of an embedding: ``X_<basis>``, else ``<basis>`` itself."""
+    for k in (f"X_{basis}", basis):
+        if k in adata.obsm:
+            return k
+    if basis.startswith("X_") and basis[2:] in adata.obsm:
+        return basis[2:]
+    raise MissingKeyError(
+        f"no embedding '{basis}' in adata.obsm (looked for 'X_{basis}' and '{basis}'; "
+        f"present: {list(adata.obsm.keys())}); compute it first, e.g. em.umap(adata)."
+    )
+
+
+def _selection_to_json(value, widget):
+    arr = np.asarray(value if value is not None else [], dtype="<u4")
+    return memoryview(arr.tobytes())
+
+
+def _selection_from_json(value, widget):
+    if value is None:
+        return np.empty(0, dtype=np.int64)
+    buf = bytes(value)
+    return np.frombuffer(buf, dtype="<u4").astype(np.int64)
+
+
+def _bytes_from_json(value, widget):
+    return b"" if value is None else bytes(value)
+
+
+class UmapScatter(anywidget.AnyWidget):
+    """WebGL scatter of an embedding with lasso/box selection; see the module docstring."""
+
+    _esm = STATIC / "scatter.js"
+    _css = STATIC / "scatter.css"
+
+    # per-cell data (binary)
+    _n = traitlets.Int(0).tag(sync=True)
+    _coords = traitlets.Bytes(b"").tag(sync=True)
+    _coords_hash = traitlets.Unicode("").tag(sync=True)
+    _codes = traitlets.Bytes(b"").tag(sync=True)
+    _codes_hash = traitlets.Unicode("").tag(sync=True)
+    _highlight = traitlets.Bytes(b"").tag(sync=True)
+    _polygon = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json)
+    selection = traitlets.Any(np.empty(0, dtype=np.int64)).tag(
+        sync=True, to_json=_selection_to_json, from_json=_selection_from_json
+    )
+    # small JSON state
+    _palette = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
+    _legend = traitlets.Dict(default_value={"kind": "none"}).tag(sync=True)
+    _keys = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
+    _transform = traitlets.Dict(default_value={}).tag(sync=True)
+    basis = traitlets.Unicode("umap").tag(sync=True)
+    color = traitlets.Unicode("").tag(sync=True)
+    mode = traitlets.Enum(("pan", "lasso", "box"), default_value="pan").tag(sync=True)
+    height = traitlets.Int(500).tag(sync=True)
+    point_size = traitlets.Float(0.0).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        adata,
+        basis: str = "umap",
+        color: str | None = "leiden",
+        *,
+        height: int = 500,
+        point_size: float | None = None,
+        label_key: str | None = None,
+        use_raw: bool | None = None,
+        layer: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(height=int(height), point_size=float(point_size or 0.0), **kwargs)
+        self._adata = adata
+        self._use_raw = use_raw
+        self._layer = layer
+        self._label_key = label_key
+        self._color_kwargs: dict = {}
+        self._hover_values: np.ndarray | None = None
+        self._obs_names_hash = ""
+        self.basis = basis
+        self._send_coords()
+        self._send_keys()
+        self._obs_names_hash = self._names_hash()
+        if color == "leiden" and "leiden" not in adata.obs.columns:
+            color = None  # the default key may be absent: one colour rather than an error
+        self.color_by(color)
+        if self._label_key is None and color is not None and self._is_categorical(color):
+            self._label_key = color
+        self.on_msg(self._handle_msg)
+
+    # ------------------------------------------------------------------ data access
+    @property
+    def adata(self):
+        """The AnnData shown (the same object, not a copy)."""
+        return self._adata
+
+    def _names_hash(self) -> str:
+        return _digest("\x00".join(map(str, self._adata.obs_names)).encode())
+
+    def _embedding(self) -> np.ndarray:
+        key = embedding_key(self._adata, self.basis)
+        emb = self._adata.obsm[key]
+        emb = emb.to_numpy() if isinstance(emb, pd.DataFrame) else np.asarray(emb)
+        if emb.ndim != 2 or emb.shape[1] < 2:
+            raise ExprmatError(
+                f"obsm['{key}'] must have at least 2 columns to be plotted (shape {emb.shape})."
+            )
+        return np.asarray(emb[:, :2], dtype=np.float64)
+
+    def _send_coords(self) -> None:
+        emb = self._embedding()
+        finite = np.isfinite(emb).all(axis=1)
+        if finite.any():
+            lo = emb[finite].min(axis=0)
+            hi = emb[finite].max(axis=0)
+        else:
+            lo = hi = np.zeros(2)
+        center = (lo + hi) / 2.0
+        span = float(max(hi[0] - lo[0], hi[1] - lo[1]))
+        scale = 1.9 / span if span > 0 else 1.0  # a 5% margin around the cells
+        norm = ((emb - center) * scale).astype(np.float32)
+        norm[~finite] = np.nan
+        buf = np.ascontiguousarray(norm, dtype="<f4").tobytes()
+        digest = _digest(buf)
+        self._norm = norm
+        self._transform = {"cx": float(center[0]), "cy": float(center[1]), "scale": float(scale)}
+        if digest != self._coords_hash:
+            with self.hold_sync():
+                self._n = int(emb.shape[0])
+                self._coords = buf
+                self._coords_hash = digest
+
+    def _send_keys(self) -> None:
+        keys = [str(c) for c in self._adata.obs.columns]
+        genes = self._gene_names()
+        keys += [g for g in genes if g not in set(keys)]
+        if keys != list(self._keys):
+            self._keys = keys
+
+    def _gene_names(self) -> list[str]:
+        names = list(map(str, self._adata.var_names))
+        if self._adata.raw is not None:
+            seen = set(names)
+            names += [g for g in map(str, self._adata.raw.var_names) if g not in seen]
+        return names
+
+    def _is_gene(self, key) -> bool:
+        a = self._adata
+        return key in a.var_names or (a.raw is not None and key in a.raw.var_names)
+
+    def _is_categorical(self, key) -> bool:
+        return key in self._adata.obs.columns and not pd.api.types.is_numeric_dtype(
+            self._adata.obs[key]
+        )
+
+    def _gene_vector(self, key, use_raw, layer) -> np.ndarray:
+        a = self._adata
+        if use_raw is None:
+            use_raw = layer is None and a.raw is not None and key in a.raw.var_names
+        if use_raw:
+            if a.raw is None or key not in a.raw.var_names:
+                raise MissingKeyError(f"gene '{key}' is not in adata.raw; pass use_raw=False.")
+            src, j = a.raw.X, a.raw.var_names.get_loc(key)
+        else:
+            if key not in a.var_names:
+                raise MissingKeyError(
+                    f"gene '{key}' is not in adata.var_names (it is in adata.raw); "
+                    "pass use_raw=True."
+                )
+            j = a.var_names.get_loc(key)
+            if layer is not None:
+                if layer not in a.layers:
+                    raise MissingKeyError(
+                        f"no layer '{layer}' in adata.layers ({list(a.layers.keys())})."
+                    )
+                src = a.layers[layer]
+            else:
+                src = a.X
+        col = src[:, j]
+        if sparse.issparse(col):
+            col = col.toarray()
+        return np.asarray(col, dtype=np.float64).ravel()
+
+    def _resolve_key(self, key: str) -> str:
+        a = self._adata
+        if key in a.obs.columns or self._is_gene(key):
+            return key
+        low = key.lower()
+        hits = [k for k in self._keys if k.lower() == low]
+        if len(hits) == 1:
+            return hits[0]
+        genes = self._gene_names()
+        raise MissingKeyError(
+            f"'{key}' is neither an obs column ({list(a.obs.columns)[:10]}...) nor a gene "
+            f"(e.g. {genes[:5]}); pass an existing obs column or gene name."
+        )
+
+    # ------------------------------------------------------------------ colour
+    def color_by(
+        self,
+        key: str | None,
+        use_raw: bool | None = None,
+        layer: str | None = None,
+        cmap: str = "viridis",
+        vmin: float | None = None,
+        vmax: float | None = None,
+    ) -> "UmapScatter":
+        """Colour the cells by an obs column or a gene (see the module docstring)."""
+        a = self._adata
+        n = a.n_obs
+        use_raw = self._use_raw if use_raw is None else use_raw
+        layer = self._layer if layer is None else layer
+        if key is None or key == "":
+            codes = np.zeros(n, dtype="<u2")
+            palette = ["#1f77b4", MISSING_COLOR]
+            legend = {"kind": "none"}
+            hover = None
+            key = ""
+        else:
+            key = self._resolve_key(str(key))
+            if key in a.obs.columns and not pd.api.types.is_numeric_dtype(a.obs[key]):
+                col = a.obs[key]
+                if not isinstance(col.dtype, pd.CategoricalDtype):
+                    col = col.astype("category")
+                cats = [str(c) for c in col.cat.categories]
+                if len(cats) > 65000:
+                    raise ExprmatError(
+                        f"obs['{key}'] has {len(cats)} categories; colour by a column with fewer."
+                    )
+                cmap_ = colors_of(a, key) if isinstance(a.obs[key].dtype, pd.CategoricalDtype) else {}
+                palette = [cmap_.get(c) for c in col.cat.categories] if cmap_ else []
+                if not palette or any(p is None for p in palette):
+                    palette = default_palette(len(cats))
+                palette = [_to_hex(p) for p in palette] + [MISSING_COLOR]
+                raw_codes = col.cat.codes.to_numpy()
+                codes = np.where(raw_codes < 0, len(cats), raw_codes).astype("<u2")
+                counts = np.bincount(raw_codes[raw_codes >= 0], minlength=len(cats))
+                legend = {
+                    "kind": "categorical",
+                    "key": key,
+                    "names": cats,
+                    "colors": palette[:-1],
+                    "counts": [int(c) for c in counts],
+                }
+                hover = col
+            else:
+                if key in a.obs.columns:
+                    values = a.obs[key].to_numpy(dtype=np.float64, na_value=np.nan)
+                else:
+                    values = self._gene_vector(key, use_raw, layer)
+                finite = np.isfinite(values)
+                lo = float(np.min(values[finite])) if vmin is None and finite.any() else vmin
+                hi = float(np.max(values[finite])) if vmax is None and finite.any() else vmax
+                lo = 0.0 if lo is None else float(lo)
+                hi = lo + 1.0 if hi is None else float(hi)
+                rng = hi - lo if hi > lo else 1.0
+                scaled = np.clip((np.nan_to_num(values, nan=lo) - lo) / rng, 0.0, 1.0)
+                codes = np.rint(scaled * (N_CONTINUOUS - 1)).astype("<u2")
+                codes[~finite] = N_CONTINUOUS
+                palette = _colormap(cmap, N_CONTINUOUS) + [MISSING_COLOR]
+                legend = {
+                    "kind": "continuous",
+                    "key": key,
+                    "vmin": lo,
+                    "vmax": hi,
+                    "colors": palette[: N_CONTINUOUS : 32] + [palette[N_CONTINUOUS - 1]],
+                }
+                hover = values
+        buf = np.ascontiguousarray(codes, dtype="<u2").tobytes()
+        digest = _digest(buf + "\x00".join(palette).encode())
+        self._hover_values = hover
+        self._color_kwargs = {"use_raw": use_raw, "layer": layer, "cmap": cmap, "vmin": vmin,
+                              "vmax": vmax}
+        with self.hold_sync():
+            if digest != self._codes_hash:
+                self._palette = palette
+                self._codes = buf
+                self._codes_hash = digest
+            self._legend = legend
+            self.color = key
+            self.error = ""
+        return self
+
+    # ------------------------------------------------------------------ selection
+    @traitlets.validate("selection")
+    def _validate_selection(self, proposal):
+        value = proposal["value"]
+        from_page = "selection" in getattr(self, "_property_lock", {})
+        if isinstance(value, np.ndarray) and value.dtype == np.int64 and from_page:
+            pos = value
+            if pos.size and pos.max() >= self._adata.n_obs:
+                pos = pos[pos < self._adata.n_obs]
+        elif value is None or (not isinstance(value, dict) and len(value) == 0):
+            pos = np.empty(0, dtype=np.int64)
+        else:
+            mask = resolve_selection(self._adata, value, what="selection", allow_empty=True)
+            pos = np.flatnonzero(mask).astype(np.int64)
+        pos = np.unique(pos).astype(np.int64)
+        if not from_page and hasattr(self, "_adata"):
+            # a selection made in Python has no polygon
+            self._polygon = b""
+        return pos
+
+    @property
+    def selection_mask(self) -> np.ndarray:
+        """Boolean mask over ``obs_names`` of the selected cells."""
+        mask = np.zeros(self._adata.n_obs, dtype=bool)
+        mask[self.selection] = True
+        return mask
+
+    @property
+    def selected_names(self) -> list[str]:
+        """``obs_names`` of the selected cells (in obs order)."""
+        return [str(x) for x in self._adata.obs_names[self.selection]]
+
+    @property
+    def last_polygon(self) -> np.ndarray | None:
+        """The lasso/box polygon of the current selection in embedding coordinates, or None."""
+        if not self._polygon:
+            return None
+        poly = np.frombuffer(self._polygon, dtype="<f4").astype(np.float64).reshape(-1, 2)
+        if len(poly) < 3:
+            return None
+        t = self._transform
+        return poly / t["scale"] + np.array([t["cx"], t["cy"]])
+
+    @property
+    def last_polygon_normalized(self) -> np.ndarray | None:
+        """The polygon in the page's normalised coordinates (float32 values, as drawn)."""
+        if not self._polygon:
+            return None
+        poly = np.frombuffer(self._polygon, dtype="<f4").reshape(-1, 2)
+        return poly if len(poly) >= 3 else None
+
+    @property
+    def normalized_coords(self) -> np.ndarray:
+        """The float32 coordinates the page draws (``[-1, 1]``, aspect kept)."""
+        return self._norm
+
+    def selection_record(self) -> dict:
+        """``{'cells': names, 'polygon': vertices or None, 'basis': basis}`` of the selection."""
+        poly = self.last_polygon
+        return {
+            "cells": self.selected_names,
+            "polygon": None if poly is None else [[float(x), float(y)] for x, y in poly],
+            "basis": self.basis,
+        }
+
+    def clear_selection(self) -> None:
+        self.selection = np.empty(0, dtype=np.int64)
+
+    # ------------------------------------------------------------------ highlight
+    def highlight(self, cells=None) -> None:
+        """Emphasise ``cells`` (mask / names / positions); ``None`` or empty clears."""
+        if cells is None or (not isinstance(cells, dict) and len(cells) == 0):
+            self._highlight = b""
+            return
+        mask = resolve_selection(self._adata, cells, what="highlight", allow_empty=True)
+        self._highlight = mask.astype(np.uint8).tobytes()
+
+    def highlight_groups(self, key: str, groups) -> None:
+        """Emphasise cells whose ``obs[key]`` is one of ``groups`` (empty clears)."""
+        if key not in self._adata.obs.columns:
+            raise MissingKeyError(f"no obs column '{key}'; pass an existing obs column.")
+        groups = [groups] if isinstance(groups, str) else list(groups or [])
+        if not groups:
+            self.highlight(None)
+            return
+        col = self._adata.obs[key].astype(str)
+        self.highlight(col.isin([str(g) for g in groups]).to_numpy())
+
+    # ------------------------------------------------------------------ refresh
+    def set_adata(self, adata) -> None:
+        """Show another AnnData (e.g. a subset) and refresh."""
+        self._adata = adata
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the AnnData: only changed buffers are re-sent (hash comparison)."""
+        a = self._adata
+        names_hash = self._names_hash()
+        cells_changed = names_hash != self._obs_names_hash
+        selected = list(self._selected_names_snapshot) if cells_changed else None
+        with self.hold_sync():
+            self._send_coords()
+            self._send_keys()
+            key = self.color
+            if key and not (key in a.obs.columns or self._is_gene(key)):
+                key = None
+            self.color_by(key, **self._color_kwargs)
+            if cells_changed:
+                self._obs_names_hash = names_hash
+                self._highlight = b""
+                keep = a.obs_names.get_indexer(pd.Index(selected or []))
+                self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
+
+    @traitlets.observe("selection")
+    def _snapshot_names(self, change):
+        # names of the selection when it was made, so refresh() can keep it by cell name
+        pos = np.asarray(change["new"], dtype=np.int64)
+        names = self._adata.obs_names
+        self._selected_names_snapshot = [str(x) for x in names[pos[pos < len(names)]]]
+
+    _selected_names_snapshot: list = []
+
+    # ------------------------------------------------------------------ messages
+    def _handle_msg(self, widget, content, buffers):
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "color_by":
+            try:
+                self.color_by(str(content.get("key", "")))
+            except ExprmatError as e:
+                self.error = str(e)
+        elif kind == "hover":
+            self.send(self._hover_info(content.get("index")))
+
+    def _hover_info(self, index) -> dict:
+        a = self._adata
+        try:
+            i = int(index)
+        except (TypeError, ValueError):
+            return {"type": "hover", "index": index, "name": "", "fields": []}
+        if not 0 <= i < a.n_obs:
+            return {"type": "hover", "index": i, "name": "", "fields": []}
+        fields = []
+        if self._label_key and self._label_key in a.obs.columns and self._label_key != self.color:
+            fields.append([self._label_key, _jsonable(a.obs[self._label_key].iloc[i])])
+        if self.color and self._hover_values is not None:
+            v = self._hover_values
+            fields.append([self.color, _jsonable(v.iloc[i] if hasattr(v, "iloc") else v[i])])
+        return {"type": "hover", "index": i, "name": str(a.obs_names[i]), "fields": fields}
+
+
+def _jsonable(v):
+    if v is None:
+        return None
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _to_hex(c) -> str:
+    from matplotlib import colors as mcolors
+
+    return mcolors.to_hex(c, keep_alpha=False)
+
+
+def _colormap(name: str, n: int) -> list[str]:
+    from matplotlib import colormaps
+    from matplotlib import colors as mcolors
+
+    try:
+        cm = colormaps[name]
+    except KeyError as e:
+        raise ExprmatError(f"unknown colormap '{name}'; pass a matplotlib colormap name.") from e
+    return [mcolors.to_hex(cm(x)) for x in np.linspace(0.0, 1.0, n)]
