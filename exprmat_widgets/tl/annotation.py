@@ -1,3 +1,561 @@
-"""(in progress)"""
+"""Exclusion, annotation, merging, renaming, labelling and sub-clustering of cells.
 
-__all__ = []
+Every routine here is a recorded command (see :mod:`exprmat_widgets.history`).
+They work on the integer codes of categorical ``obs`` columns (vectorised numpy,
+no per-cell Python loops), build a *new* column and assign it, and keep
+``uns['<key>_colors']`` in step with the categories: categories that survive
+keep their colour, merged / renamed ones inherit it, new ones get unused
+colours of scanpy's default palette.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from natsort import natsorted
+
+from .. import _validate as v
+from ..colors import colors_of, sync_colors
+from ..errors import ExprmatError, MissingKeyError
+from ..history import command
+from ..selection import resolve_selection
+
+__all__ = [
+    "exclude",
+    "exclude_cells",
+    "annotate",
+    "merge_clusters",
+    "rename_cluster",
+    "label_cells",
+    "subcluster",
+    "subset_cells",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _label(value, name: str) -> str:
+    """A category label: a non-empty string (integers are accepted and turned into text)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if not isinstance(value, str) or not value:
+        raise ExprmatError(f"{name} must be a non-empty string (or an integer), got {value!r}.")
+    return value
+
+
+def _cluster_name(value) -> str:
+    """How a cluster given by the user is matched against the categories (as text;
+    ``14`` and ``14.0`` both match ``'14'``)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _codes_and_categories(adata, key: str) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (-1 = missing) and category names (as text) of ``obs[key]``."""
+    col = v.categorical(adata, key)
+    return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
+
+
+def _previous_colors(adata, key: str) -> dict:
+    if key not in adata.obs.columns:
+        return {}
+    return {str(k): c for k, c in colors_of(adata, key).items()}
+
+
+def _write_categorical(adata, key: str, codes: np.ndarray, categories: list[str], previous: dict, inherit=None):
+    """Assign ``obs[key]`` from codes, dropping categories no cell uses, and sync its colours."""
+    categories = list(categories)
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0 if len(categories) else np.zeros(0, bool)
+    if not used.all():
+        lut = np.full(len(categories) + 1, -1, dtype=np.int64)
+        lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
+        codes = lut[codes]  # code -1 indexes the trailing -1
+        categories = [c for c, u in zip(categories, used) if u]
+    dtype = np.int8 if len(categories) < 127 else (np.int16 if len(categories) < 32767 else np.int32)
+    adata.obs[key] = pd.Categorical.from_codes(codes.astype(dtype, copy=False), categories=categories)
+    sync_colors(adata, key, previous=previous, inherit=inherit)
+
+
+def _check_polygon(adata, polygon, basis) -> np.ndarray | None:
+    if polygon is None:
+        if basis is not None:
+            v.embedding_key(adata, basis)  # a recorded basis must at least exist
+        return None
+    try:
+        poly = np.asarray(polygon, dtype=float)
+    except (TypeError, ValueError):
+        poly = None
+    if poly is None or poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3 or not np.isfinite(poly).all():
+        raise ExprmatError(
+            "polygon must be a list of at least 3 finite [x, y] vertices, e.g. [[0, 0], [1, 0], [1, 1]]."
+        )
+    if basis is None:
+        raise ExprmatError("a polygon needs the embedding it was drawn on: pass basis='umap' (an obsm key).")
+    v.embedding_key(adata, basis)
+    return poly
+
+
+def _selection(adata, cells, polygon, basis, what: str) -> np.ndarray:
+    """Boolean mask of the selected cells.
+
+    ``cells`` wins when given (the history records it by the cells it hits);
+    otherwise the cells of ``obsm[basis]`` inside ``polygon`` are selected.
+    """
+    poly = _check_polygon(adata, polygon, basis)
+    if cells is None:
+        if poly is None:
+            raise ExprmatError(
+                f"{what}: no cells given; pass cells (names or a boolean mask) or a polygon and its basis."
+            )
+        from matplotlib.path import Path
+
+        xy = v.embedding(adata, basis)[:, :2]
+        mask = Path(poly).contains_points(xy)
+    else:
+        mask = resolve_selection(adata, cells, what=what, allow_empty=True)
+    if not mask.any():
+        raise ExprmatError(f"{what}: the selection is empty; select at least one cell.")
+    return mask
+
+
+def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
+    """Keep the cells of ``keep`` in place; every categorical obs column drops the
+    categories left without cells and its colours follow (survivors keep theirs)."""
+    n0 = adata.n_obs
+    cat_cols = [k for k in adata.obs.columns if isinstance(adata.obs[k].dtype, pd.CategoricalDtype)]
+    previous = {k: colors_of(adata, k) for k in cat_cols if f"{k}_colors" in adata.uns}
+    if not keep.all():
+        # anndata's subset drops the categories left without cells in every categorical column
+        adata._inplace_subset_obs(keep)
+    for k, prev in previous.items():
+        sync_colors(adata, k, previous=prev)
+    print(f"[i] {verb} {adata.n_obs} observations from {n0}.")
+
+
+def _colored_categoricals(p, adata):
+    out = []
+    for k in adata.obs.columns:
+        if isinstance(adata.obs[k].dtype, pd.CategoricalDtype) and f"{k}_colors" in adata.uns:
+            out += [("obs", k), ("uns", f"{k}_colors")]
+    return out
+
+
+# --------------------------------------------------------------------------- exclusion
+
+
+def _writes_exclude(p, adata):
+    out = [("obs_names", None)]
+    if p.get("annotation") in adata.obs.columns:
+        out.append(("obs", p["annotation"]))
+    return out + [w for w in _colored_categoricals(p, adata) if w not in out]
+
+
+@command("exclude", writes=_writes_exclude)
+def exclude(adata, annotation: str, remove: list):
+    """Drop the cells whose ``obs[annotation]`` is one of ``remove``, in place.
+
+    Parameters
+    ----------
+    adata
+        Reads ``obs[annotation]``.
+    annotation
+        Categorical obs column, e.g. ``'leiden'``.
+    remove
+        Categories to drop (strings or numbers: ``['8', '15']`` or ``[8, 15]``).
+
+    Notes
+    -----
+    Every obs / obsm / obsp / layer row of the dropped cells goes; every
+    categorical obs column drops the categories left without cells, and
+    ``uns['<key>_colors']`` keeps the colours of the survivors.  Prints
+    ``keep N observations from M``.  Removing every cell is an error.
+    """
+    codes, cats = _codes_and_categories(adata, annotation)
+    if isinstance(remove, (str, numbers.Number)):
+        remove = [remove]
+    if remove is None or len(remove) == 0:
+        raise ExprmatError("exclude: remove is empty; name the categories to drop, e.g. remove=['8', '15'].")
+    rm = v.clusters_in(adata, annotation, [_cluster_name(c) for c in remove])
+    rm_codes = pd.Index(cats).get_indexer([str(c) for c in rm])
+    drop = np.zeros(len(cats) + 1, dtype=bool)
+    drop[rm_codes] = True
+    keep = ~drop[codes]
+    if not keep.any():
+        raise ExprmatError(
+            f"exclude: removing {[str(c) for c in rm]} of obs[{annotation!r}] would drop every cell; "
+            "keep at least one category."
+        )
+    _subset_inplace(adata, keep, verb="keep")
+
+
+@command("exclude_cells", writes=_writes_exclude, selections=("cells",))
+def exclude_cells(adata, cells, polygon=None, basis: str | None = None):
+    """Drop an explicit selection of cells, in place.
+
+    Parameters
+    ----------
+    cells
+        Cell names, a boolean mask, positions, or ``None`` to take the cells
+        of ``obsm[basis]`` inside ``polygon``.  Recorded by the cells it hits.
+    polygon, basis
+        The lasso drawn (vertices ``[[x, y], ...]``) and the embedding it was
+        drawn on; recorded with the command.
+
+    Notes
+    -----
+    Same bookkeeping as :func:`exclude` (categories and colours follow).
+    """
+    mask = _selection(adata, cells, polygon, basis, "exclude_cells")
+    if mask.all():
+        raise ExprmatError("exclude_cells: the selection covers every cell; excluding it would leave no data.")
+    _subset_inplace(adata, ~mask, verb="keep")
+
+
+def _writes_subset(p, adata):
+    out = [("obs_names", None)]
+    for k in p.get("keys") or []:
+        if isinstance(k, str) and k in adata.obs.columns:
+            out.append(("obs", k))
+    return out + [w for w in _colored_categoricals(p, adata) if w not in out]
+
+
+@command("subset_cells", writes=_writes_subset)
+def subset_cells(adata, keys: list, values: list):
+    """Keep only the cells whose ``obs[keys[i]]`` is in ``values[i]`` for every ``i``, in place.
+
+    Parameters
+    ----------
+    keys
+        Categorical obs columns, e.g. ``['leiden']`` (a single string is accepted).
+    values
+        One list of categories per key, e.g. ``[['0', '1', '2']]``.
+
+    Notes
+    -----
+    Used by :meth:`Experiment.build_subset`; prints ``selected N observations
+    from M``.  Categories and colours follow as in :func:`exclude`.
+    """
+    if isinstance(keys, str):
+        keys = [keys]
+        if values and not isinstance(values[0], (list, tuple)):
+            values = [values]
+    if not keys or values is None or len(keys) != len(values):
+        raise ExprmatError(
+            "subset_cells: keys and values must be lists of the same length, one list of categories "
+            "per key, e.g. keys=['leiden'], values=[['0', '1']]."
+        )
+    keep = np.ones(adata.n_obs, dtype=bool)
+    for k, vals in zip(keys, values):
+        if isinstance(vals, (str, numbers.Number)):
+            vals = [vals]
+        if not vals:
+            raise ExprmatError(f"subset_cells: no values given for obs[{k!r}].")
+        codes, cats = _codes_and_categories(adata, k)
+        chosen = v.clusters_in(adata, k, [_cluster_name(x) for x in vals], what="value")
+        lut = np.zeros(len(cats) + 1, dtype=bool)
+        lut[pd.Index(cats).get_indexer([str(c) for c in chosen])] = True
+        keep &= lut[codes]
+    if not keep.any():
+        raise ExprmatError("subset_cells: no cell matches every condition; check keys and values.")
+    _subset_inplace(adata, keep, verb="selected")
+
+
+# --------------------------------------------------------------------------- annotation
+
+
+def _writes_key(name):
+    return lambda p, adata: [("obs", p[name]), ("uns", f"{p[name]}_colors")]
+
+
+@command("annotate", writes=_writes_key("annotation"))
+def annotate(adata, annotation: str, cluster: str, mapping: dict):
+    """Name clusters: a categorical ``obs[annotation]`` from ``obs[cluster]`` and a mapping.
+
+    Parameters
+    ----------
+    annotation
+        Column to create or overwrite, e.g. ``'cell.type'``.
+    cluster
+        Categorical obs column with the clusters, e.g. ``'leiden'``.
+    mapping
+        ``{label: [clusters]}``; clusters may be strings or integers
+        (``{'Prog': [14], 'MDP': ['11', '12']}``).  Naming a cluster twice is
+        an error; clusters left out become missing (NaN) and are reported.
+
+    Returns
+    -------
+    ``obs[annotation].value_counts()``.
+
+    Notes
+    -----
+    Writes ``obs[annotation]`` (categories in mapping order, labels without
+    cells dropped) and ``uns['<annotation>_colors']`` (labels that existed
+    before keep their colour).
+    """
+    v.new_key("annotation", annotation)
+    codes, cats = _codes_and_categories(adata, cluster)
+    if not isinstance(mapping, dict) or not mapping:
+        raise ExprmatError("annotate: mapping must be a non-empty dict {label: [clusters]}, e.g. {'T': ['0', '3']}.")
+    pos = {c: i for i, c in enumerate(cats)}
+    labels: list[str] = []
+    lut = np.full(len(cats) + 1, -1, dtype=np.int64)
+    seen: dict[str, str] = {}
+    for raw_label, clusters in mapping.items():
+        label = _label(raw_label, "annotate: each mapping key (label)")
+        if label in labels:
+            raise ExprmatError(f"annotate: label {label!r} appears twice in the mapping; list its clusters once.")
+        labels.append(label)
+        if isinstance(clusters, (str, numbers.Number)):
+            clusters = [clusters]
+        for c in clusters:
+            name = _cluster_name(c)
+            if name not in pos:
+                raise MissingKeyError(
+                    f"annotate: cluster {c!r} (mapping[{label!r}]) is not a category of obs[{cluster!r}] "
+                    f"(categories: {cats})."
+                )
+            if name in seen:
+                raise ExprmatError(
+                    f"annotate: cluster {name!r} is named twice in the mapping (under {seen[name]!r} and "
+                    f"{label!r}); give each cluster one label."
+                )
+            seen[name] = label
+            lut[pos[name]] = len(labels) - 1
+    counts = np.bincount(codes[codes >= 0], minlength=len(cats))
+    left = [(c, int(n)) for c, n in zip(cats, counts) if c not in seen and n > 0]
+    previous = _previous_colors(adata, annotation)
+    _write_categorical(adata, annotation, lut[codes], labels, previous)
+    if left:
+        n_left = sum(n for _, n in left)
+        print(
+            f"[!] {len(left)} cluster(s) of obs[{cluster!r}] not in the mapping are left unannotated (NaN) "
+            f"in obs[{annotation!r}]: {[c for c, _ in left]} ({n_left} cells)."
+        )
+    return adata.obs[annotation].value_counts()
+
+
+@command("merge_clusters", writes=_writes_key("key"))
+def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None):
+    """Merge several categories of ``obs[key]`` into one.
+
+    Parameters
+    ----------
+    key
+        Categorical obs column.
+    clusters
+        At least two of its categories (strings or numbers).
+    new_name
+        Name of the merged category; default the first of ``clusters``.  A
+        name that is another existing category is refused (it would merge
+        more than asked): include it in ``clusters`` instead.
+
+    Notes
+    -----
+    Writes ``obs[key]`` (the merged category takes the place of the first
+    merged one in category order) and ``uns['<key>_colors']`` (other
+    categories keep their colour; the merged one keeps the colour of
+    ``new_name`` if it was one of ``clusters``, else of the first cluster).
+    """
+    codes, cats = _codes_and_categories(adata, key)
+    if isinstance(clusters, (str, numbers.Number)) or clusters is None or len(clusters) < 2:
+        raise ExprmatError(
+            "merge_clusters: name at least two clusters to merge, e.g. clusters=['3', '5'] "
+            "(use em.rename_cluster to rename one)."
+        )
+    merged = [str(c) for c in v.clusters_in(adata, key, [_cluster_name(c) for c in clusters])]
+    name = merged[0] if new_name is None else _label(new_name, "merge_clusters: new_name")
+    if name in cats and name not in merged:
+        raise ExprmatError(
+            f"merge_clusters: new_name {name!r} is already another category of obs[{key!r}]; merging "
+            f"into it would silently absorb it. Pick a new name, or add {name!r} to clusters."
+        )
+    merged_set = set(merged)
+    new_cats: list[str] = []
+    lut = np.full(len(cats) + 1, -1, dtype=np.int64)
+    target = -1
+    for i, c in enumerate(cats):
+        if c in merged_set:
+            if target < 0:
+                new_cats.append(name)
+                target = len(new_cats) - 1
+            lut[i] = target
+        else:
+            new_cats.append(c)
+            lut[i] = len(new_cats) - 1
+    previous = _previous_colors(adata, key)
+    inherit = {} if name in merged_set else {name: merged[0]}
+    new_codes = lut[codes]
+    _write_categorical(adata, key, new_codes, new_cats, previous, inherit)
+    n = int((new_codes == target).sum())
+    print(f"[i] merged {merged} of obs[{key!r}] into {name!r} ({n} cells).")
+
+
+@command("rename_cluster", writes=_writes_key("key"))
+def rename_cluster(adata, key: str, old: str, new: str):
+    """Rename one category of ``obs[key]``.
+
+    ``new`` must not be an existing category (that would silently merge two
+    clusters; use :func:`merge_clusters` for that).  Writes ``obs[key]``
+    (same cells, same category order) and ``uns['<key>_colors']`` (the
+    renamed category keeps its colour).
+    """
+    codes, cats = _codes_and_categories(adata, key)
+    old = str(v.clusters_in(adata, key, [_cluster_name(old)])[0])
+    new = _label(new, "rename_cluster: new")
+    if new == old:
+        raise ExprmatError(f"rename_cluster: {old!r} already has that name; pass a different new name.")
+    if new in cats:
+        raise ExprmatError(
+            f"rename_cluster: {new!r} is already a category of obs[{key!r}]; renaming {old!r} to it would "
+            f"silently merge the two. Use em.merge_clusters(adata, {key!r}, [{old!r}, {new!r}], "
+            f"new_name={new!r}) to merge them, or pick another name."
+        )
+    new_cats = [new if c == old else c for c in cats]
+    previous = _previous_colors(adata, key)
+    _write_categorical(adata, key, codes, new_cats, previous, {new: old})
+
+
+@command("label_cells", writes=_writes_key("key"), selections=("cells",))
+def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | None = None):
+    """Give a selection of cells the label ``label`` in ``obs[key]``.
+
+    Parameters
+    ----------
+    key
+        Categorical obs column; created when missing (unlabelled cells are
+        missing / NaN).
+    cells
+        Cell names, a boolean mask, positions, or ``None`` to take the cells
+        of ``obsm[basis]`` inside ``polygon``.  Recorded by the cells it hits.
+    label
+        The label.  An existing category gains the selected cells (reported);
+        categories left without cells are dropped.
+    polygon, basis
+        The lasso drawn and the embedding it was drawn on (recorded).
+
+    Notes
+    -----
+    Writes ``obs[key]`` and ``uns['<key>_colors']`` (other categories keep
+    their colour; a new label gets an unused one).
+    """
+    v.new_key("key", key)
+    label = _label(label, "label_cells: label")
+    mask = _selection(adata, cells, polygon, basis, "label_cells")
+    if key in adata.obs.columns:
+        codes, cats = _codes_and_categories(adata, key)
+    else:
+        codes, cats = np.full(adata.n_obs, -1, dtype=np.int64), []
+    existed = label in cats
+    if not existed:
+        cats = cats + [label]
+    li = cats.index(label)
+    new_codes = np.where(mask, li, codes)
+    previous = _previous_colors(adata, key)
+    _write_categorical(adata, key, new_codes, cats, previous)
+    n = int(mask.sum())
+    note = f" (added to the existing category, now {int((new_codes == li).sum())} cells)" if existed else ""
+    print(f"[i] labelled {n} cells {label!r} in obs[{key!r}]{note}.")
+
+
+# --------------------------------------------------------------------------- sub-clustering
+
+
+def _writes_subcluster(p, adata):
+    out = p.get("key_added") or p["key"]
+    return [("obs", out), ("uns", f"{out}_colors")]
+
+
+@command("subcluster", writes=_writes_subcluster, selections=("cells",))
+def subcluster(
+    adata,
+    cells,
+    resolution: float = 1.0,
+    key: str = "leiden",
+    key_added: str | None = None,
+    random_state: int = 0,
+    neighbors_key: str | None = None,
+    polygon=None,
+    basis: str | None = None,
+    n_iterations: int = 2,
+    use_weights: bool = True,
+):
+    """Leiden clustering of a selection of cells on its own part of the kNN graph.
+
+    The selected cells' rows and columns of ``obsp['connectivities']`` (or
+    the graph of ``neighbors_key``) are clustered with igraph's Leiden
+    (scanpy's ``flavor='igraph'``); the other cells keep their label.  New
+    labels are ``'<old>,<i>'`` where ``<old>`` joins the selection's old
+    labels with ``'-'`` (scanpy's ``restrict_to`` naming: selecting all
+    cells of clusters X gives exactly ``sc.tl.leiden(restrict_to=(key, X),
+    flavor='igraph')``); if such a label already exists among the other
+    cells, the numbering starts after it.
+
+    Parameters
+    ----------
+    cells
+        Cell names, boolean mask, positions, or ``None`` with ``polygon`` and
+        ``basis``.  Recorded by the cells it hits.
+    key
+        Categorical obs column holding the current clusters.
+    key_added
+        Column to write (default ``key``, overwritten).
+
+    Notes
+    -----
+    Reads ``obs[key]`` and the kNN graph.  Writes ``obs[key_added or key]``
+    (categories natural-sorted, as scanpy) and its ``uns[..._colors]``
+    (untouched clusters keep their colours).
+    """
+    from .clustering import check_graph
+
+    v.number(resolution, "resolution", minimum=0)
+    n_iterations = v.number(n_iterations, "n_iterations", integer=True)
+    out_key = key if key_added is None else v.new_key("key_added", key_added)
+    check_graph(adata, neighbors_key, None)
+    nk = neighbors_key or "neighbors"
+    conn = adata.obsp[adata.uns[nk].get("connectivities_key", "connectivities")]
+    codes, cats = _codes_and_categories(adata, key)
+    mask = _selection(adata, cells, polygon, basis, "subcluster")
+    sub = conn[mask, :][:, mask]
+    tmp = ad.AnnData(obs=pd.DataFrame(index=pd.RangeIndex(int(mask.sum())).astype(str)))
+    sc.tl.leiden(
+        tmp,
+        adjacency=sub,
+        resolution=resolution,
+        random_state=random_state,
+        n_iterations=n_iterations,
+        use_weights=use_weights,
+        flavor="igraph",
+        key_added="sub",
+    )
+    groups = tmp.obs["sub"].astype(str).astype(int).to_numpy()
+    sel_codes = codes[mask]
+    old_used = np.unique(sel_codes[sel_codes >= 0])
+    prefix = "-".join(cats[i] for i in old_used)
+    prefix = f"{prefix}," if prefix else ""
+    rest_codes = codes[~mask]
+    rest_used = np.unique(rest_codes[rest_codes >= 0])
+    rest_cats = [cats[i] for i in rest_used]
+    taken = set(rest_cats)
+    n_groups = int(groups.max()) + 1
+    offset = 0
+    while any(f"{prefix}{i + offset}" in taken for i in range(n_groups)):
+        offset += 1
+    new_labels = [f"{prefix}{i + offset}" for i in range(n_groups)]
+    all_cats = natsorted(rest_cats + new_labels)
+    where = {c: i for i, c in enumerate(all_cats)}
+    lut = np.full(len(cats) + 1, -1, dtype=np.int64)
+    for i in rest_used:
+        lut[i] = where[cats[i]]
+    new_lut = np.array([where[c] for c in new_labels], dtype=np.int64)
+    new_codes = lut[codes]
+    new_codes[mask] = new_lut[groups]  # a fresh array, not a stored one
+    previous = _previous_colors(adata, key)
+    _write_categorical(adata, out_key, new_codes, all_cats, previous)
+    print(f"[i] sub-clustered {int(mask.sum())} cells into {n_groups} clusters ({new_labels[0]} ...).")

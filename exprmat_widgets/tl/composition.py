@@ -1,3 +1,46 @@
-"""(in progress)"""
+"""Composition tables: the share of each minor category (e.g. cell type) within each
+major category (e.g. sample)."""
 
-__all__ = []
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import _validate as v
+from ..errors import ExprmatError
+
+__all__ = ["proportion"]
+
+
+def proportion(adata, major: str, minor: str, normalize: str | None = "index") -> pd.DataFrame:
+    """Cross-table of ``obs[major]`` (rows) by ``obs[minor]`` (columns).
+
+    Parameters
+    ----------
+    adata
+        Reads ``obs[major]`` and ``obs[minor]``; writes nothing (not recorded).
+    major, minor
+        Categorical obs columns, e.g. ``major='sample', minor='cell.type'``.
+    normalize
+        ``'index'``: each row sums to 1 (share of each cell type per sample);
+        ``'columns'``: each column sums to 1; ``None``: cell counts.
+
+    Returns
+    -------
+    DataFrame with index named ``major`` and columns named ``minor``, in
+    category order; cells with a missing value in either column are left out.
+    """
+    if normalize not in ("index", "columns", None):
+        raise ExprmatError(f"normalize must be 'index', 'columns' or None, got {normalize!r}.")
+    a = v.categorical(adata, major)
+    b = v.categorical(adata, minor)
+    a = a.cat.remove_unused_categories()
+    b = b.cat.remove_unused_categories()
+    counts = pd.crosstab(a, b, dropna=True)
+    counts.index.name, counts.columns.name = major, minor
+    if counts.size == 0:
+        raise ExprmatError(f"proportion: no cell has both obs[{major!r}] and obs[{minor!r}] set.")
+    if normalize is None:
+        return counts
+    axis = 1 if normalize == "index" else 0
+    out = counts.div(counts.sum(axis=axis), axis=1 - axis)
+    return out.astype(float)

@@ -1,0 +1,431 @@
+"""A thin multi-sample container: named samples, the integrated AnnData and subsets.
+
+On disk an experiment is a directory of ``.h5ad`` files::
+
+    <dir>/integrated.h5ad          the integrated data (modality 'rna')
+    <dir>/samples/<name>.h5ad      one file per sample
+    <dir>/subsets/<name>.h5ad      subsets made with Experiment.build_subset
+
+``expm.rna.<routine>(...)`` calls the core routine or figure of that name
+(``em.tl.<routine>`` / ``em.pl.<routine>``) on the modality's AnnData, so every
+state-changing call is recorded in its history exactly as a direct call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import textwrap
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import ExprmatError, MissingKeyError
+
+__all__ = ["Experiment", "Modality", "load_experiment", "example_experiment"]
+
+MODALITIES = ("rna",)
+# module-level helpers that also make sense bound to a modality
+_EXTRA = ("undo", "history", "history_to_script")
+
+
+# --------------------------------------------------------------------------- modality accessor
+
+
+class Modality:
+    """``expm.rna``: the core routines and figures with this modality's AnnData bound.
+
+    Attributes are looked up when asked for (``em.tl`` / ``em.pl`` at that
+    moment), so routines added or reloaded later are found; nothing is copied.
+    ``expm.rna.proportion(...)`` returns ``{'integrated': DataFrame}`` (results
+    keyed by dataset, as in the tutorial); ``expm.rna.annotator(**kw)`` opens
+    ``em.Annotator`` on the data.
+    """
+
+    def __init__(self, experiment: "Experiment", name: str):
+        self._experiment = experiment
+        self._name = name
+
+    @property
+    def adata(self) -> ad.AnnData:
+        return self._experiment[self._name]
+
+    def _routine(self, name: str):
+        import exprmat_widgets as em
+
+        if name in getattr(em.tl, "__all__", ()):
+            return getattr(em.tl, name)
+        pl = em.pl
+        if name in getattr(pl, "__all__", ()) or (callable(getattr(pl, name, None)) and not name.startswith("_")):
+            return getattr(pl, name)
+        if name in _EXTRA:
+            return getattr(em, name)
+        return None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name == "annotator":
+            return self.annotator
+        fn = self._routine(name)
+        if fn is None:
+            import exprmat_widgets as em
+
+            known = sorted(set(em.tl.__all__) | set(getattr(em.pl, "__all__", ())))
+            raise AttributeError(
+                f"expm.{self._name} has no routine {name!r}; available: {', '.join(known)}, annotator."
+            )
+        if name == "proportion":
+            adata = self.adata
+
+            @functools.wraps(fn)
+            def by_dataset(*args, **kwargs):
+                return {"integrated": fn(adata, *args, **kwargs)}
+
+            return by_dataset
+        return functools.partial(fn, self.adata)
+
+    def annotator(self, **kwargs):
+        """``em.Annotator(adata, **kwargs)``: the linked annotation panels on this modality."""
+        import exprmat_widgets as em
+
+        return em.Annotator(self.adata, **kwargs)
+
+    def __dir__(self):
+        import exprmat_widgets as em
+
+        return sorted(set(em.tl.__all__) | set(getattr(em.pl, "__all__", ())) | {"annotator", "adata", *_EXTRA})
+
+    def __repr__(self):
+        return f"<modality {self._name!r} of {self._experiment._label()}: {self.adata.n_obs} × {self.adata.n_vars}>"
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _dtype_tag(x) -> str:
+    if isinstance(x, pd.DataFrame):
+        return "df"
+    if isinstance(x, pd.Series) or isinstance(x, pd.Index):
+        dt = x.dtype
+        if isinstance(dt, pd.CategoricalDtype):
+            return "cat"
+        if dt == object:
+            return "o"
+        if pd.api.types.is_string_dtype(dt):
+            return "str"
+        return _np_tag(dt)
+    if sp.issparse(x):
+        return f"{x.format}:{_np_tag(x.dtype)}"
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        shape = tuple(x.shape)
+        inner = f"({shape[1]})" if len(shape) > 1 else ""
+        return f"arr:{_np_tag(x.dtype)}{inner}"
+    return ""
+
+
+def _np_tag(dt) -> str:
+    dt = np.dtype(dt) if not isinstance(dt, pd.api.extensions.ExtensionDtype) else dt
+    if isinstance(dt, pd.api.extensions.ExtensionDtype):
+        return str(dt)
+    if dt.kind == "b":
+        return "bool"
+    if dt.kind in "iuf":
+        return f"{dt.kind}{dt.itemsize * 8}"
+    if dt.kind in "OUS":
+        return "o"
+    return dt.str
+
+
+def _uns_tag(x) -> str:
+    if isinstance(x, dict):
+        return "dict"
+    if isinstance(x, pd.DataFrame):
+        return "df"
+    if isinstance(x, (list, tuple)):
+        return "list"
+    if isinstance(x, np.ndarray):
+        return "o" if x.dtype.kind in "OUS" else _np_tag(x.dtype)
+    return type(x).__name__
+
+
+def _wrapped(label: str, items: list[str]) -> list[str]:
+    if not items:
+        return [f"{label} : (none)"]
+    return textwrap.wrap(" ".join(items), width=100, initial_indent=f"{label} : ", subsequent_indent="  ")
+
+
+def summary_lines(adata: ad.AnnData) -> list[str]:
+    """Keys of every slot of ``adata`` with short dtype tags (``<cat>``, ``<f64>``, ``<arr:f32(30)>`` ...)."""
+    lines = []
+    lines += _wrapped("obs", [f"{k} <{_dtype_tag(adata.obs[k])}>" for k in adata.obs.columns])
+    lines += _wrapped("var", [f"{k} <{_dtype_tag(adata.var[k])}>" for k in adata.var.columns])
+    lines += _wrapped("layers", [f"{k} <{_dtype_tag(adata.layers[k])}>" for k in adata.layers.keys()])
+    for slot in ("obsm", "varm", "obsp"):
+        m = getattr(adata, slot)
+        lines += _wrapped(slot, [f"{k} <{_dtype_tag(m[k])}>" for k in sorted(m.keys())])
+    lines += _wrapped("uns", [f"{k} <{_uns_tag(adata.uns[k])}>" for k in sorted(adata.uns.keys())])
+    return lines
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+class Experiment:
+    """Named samples (``dict`` name -> AnnData), the integrated AnnData (modality
+    ``'rna'``) and named subsets.
+
+    ``expm['rna']`` is the AnnData; ``expm.rna`` binds it to the core routines
+    (``expm.rna.leiden(resolution=0.8)`` is ``em.leiden(expm['rna'], resolution=0.8)``).
+    When loaded with ``load_subset=name`` the modality is that subset and
+    :meth:`save` writes it back to ``subsets/<name>.h5ad``.
+    """
+
+    def __init__(
+        self,
+        rna: ad.AnnData | None = None,
+        samples: dict | None = None,
+        *,
+        path: str | os.PathLike | None = None,
+        subset: str | None = None,
+        samples_loaded: bool = True,
+    ):
+        self.modalities: dict[str, ad.AnnData] = {}
+        if rna is not None:
+            self.modalities["rna"] = rna
+        self.samples: dict[str, ad.AnnData] = dict(samples or {})
+        self.subsets: dict[str, ad.AnnData] = {}
+        self.path = None if path is None else Path(path)
+        self.subset = subset
+        self.samples_loaded = samples_loaded
+
+    # -- access ---------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> ad.AnnData:
+        if name not in self.modalities:
+            raise MissingKeyError(
+                f"modality {name!r} is not in this experiment (have: {sorted(self.modalities)})."
+            )
+        return self.modalities[name]
+
+    def __setitem__(self, name: str, adata: ad.AnnData) -> None:
+        if name not in MODALITIES:
+            raise ExprmatError(f"unknown modality {name!r}; expected one of {list(MODALITIES)}.")
+        if not isinstance(adata, ad.AnnData):
+            raise ExprmatError(f"expm[{name!r}] must be an AnnData, got {type(adata).__name__}.")
+        self.modalities[name] = adata
+
+    def __contains__(self, name) -> bool:
+        return name in self.modalities
+
+    @property
+    def rna(self) -> Modality:
+        """The routines and figures bound to ``expm['rna']`` (see :class:`Modality`)."""
+        self["rna"]  # clear error if absent
+        return Modality(self, "rna")
+
+    # -- summary --------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return f"subset {self.subset}" if self.subset else "integrated dataset"
+
+    def __repr__(self) -> str:
+        lines = []
+        if "rna" in self.modalities:
+            a = self.modalities["rna"]
+            lines.append(f"annotated data of size {a.n_obs} × {a.n_vars}")
+            lines.append(f"{self._label()} of size {a.n_obs} × {a.n_vars}")
+        else:
+            lines.append("experiment without integrated data")
+        lines.append(f"contains modalities: {', '.join(self.modalities) or '(none)'}")
+        for name, a in self.modalities.items():
+            lines.append(f"modality [{name}]")
+            lines += summary_lines(a)
+        if self.samples:
+            lines.append("[*] composed of samples:")
+            for name, s in self.samples.items():
+                lines.append(f"{name} rna of size {s.n_obs} × {s.n_vars}")
+        elif not self.samples_loaded:
+            lines.append("[*] samples not loaded from disk.")
+        else:
+            lines.append("[*] no samples.")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+    # -- disk -----------------------------------------------------------------------------
+
+    def _dir(self, path) -> Path:
+        if path is not None:
+            return Path(path)
+        if self.path is None:
+            raise ExprmatError("this experiment has no directory yet; pass one: expm.save('path/to/expm').")
+        return self.path
+
+    def save(self, path: str | os.PathLike | None = None, save_samples: bool = True) -> Path:
+        """Write the experiment as ``.h5ad`` files under ``path`` (default: where it was loaded from).
+
+        Writes ``integrated.h5ad`` (or ``subsets/<name>.h5ad`` when a subset is
+        loaded), ``samples/<name>.h5ad`` for each sample in memory (unless
+        ``save_samples=False``) and ``subsets/<name>.h5ad`` for subsets built in
+        this session.  Returns the directory.
+        """
+        out = self._dir(path)
+        out.mkdir(parents=True, exist_ok=True)
+        if "rna" in self.modalities:
+            target = out / "subsets" / f"{self.subset}.h5ad" if self.subset else out / "integrated.h5ad"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.modalities["rna"].write_h5ad(target)
+            print(f"[i] main dataset written to {target}")
+        if save_samples and self.samples:
+            (out / "samples").mkdir(exist_ok=True)
+            print("[i] saving individual samples. (pass `save_samples = False` to skip)")
+            for name, s in self.samples.items():
+                s.write_h5ad(out / "samples" / f"{name}.h5ad")
+        for name, s in self.subsets.items():
+            (out / "subsets").mkdir(exist_ok=True)
+            s.write_h5ad(out / "subsets" / f"{name}.h5ad")
+        self.path = out
+        return out
+
+    def build_subset(self, subset_name: str, slot: str = "rna", keys: list | None = None, values: list | None = None):
+        """Keep the cells of ``expm[slot]`` whose ``obs[keys[i]]`` is in ``values[i]`` as a named subset.
+
+        The subset is a copy whose history is the parent's records followed by a
+        recorded ``subset_cells`` step, so it replays from the parent's starting
+        data.  It is written to ``<dir>/subsets/<subset_name>.h5ad`` (when the
+        experiment has a directory) and kept in ``expm.subsets``; load it with
+        ``em.load_experiment(dir, load_subset=subset_name)``.  Returns the subset.
+        """
+        from .tl.annotation import subset_cells
+
+        if not isinstance(subset_name, str) or not subset_name or any(c in subset_name for c in "/\\"):
+            raise ExprmatError(f"subset_name must be a non-empty file name without slashes, got {subset_name!r}.")
+        if keys is None or values is None:
+            raise ExprmatError("build_subset needs keys and values, e.g. keys=['leiden'], values=[['0', '1']].")
+        sub = self[slot].copy()
+        subset_cells(sub, keys=keys, values=values)
+        self.subsets[subset_name] = sub
+        if self.path is not None:
+            target = self.path / "subsets" / f"{subset_name}.h5ad"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sub.write_h5ad(target)
+        else:
+            print("[!] the experiment has no directory yet: the subset is written by expm.save(path).")
+        return sub
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_samples(
+        cls,
+        samples: dict,
+        integrate: bool = True,
+        *,
+        sample_key: str = "sample",
+        n_top_genes: int = 2000,
+        n_comps: int = 30,
+        random_state: int = 0,
+    ) -> "Experiment":
+        """An experiment from raw-count samples (``{name: AnnData}``).
+
+        The samples are concatenated (inner join of genes; ``obs[sample_key]``
+        categorical in the given order; raw counts kept in ``layers['counts']``).
+        With ``integrate=True``, counts are normalised to 10,000 per cell and
+        log1p-transformed (in ``X``), highly variable genes flagged in
+        ``var['vst.all.hvg']`` (scanpy ``flavor='seurat'`` on log data, the
+        tutorial's column name), PCA on them written to ``obsm['X_pca']`` and
+        copied to ``obsm['harmony']``.  That representation is **plain PCA,
+        not Harmony batch correction**; it only stands in for the tutorial's
+        ``'harmony'`` key.  ``var['gene']`` holds the gene names.
+        """
+        import scanpy as sc
+
+        if not isinstance(samples, dict) or not samples:
+            raise ExprmatError("from_samples needs a non-empty dict {sample name: AnnData}.")
+        names = [str(k) for k in samples]
+        obs_names = pd.Index(np.concatenate([np.asarray(s.obs_names) for s in samples.values()]))
+        adata = ad.concat(
+            {str(k): s for k, s in samples.items()},
+            join="inner",
+            label=sample_key,
+            index_unique=None if obs_names.is_unique else "-",
+            merge="same",
+        )
+        adata.obs[sample_key] = pd.Categorical(adata.obs[sample_key].astype(str), categories=names)
+        if "gene" not in adata.var.columns:
+            adata.var["gene"] = adata.var_names.astype(str)
+        if integrate:
+            adata.layers["counts"] = adata.X.copy()
+            sc.pp.normalize_total(adata, target_sum=1e4)
+            sc.pp.log1p(adata)
+            n_top = min(n_top_genes, adata.n_vars)
+            sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=n_top)
+            adata.var["vst.all.hvg"] = adata.var["highly_variable"].to_numpy()
+            n_comps = min(n_comps, adata.n_obs - 1, int(adata.var["vst.all.hvg"].sum()) - 1)
+            sc.pp.pca(adata, n_comps=n_comps, mask_var="vst.all.hvg", random_state=random_state)
+            adata.obsm["harmony"] = np.asarray(adata.obsm["X_pca"], dtype=np.float32).copy()
+        return cls(adata, samples={str(k): s for k, s in samples.items()})
+
+
+def example_experiment(integrate: bool = True) -> Experiment:
+    """The shipped two-sample PBMC data (``em.datasets.pbmc_2samples()``, 400 cells)
+    split by ``obs['sample']`` and rebuilt with :meth:`Experiment.from_samples`
+    (PCA, not Harmony, in ``obsm['harmony']``)."""
+    from .datasets import pbmc_2samples
+
+    full = pbmc_2samples()
+    samples = {}
+    for name in full.obs["sample"].astype("category").cat.categories:
+        s = full[full.obs["sample"] == name].copy()
+        s.obs = s.obs.drop(columns="sample")
+        samples[str(name)] = s
+    return Experiment.from_samples(samples, integrate=integrate)
+
+
+def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_subset: str | None = None) -> Experiment:
+    """Read an experiment directory written by :meth:`Experiment.save`.
+
+    Parameters
+    ----------
+    path
+        The directory.
+    load_samples
+        Also read ``samples/*.h5ad``.
+    load_subset
+        Name of a subset (``subsets/<name>.h5ad``) to load as modality
+        ``'rna'`` instead of ``integrated.h5ad``.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ExprmatError(f"experiment directory {str(root)!r} does not exist; save one with expm.save(path).")
+    if load_subset is None:
+        main = root / "integrated.h5ad"
+    else:
+        main = root / "subsets" / f"{load_subset}.h5ad"
+        if not main.exists():
+            have = sorted(p.stem for p in (root / "subsets").glob("*.h5ad")) if (root / "subsets").is_dir() else []
+            raise MissingKeyError(f"subset {load_subset!r} not found in {str(root)!r} (have: {have}).")
+    rna = ad.read_h5ad(main) if main.exists() else None
+    if rna is None:
+        print(f"[!] no {main.name} in {root}.")
+    samples = {}
+    if load_samples:
+        sdir = root / "samples"
+        files = sorted(sdir.glob("*.h5ad")) if sdir.is_dir() else []
+        if not files:
+            print("[!] samples are not dumped in the experiment directory.")
+        else:
+            from tqdm.auto import tqdm
+
+            order = []
+            if rna is not None and isinstance(rna.obs.get("sample", pd.Series(dtype=float)).dtype, pd.CategoricalDtype):
+                order = [str(c) for c in rna.obs["sample"].cat.categories]
+            rank = {n: i for i, n in enumerate(order)}
+            files.sort(key=lambda f: (rank.get(f.stem, len(rank)), f.stem))
+            for f in tqdm(files, desc="loading samples", leave=False):
+                samples[f.stem] = ad.read_h5ad(f)
+    return Experiment(rna, samples, path=root, subset=load_subset, samples_loaded=load_samples)
