@@ -1,3 +1,647 @@
-"""(in progress)"""
+"""Marker genes: each group (or a cell selection) against the rest or a reference group.
 
-__all__ = []
+Results go to ``uns[key_added]`` in the layout of :func:`scanpy.tl.rank_genes_groups`
+(structured arrays ``names`` / ``scores`` / ``logfoldchanges`` / ``pvals`` /
+``pvals_adj`` with one field per group, ``pts`` / ``pts_rest`` tables, ``params``),
+so :func:`scanpy.get.rank_genes_groups_df` and scanpy's marker plots read them.
+The numbers equal scanpy's (same statistics, same p-value corrections, same
+ordering of genes) - the tests check this to 1e-6.
+
+Why the statistics are hand-written instead of calling scanpy: scanpy's
+Wilcoxon test densifies the matrix in blocks of genes and sorts every value of
+every gene (and, with ``tie_correct`` or a named reference, sorts again per
+group), and its t-test subsets the matrix once per group and once more for each
+group's "rest".  Here the Wilcoxon test ranks each gene once with the zeros
+treated as one block of ties whose rank is known without sorting them, and
+collects the rank sums of all groups in the same pass (see ``_wilcoxon.py``);
+the t-test, fold changes and fractions of expressing cells come from one pass
+of per-group sums.  On 10,000 real cells this is several times faster than
+scanpy with identical results (``benchmarks/markers.py``).  Logistic regression
+is delegated to scanpy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from .. import _validate as v
+from ..errors import ExprmatError, MissingKeyError
+from ..history import command
+from ..selection import resolve_selection
+from ._wilcoxon import LEFT_OUT, REST, group_stats, rank_sums
+
+__all__ = ["markers", "selection_markers", "filter_markers"]
+
+METHODS = ("t-test", "t-test_overestim_var", "wilcoxon", "logreg")
+CORRECTIONS = ("benjamini-hochberg", "bonferroni")
+_DTYPES = {"names": "O", "scores": "float32", "logfoldchanges": "float32", "pvals": "float64", "pvals_adj": "float64"}
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _matrix(adata, layer, use_raw, where):
+    """The matrix to test, its var table, and the recorded layer (None = X)."""
+    if use_raw not in (True, False):
+        raise ExprmatError(f"{where}: use_raw must be True or False, got {use_raw!r}.")
+    if layer is not None and not isinstance(layer, str):
+        raise ExprmatError(f"{where}: layer must be a layer name or 'X', got {layer!r}.")
+    if layer is not None and layer not in adata.layers and layer != "X":
+        raise MissingKeyError(
+            f"{where}: layer {layer!r} not found (have: {sorted(adata.layers.keys())}); "
+            "pass one of them, or layer='X' / None for adata.X."
+        )
+    if layer is not None and layer in adata.layers:
+        if use_raw:
+            raise ExprmatError(f"{where}: pass either layer={layer!r} or use_raw=True, not both.")
+        return adata.layers[layer], adata.var, layer
+    if use_raw:
+        if adata.raw is None:
+            raise ExprmatError(f"{where}: use_raw=True but adata.raw is empty; pass use_raw=False.")
+        return adata.raw.X, adata.raw.var, None
+    if adata.X is None:
+        raise ExprmatError(f"{where}: adata.X is empty; pass layer='<name>' of a layer to test.")
+    return adata.X, adata.var, None
+
+
+def _mask_var(adata, var, mask_var, where):
+    if mask_var is None:
+        return None
+    if isinstance(mask_var, str):
+        if mask_var not in adata.var.columns:
+            raise MissingKeyError(f"{where}: mask_var column {mask_var!r} not found in adata.var.")
+        mask = adata.var[mask_var].to_numpy()
+        if mask.dtype != bool:
+            raise ExprmatError(f"{where}: var[{mask_var!r}] must be boolean to be used as mask_var.")
+    else:
+        mask = np.asarray(mask_var)
+        if mask.dtype != bool:
+            raise ExprmatError(f"{where}: mask_var must be a boolean mask over genes or a var column name.")
+    if mask.shape != (var.shape[0],):
+        raise ExprmatError(f"{where}: mask_var has {mask.size} entries but there are {var.shape[0]} genes.")
+    if not mask.any():
+        raise ExprmatError(f"{where}: mask_var selects no gene; select at least one.")
+    return mask
+
+
+def _check_values(x, where):
+    data = x.data if sp.issparse(x) else np.asarray(x)
+    if data.dtype.kind not in "fiub":
+        raise ExprmatError(f"{where}: the expression matrix has dtype {data.dtype}; it must be numeric.")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ExprmatError(
+            f"{where}: the expression matrix contains NaN or infinite values; "
+            "fix or drop them (or test another layer) before looking for markers."
+        )
+    sample = np.ravel(data)[:20000]
+    if sample.size and (sample >= 0).all() and (sample == np.round(sample)).all() and sample.max() > 1:
+        warnings.warn(
+            f"{where}: the data look like raw counts; markers expect log-normalised values "
+            "(e.g. sc.pp.normalize_total + sc.pp.log1p, or layer='<log-normalised layer>').",
+            stacklevel=4,
+        )
+
+
+def _gene_symbol(var, gene_symbol, where):
+    if gene_symbol is None:
+        return None
+    if not isinstance(gene_symbol, str) or gene_symbol not in var.columns:
+        raise MissingKeyError(
+            f"{where}: gene_symbol column {gene_symbol!r} not found in adata.var "
+            f"(have: {list(var.columns)}); pass an existing column or gene_symbol=None."
+        )
+    return gene_symbol
+
+
+def _choice(value, allowed, name, where):
+    if value not in allowed:
+        raise ExprmatError(f"{where}: {name} must be one of {list(allowed)}, got {value!r}.")
+    return value
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values of each row."""
+    n = p.shape[-1]
+    order = np.argsort(p, axis=-1)
+    ps = np.take_along_axis(p, order, axis=-1)
+    adj = ps / (np.arange(1, n + 1) / float(n))
+    adj = np.minimum.accumulate(adj[..., ::-1], axis=-1)[..., ::-1]
+    adj = np.minimum(adj, 1.0)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, axis=-1)
+    return out
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest scores, highest first (the ordering scanpy uses)."""
+    part = np.argpartition(scores, -n)[-n:]
+    return part[np.argsort(scores[part])[::-1]]
+
+
+def _mean_var(s, q, n):
+    mean = s / n
+    var = q / n - mean**2
+    if np.ndim(n) == 0:
+        if n != 1:
+            var = var * (n / (n - 1))
+    else:
+        var = var * np.where(n != 1, n / np.maximum(n - 1, 1), 1.0)
+    return mean, var
+
+
+def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1):
+    """Statistics of every tested group.  ``codes``: group index per cell (-1 for cells
+    in no tested group); ``ref``: index of the reference group or None for 'rest'."""
+    n_cells = x.shape[0]
+    s, q, nz = group_stats(x, codes, n_groups)
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    mean, var = _mean_var(s[:n_groups], q[:n_groups], sizes[:, None].astype(float))
+    pts = nz[:n_groups] / sizes[:, None]
+    tested = [g for g in range(n_groups) if g != ref]
+    out = {"pts": pts, "tested": tested}
+    if ref is None:
+        n_rest = n_cells - sizes
+        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups], n_rest[:, None].astype(float))
+        out["pts_rest"] = (nz[-1] - nz[:n_groups]) / n_rest[:, None]
+    else:
+        mean_r = np.broadcast_to(mean[ref], mean.shape)
+        var_r = np.broadcast_to(var[ref], var.shape)
+        n_rest = np.full(n_groups, sizes[ref])
+    if method == "logreg":
+        return out
+
+    if method in ("t-test", "t-test_overestim_var"):
+        n_other = n_rest if method == "t-test" else sizes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores, pvals = stats.ttest_ind_from_stats(
+                mean1=mean,
+                std1=np.sqrt(var),
+                nobs1=sizes[:, None],
+                mean2=mean_r,
+                std2=np.sqrt(var_r),
+                nobs2=n_other[:, None],
+                equal_var=False,
+            )
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        pvals = np.asarray(pvals, dtype=np.float64).copy()
+        scores[np.isnan(scores)] = 0
+        pvals[np.isnan(pvals)] = 1
+    else:  # wilcoxon
+        n_genes = x.shape[1]
+        scores = np.zeros((n_groups, n_genes))
+        if ref is None:
+            rs, ties, _ = rank_sums(x, codes, n_groups)
+            coef = _tie_coef(ties, n_cells) if tie_correct else None
+            for g in tested:
+                n_a = int(sizes[g])
+                if tie_correct:
+                    std = np.sqrt(coef * n_a * (n_cells - n_a) * (n_cells + 1) / 12.0)
+                else:
+                    std = np.sqrt(1 * n_a * (n_cells - n_a) * (n_cells + 1) / 12.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scores[g] = (rs[g] - (n_a * (n_cells + 1) / 2.0)) / std
+        else:
+            xc = x.tocsc() if sp.issparse(x) else x  # converted once for all groups
+            for g in tested:
+                sub = np.full(n_cells, LEFT_OUT, dtype=np.int64)
+                sub[codes == ref] = REST
+                sub[codes == g] = 0
+                rs, ties, n_tot = rank_sums(xc, sub, 1)
+                n_a, m_a = int(sizes[g]), int(sizes[ref])
+                coef = _tie_coef(ties, n_tot) if tie_correct else 1
+                std = np.sqrt(coef * n_a * m_a * (n_a + m_a + 1) / 12.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scores[g] = (rs[0] - (n_a * ((n_a + m_a + 1) / 2.0))) / std
+        scores[np.isnan(scores)] = 0
+        pvals = 2 * stats.norm.sf(np.abs(scores))
+
+    if corr_method == "benjamini-hochberg":
+        padj = _bh(pvals)
+    else:
+        padj = np.minimum(pvals * x.shape[1], 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lfc = np.log2((expm1(mean) + 1e-9) / (expm1(mean_r) + 1e-9))
+    out.update(scores=scores, pvals=pvals, pvals_adj=padj, logfoldchanges=lfc)
+    return out
+
+
+def _tie_coef(ties, n):
+    size = np.float64(n)
+    if n < 2:
+        return np.ones_like(ties)
+    return 1.0 - ties / (size**3 - size)
+
+
+def _expm1(adata):
+    base = adata.uns.get("log1p", {}).get("base") if hasattr(adata.uns.get("log1p", {}), "get") else None
+    if base is not None:
+        return lambda a: np.expm1(a * np.log(base))
+    return np.expm1
+
+
+def _records(columns: dict, dtype) -> np.recarray:
+    return pd.DataFrame(columns).to_records(index=False, column_dtypes=dtype)
+
+
+def _run(adata, x, var, labels, groups_order, ref, *, method, corr_method, tie_correct, n_genes, rankby_abs,
+         pts, expm1, where):
+    """Compute and assemble the ``uns`` entry (without params)."""
+    var_names = pd.Index(var.index.astype(str))
+    cats = {c: i for i, c in enumerate(groups_order)}
+    codes = np.array([cats.get(c, REST) for c in labels.categories], dtype=np.int64)
+    cell_codes = np.where(labels.codes >= 0, codes[labels.codes], REST) if len(codes) else np.full(len(labels), REST)
+    cell_codes = np.ascontiguousarray(cell_codes, dtype=np.int64)
+    n_groups = len(groups_order)
+    res = _compute(x, cell_codes, n_groups, ref, method, tie_correct, corr_method, expm1)
+    n_total = x.shape[1]
+    n_top = n_total if n_genes is None or n_genes > n_total else int(n_genes)
+    names = [str(g) for g in groups_order]
+    entry = {}
+    if pts:
+        entry["pts"] = pd.DataFrame(res["pts"].T, index=var_names, columns=names)
+        if ref is None:
+            entry["pts_rest"] = pd.DataFrame(res["pts_rest"].T, index=var_names, columns=names)
+    if method == "logreg":
+        scores = _logreg(x, cell_codes, groups_order, ref)
+        res = dict(res, scores=scores)
+        fields = ("names", "scores")
+    else:
+        fields = ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")
+    cols = {f: {} for f in fields}
+    for g in res["tested"]:
+        sc_ = res["scores"][g]
+        idx = _top(np.abs(sc_) if rankby_abs else sc_, n_top)
+        cols["names"][names[g]] = var_names.to_numpy()[idx]
+        for f in fields[1:]:
+            cols[f][names[g]] = res[f][g][idx]
+    for f in fields:
+        entry[f] = _records(cols[f], _DTYPES[f])
+    return entry
+
+
+def _logreg(x, cell_codes, groups_order, ref):
+    """Logistic-regression scores from scanpy (on a throw-away AnnData; ours is not touched)."""
+    import anndata as ad
+    import scanpy as sc
+
+    keep = cell_codes >= 0
+    sub = x[keep]
+    if sp.issparse(sub):
+        sub = sub.copy()
+    names = [str(g) for g in groups_order]
+    obs = pd.DataFrame({"g": pd.Categorical([names[c] for c in cell_codes[keep]], categories=names)})
+    obs.index = obs.index.astype(str)
+    tmp = ad.AnnData(X=sub, obs=obs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(tmp, "g", groups=names, method="logreg", use_raw=False, key_added="r")
+    rec = tmp.uns["r"]["scores"]
+    # scanpy stores them sorted; put them back in gene order through the names
+    order_names = tmp.uns["r"]["names"]
+    pos = {n: i for i, n in enumerate(tmp.var_names)}
+    out = np.zeros((len(groups_order), x.shape[1]))
+    for g, name in enumerate(names):
+        if name not in rec.dtype.names:
+            continue
+        col = np.zeros(x.shape[1])
+        idx = np.array([pos[n] for n in order_names[name]])
+        col[idx] = np.asarray(rec[name], dtype=np.float64)
+        out[g] = col
+    return out
+
+
+def _prepare(adata, *, mask_var, layer, use_raw, method, corr_method, n_genes, key_added, gene_symbol, where):
+    v.new_key("key_added", key_added)
+    _choice(method, METHODS, "method", where)
+    _choice(corr_method, CORRECTIONS, "corr_method", where)
+    if n_genes is not None:
+        v.number(n_genes, "n_genes", minimum=1, integer=True)
+    x, var, layer_used = _matrix(adata, layer, use_raw, where)
+    gene_symbol = _gene_symbol(adata.var, gene_symbol, where)
+    mask = _mask_var(adata, var, mask_var, where)
+    if mask is not None:
+        x = x[:, mask]
+        var = var.iloc[np.flatnonzero(mask)]
+    _check_values(x, where)
+    return x, var, layer_used, gene_symbol
+
+
+def _params(**kw):
+    return {k: val for k, val in kw.items()}
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _writes(p, adata):
+    return [("uns", p["key_added"])]
+
+
+@command("markers", writes=_writes)
+def markers(
+    adata,
+    groupby: str,
+    mask_var=None,
+    groups="all",
+    reference: str = "rest",
+    n_genes: int | None = None,
+    rankby_abs: bool = False,
+    pts: bool = True,
+    key_added: str = "markers",
+    method: str = "t-test",
+    corr_method: str = "benjamini-hochberg",
+    tie_correct: bool = False,
+    gene_symbol: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+):
+    """Marker genes of each group of ``obs[groupby]`` against the rest or a reference group.
+
+    Same statistics as :func:`scanpy.tl.rank_genes_groups` (equal to 1e-6), faster.
+
+    Parameters
+    ----------
+    groupby
+        Categorical ``obs`` column with the groups (clusters, cell types).
+    mask_var
+        Test only these genes: a boolean ``var`` column name or a boolean mask.
+    groups
+        ``'all'`` or a list of groups to test (the rest is still every other cell).
+    reference
+        ``'rest'`` (all other cells) or a group of ``groupby`` to compare with.
+    n_genes
+        Keep the top ``n_genes`` of each group (default: all genes).
+    rankby_abs
+        Rank genes by the absolute score.
+    pts
+        Also store the fraction of cells expressing each gene (``pts``, ``pts_rest``).
+    key_added
+        ``uns`` key of the result.
+    method
+        ``'t-test'``, ``'t-test_overestim_var'``, ``'wilcoxon'`` or ``'logreg'``.
+    corr_method
+        ``'benjamini-hochberg'`` or ``'bonferroni'``.
+    tie_correct
+        Tie correction of the Wilcoxon test.
+    gene_symbol
+        ``var`` column holding gene symbols; recorded in ``params`` and used by
+        :func:`filter_markers` and the marker plots.
+    layer
+        Layer to test; ``None`` or ``'X'`` (unless a layer is named 'X') use ``adata.X``.
+        Values should be log-normalised.
+    use_raw
+        Test ``adata.raw`` instead.
+
+    Reads ``obs[groupby]``, ``X`` / ``layers[layer]`` / ``raw``, ``uns['log1p']['base']``.
+    Writes ``uns[key_added]``: ``names``, ``scores``, ``logfoldchanges``, ``pvals``,
+    ``pvals_adj`` (structured arrays, one field per tested group, genes sorted by score),
+    ``pts`` and ``pts_rest`` (DataFrames genes x groups; ``pts_rest`` only for
+    ``reference='rest'``) and ``params`` (groupby, reference, method, use_raw, layer,
+    corr_method, tie_correct, gene_symbol).
+    """
+    where = "markers"
+    col = v.categorical(adata, groupby)
+    labels = pd.Categorical(col)
+    cats = [str(c) for c in labels.categories]
+    if groups == "all":
+        order = cats
+    else:
+        if isinstance(groups, (str, int)):
+            groups = [groups]
+        if len(groups) == 0:
+            raise ExprmatError(f"{where}: groups is empty; pass 'all' or a list of groups of obs[{groupby!r}].")
+        order = [str(c) for c in v.clusters_in(adata, groupby, list(groups), what="group")]
+    if not isinstance(reference, str):
+        raise ExprmatError(f"{where}: reference must be 'rest' or a group name, got {reference!r}.")
+    if reference != "rest":
+        if reference not in cats:
+            raise MissingKeyError(
+                f"{where}: reference {reference!r} is not a group of obs[{groupby!r}] (groups: {cats}); "
+                "pass one of them or reference='rest'."
+            )
+        if reference not in order:
+            order = order + [reference]
+        if len(order) < 2:
+            raise ExprmatError(f"{where}: nothing to compare with reference {reference!r}; add other groups.")
+    x, var, layer_used, gene_symbol = _prepare(
+        adata, mask_var=mask_var, layer=layer, use_raw=use_raw, method=method, corr_method=corr_method,
+        n_genes=n_genes, key_added=key_added, gene_symbol=gene_symbol, where=where,
+    )
+    counts = pd.Series(np.asarray(labels.astype(str)), dtype=object).value_counts()
+    small = [g for g in order if counts.get(g, 0) < 2]
+    if small:
+        raise ExprmatError(
+            f"{where}: group(s) {small} of obs[{groupby!r}] have fewer than 2 cells, too few to test; "
+            "leave them out with groups=[...], merge them (em.merge_clusters) or drop them (em.exclude)."
+        )
+    if reference == "rest":
+        whole = [g for g in order if counts.get(g, 0) == adata.n_obs]
+        if whole:
+            raise ExprmatError(f"{where}: group {whole[0]!r} holds every cell, so there is no rest to compare with.")
+    if method == "logreg" and len(order) < 2:
+        raise ExprmatError(f"{where}: logistic regression needs at least two groups; pass more groups.")
+    ref = order.index(reference) if reference != "rest" else None
+    str_labels = pd.Categorical(np.asarray(labels.astype(str)), categories=cats)
+    entry = _run(
+        adata, x, var, str_labels, order, ref, method=method, corr_method=corr_method, tie_correct=tie_correct,
+        n_genes=n_genes, rankby_abs=rankby_abs, pts=pts, expm1=_expm1(adata), where=where,
+    )
+    entry = {
+        "params": _params(
+            groupby=groupby, reference=reference, method=method, use_raw=bool(use_raw), layer=layer_used,
+            corr_method=corr_method, tie_correct=bool(tie_correct), gene_symbol=gene_symbol,
+        ),
+        **entry,
+    }
+    adata.uns[key_added] = entry
+
+
+def _cells_in_polygon(adata, polygon, basis):
+    from matplotlib.path import Path
+
+    if basis is None:
+        raise ExprmatError("selection_markers: a polygon needs basis='<embedding>' (e.g. 'umap').")
+    pts = np.asarray(polygon, dtype=float)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 3:
+        raise ExprmatError("selection_markers: polygon must be a list of at least 3 [x, y] vertices.")
+    emb = v.embedding(adata, basis)[:, :2]
+    return Path(pts).contains_points(emb)
+
+
+@command("selection_markers", writes=_writes, selections=("cells",))
+def selection_markers(
+    adata,
+    cells=None,
+    key_added: str = "markers.selection",
+    method: str = "wilcoxon",
+    mask_var=None,
+    n_genes: int | None = None,
+    rankby_abs: bool = False,
+    pts: bool = True,
+    corr_method: str = "benjamini-hochberg",
+    tie_correct: bool = False,
+    gene_symbol: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    polygon=None,
+    basis: str | None = None,
+):
+    """Marker genes of a cell selection against all other cells.
+
+    ``cells`` is a selection (names, boolean mask, positions); alternatively
+    ``polygon`` (vertices in the ``basis`` embedding) selects the cells inside it.
+    The selection is recorded by the cells it hits, so replay is exact.
+
+    Reads ``X`` / ``layers[layer]`` / ``raw`` (and ``obsm[basis]`` for a polygon).
+    Writes ``uns[key_added]`` in the layout of :func:`markers` with a single group
+    ``'selection'`` (``pts_rest`` = fraction in the other cells); ``params['groupby']``
+    is None and ``uns[key_added]['selection']`` holds the boolean mask of the cells.
+    Other parameters as in :func:`markers`.
+    """
+    where = "selection_markers"
+    if cells is None:
+        if polygon is None:
+            raise ExprmatError(f"{where}: pass cells=<selection> or polygon=<vertices> with basis=<embedding>.")
+        mask = _cells_in_polygon(adata, polygon, basis)
+    else:
+        mask = resolve_selection(adata, cells, what=where, allow_empty=True)
+    n_sel = int(mask.sum())
+    if n_sel < 2:
+        raise ExprmatError(f"{where}: the selection has {n_sel} cell(s); select at least 2 cells.")
+    if n_sel > adata.n_obs - 2:
+        raise ExprmatError(f"{where}: the selection leaves fewer than 2 other cells to compare with.")
+    if method == "logreg":
+        raise ExprmatError(f"{where}: use method 't-test', 't-test_overestim_var' or 'wilcoxon' for a selection.")
+    x, var, layer_used, gene_symbol = _prepare(
+        adata, mask_var=mask_var, layer=layer, use_raw=use_raw, method=method, corr_method=corr_method,
+        n_genes=n_genes, key_added=key_added, gene_symbol=gene_symbol, where=where,
+    )
+    labels = pd.Categorical(np.where(mask, "selection", "rest"), categories=["selection", "rest"])
+    entry = _run(
+        adata, x, var, labels, ["selection"], None, method=method, corr_method=corr_method,
+        tie_correct=tie_correct, n_genes=n_genes, rankby_abs=rankby_abs, pts=pts, expm1=_expm1(adata), where=where,
+    )
+    adata.uns[key_added] = {
+        "params": _params(
+            groupby=None, reference="rest", method=method, use_raw=bool(use_raw), layer=layer_used,
+            corr_method=corr_method, tie_correct=bool(tie_correct), gene_symbol=gene_symbol,
+        ),
+        **entry,
+        "selection": mask,
+    }
+
+
+# --------------------------------------------------------------------------- filtering
+
+
+def filter_markers(
+    adata,
+    key: str = "markers",
+    groupby: str | None = None,
+    n_genes: int | None = None,
+    min_logfoldchange: float | None = None,
+    max_logfoldchange: float | None = None,
+    max_p_adjust: float | None = None,
+    min_pct: float | None = None,
+    max_pct_reference: float | None = None,
+    gene_symbols: str | None = None,
+) -> pd.DataFrame:
+    """Marker table of ``uns[key]`` filtered by fold change, adjusted p-value and fractions.
+
+    Keeps genes with ``logfoldchanges > min_logfoldchange``, ``logfoldchanges <
+    max_logfoldchange``, ``pvals_adj < max_p_adjust``, ``pct_nz_group > min_pct`` and
+    ``pct_nz_reference < max_pct_reference`` (each only when given; strict, like
+    :func:`scanpy.get.rank_genes_groups_df`), then the first ``n_genes`` of each group.
+
+    Parameters
+    ----------
+    key
+        ``uns`` key written by :func:`markers` / :func:`selection_markers` (or scanpy).
+    groupby
+        Must match the ``groupby`` the markers were computed for, when given.
+    gene_symbols
+        ``var`` column of gene symbols added as column ``symbol`` (default: the
+        ``gene_symbol`` recorded by :func:`markers`).
+
+    Reads ``uns[key]`` (and ``var[gene_symbols]``); writes nothing.
+
+    Returns
+    -------
+    DataFrame with columns ``group, names, scores, logfoldchanges, pvals, pvals_adj,
+    pct_nz_group, pct_nz_reference`` (+ ``symbol``), sorted by group (in the order of
+    the result) and then by score (as ranked), at most ``n_genes`` rows per group.
+    With a named reference, ``pct_nz_reference`` is the reference group's fraction.
+    """
+    if not isinstance(key, str) or key not in adata.uns:
+        raise MissingKeyError(f"filter_markers: no marker result uns[{key!r}]; run em.markers(adata, groupby=...) first.")
+    res = adata.uns[key]
+    if not hasattr(res, "keys") or "names" not in res or "params" not in res:
+        raise ExprmatError(f"filter_markers: uns[{key!r}] is not a marker result (no 'names' / 'params').")
+    params = res["params"]
+    if groupby is not None and params.get("groupby") not in (None, groupby):
+        raise ExprmatError(
+            f"filter_markers: uns[{key!r}] holds markers of {params.get('groupby')!r}, not {groupby!r}; "
+            f"run em.markers(adata, groupby={groupby!r}, key_added=...) or pass that key."
+        )
+    if n_genes is not None:
+        v.number(n_genes, "n_genes", minimum=1, integer=True)
+    for name, val in (("min_logfoldchange", min_logfoldchange), ("max_logfoldchange", max_logfoldchange),
+                      ("max_p_adjust", max_p_adjust), ("min_pct", min_pct), ("max_pct_reference", max_pct_reference)):
+        if val is not None:
+            v.number(val, name)
+    if gene_symbols is None:
+        gene_symbols = params.get("gene_symbol")
+    if gene_symbols is not None and gene_symbols not in adata.var.columns:
+        raise MissingKeyError(f"filter_markers: gene_symbols column {gene_symbols!r} not found in adata.var.")
+    names = res["names"]
+    groups = list(names.dtype.names)
+    reference = params.get("reference", "rest")
+    pts = res.get("pts")
+    pts_rest = res.get("pts_rest")
+    frames = []
+    for g in groups:
+        gn = np.asarray(names[g]).astype(str)
+        d = {"group": g, "names": gn}
+        for f in ("scores", "logfoldchanges", "pvals", "pvals_adj"):
+            d[f] = np.asarray(res[f][g], dtype=float) if f in res else np.full(gn.size, np.nan)
+        df = pd.DataFrame(d)
+        if pts is not None and g in pts.columns:
+            df["pct_nz_group"] = pts[g].reindex(gn).to_numpy()
+        else:
+            df["pct_nz_group"] = np.nan
+        if pts_rest is not None and g in pts_rest.columns:
+            df["pct_nz_reference"] = pts_rest[g].reindex(gn).to_numpy()
+        elif pts is not None and reference != "rest" and reference in pts.columns:
+            df["pct_nz_reference"] = pts[reference].reindex(gn).to_numpy()
+        else:
+            df["pct_nz_reference"] = np.nan
+        keep = np.ones(len(df), dtype=bool)
+        if min_logfoldchange is not None:
+            keep &= df["logfoldchanges"].to_numpy() > min_logfoldchange
+        if max_logfoldchange is not None:
+            keep &= df["logfoldchanges"].to_numpy() < max_logfoldchange
+        if max_p_adjust is not None:
+            keep &= df["pvals_adj"].to_numpy() < max_p_adjust
+        if min_pct is not None:
+            keep &= df["pct_nz_group"].to_numpy() > min_pct
+        if max_pct_reference is not None:
+            keep &= df["pct_nz_reference"].to_numpy() < max_pct_reference
+        df = df[keep]
+        if n_genes is not None:
+            df = df.head(int(n_genes))
+        frames.append(df)
+    cols = ["group", "names", "scores", "logfoldchanges", "pvals", "pvals_adj", "pct_nz_group", "pct_nz_reference"]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    out = out[cols]
+    out["group"] = pd.Categorical(out["group"], categories=groups)
+    if gene_symbols is not None:
+        out["symbol"] = adata.var[gene_symbols].reindex(out["names"]).astype(str).to_numpy()
+    return out.reset_index(drop=True)
