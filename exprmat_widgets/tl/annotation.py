@@ -357,8 +357,8 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
 
     Notes
     -----
-    Writes ``obs[key]`` (the merged category takes the place of the first
-    merged one in category order) and ``uns['<key>_colors']`` (other
+    Writes ``obs[key]`` (the merged category takes the place of ``new_name``
+    when it is one of ``clusters``, else of the first merged one in category order) and ``uns['<key>_colors']`` (other
     categories keep their colour; the merged one keeps the colour of
     ``new_name`` if it was one of ``clusters``, else of the first cluster).
     """
@@ -378,16 +378,20 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     merged_set = set(merged)
     new_cats: list[str] = []
     lut = np.full(len(cats) + 1, -1, dtype=np.int64)
+    # the merged category sits where `name` was (a merged cluster) or else where the first
+    # merged cluster was in category order
+    anchor = name if name in merged_set else next(c for c in cats if c in merged_set)
     target = -1
     for i, c in enumerate(cats):
-        if c in merged_set:
-            if target < 0:
-                new_cats.append(name)
-                target = len(new_cats) - 1
-            lut[i] = target
-        else:
+        if c == anchor:
+            new_cats.append(name)
+            target = len(new_cats) - 1
+        elif c not in merged_set:
             new_cats.append(c)
             lut[i] = len(new_cats) - 1
+    for i, c in enumerate(cats):
+        if c in merged_set:
+            lut[i] = target
     previous = _previous_colors(adata, key)
     inherit = {} if name in merged_set else {name: merged[0]}
     new_codes = lut[codes]
