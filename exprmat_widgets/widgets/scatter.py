@@ -160,7 +160,7 @@ class UmapScatter(anywidget.AnyWidget):
         self.color_by(color)
         if self._label_key is None and color is not None and self._is_categorical(color):
             self._label_key = color
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom_msg)
 
     # ------------------------------------------------------------------ data access
     @property
@@ -478,7 +478,7 @@ class UmapScatter(anywidget.AnyWidget):
     _selected_names_snapshot: list = []
 
     # ------------------------------------------------------------------ messages
-    def _handle_msg(self, widget, content, buffers):
+    def _on_custom_msg(self, widget, content, buffers):
         if not isinstance(content, dict):
             return
         kind = content.get("type")

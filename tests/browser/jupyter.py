@@ -79,6 +79,12 @@ class JupyterServer:
             MPLBACKEND="Agg",
         )
         self.env = env
+        # no "official Jupyter news?" toast and no update check in the page either
+        notif = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
+        notif.mkdir(parents=True, exist_ok=True)
+        (notif / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> "JupyterServer":
@@ -320,6 +326,26 @@ def run_all_cells(page, timeout: float = 120.0) -> None:
         }""",
         timeout=timeout * 1000,
     )
+
+
+def drag_path(page, points, steps: int = 4, box=None) -> None:
+    """Press the left button at ``points[0]``, move through the points with real mouse moves
+    (``steps`` intermediate moves per segment) and release at the last point. ``box``: a
+    bounding box dict (x, y) added to every point (points relative to an element)."""
+    ox, oy = (box["x"], box["y"]) if box else (0.0, 0.0)
+    x0, y0 = points[0]
+    page.mouse.move(ox + x0, oy + y0)
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(ox + x, oy + y, steps=steps)
+    page.mouse.up()
+
+
+def shutdown_kernels(server: JupyterServer) -> None:
+    """Delete every session (and its kernel) on the server."""
+    for s in server.api("GET", "/api/sessions") or []:
+        with contextlib.suppress(Exception):
+            server.api("DELETE", f"/api/sessions/{s['id']}")
 
 
 def cell_errors(page) -> list[str]:
