@@ -1,3 +1,20 @@
-"""Notebook widgets: thin front ends that call the core routines."""
+"""Notebook widgets: thin front ends that call the core routines.
 
-__all__ = []
+``Annotator`` composes the linked panels (UMAP scatter, clusters, markers,
+history); the panels can also be used on their own through it.
+"""
+
+from .annotator import Annotator
+from .cluster_panel import ClusterPanel
+from .history_panel import HistoryPanel
+from .marker_panel import MarkerPanel
+
+__all__ = ["Annotator", "ClusterPanel", "MarkerPanel", "HistoryPanel", "UmapScatter"]
+
+
+def __getattr__(name):
+    if name == "UmapScatter":  # the WebGL scatter (anywidget): imported when asked for
+        from .scatter import UmapScatter
+
+        return UmapScatter
+    raise AttributeError(f"module 'exprmat_widgets.widgets' has no attribute {name!r}")

@@ -1,0 +1,343 @@
+"""``em.Annotator``: the linked annotation panels over one AnnData.
+
+Layout (an ``ipywidgets.VBox``)::
+
+    status line (running / done / error in red)
+    [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
+    [ marker panel               ] [ history panel ]
+
+Every button of every panel calls exactly one core routine through
+:meth:`Annotator.act`, which
+
+* refuses a second action while one runs, disables all action buttons and
+  shows "running <command>..." in the status line;
+* runs the routine (in a worker thread inside a kernel, so the page stays
+  responsive; synchronously when ``background=False``, e.g. in tests);
+* on error shows the message in red in the status line: the core routines
+  roll back on error, so data and history are unchanged;
+* on success refreshes only what the command changed: the command's history
+  record names the outputs it wrote (``obs:<key>``, ``obs_names``, ``uns:...``);
+  the cluster list, legend, label completion and history are updated from
+  those, and the scatter is told to refresh (it re-sends only buffers whose
+  content changed).
+
+Memory: the annotator keeps a deep copy of the AnnData as it was when the
+annotator opened (``Annotator.start``), used by the history panel's
+"verify" button to replay the commands made since then and check each
+fingerprint.  This doubles the memory of the data (about the size of
+``adata.X`` plus the obsm/obsp arrays); pass ``keep_start=False`` to skip it
+(verification is then unavailable) or ``start=`` to share an existing copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+
+from ..errors import ExprmatError
+from ..history import get_records
+from .cluster_panel import ClusterPanel
+from .history_panel import HistoryPanel
+from .marker_panel import MarkerPanel
+
+__all__ = ["Annotator"]
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return ip is not None and getattr(ip, "kernel", None) is not None
+    except Exception:
+        return False
+
+
+def _make_scatter(adata, basis, key, height):
+    """The WebGL scatter (anywidget + regl-scatterplot) coloured by ``key``."""
+    from .scatter import UmapScatter
+
+    return UmapScatter(adata, basis=basis, color=key, height=height)
+
+
+def changed_outputs(record: dict | None) -> set:
+    """``{'obs:leiden', 'obs_names', ...}``: what a history record says its command wrote."""
+    if not record:
+        return set()
+    return set((record.get("output") or {}).keys())
+
+
+class Annotator(W.VBox):
+    """Linked panels to annotate the cells of ``adata`` with the mouse.
+
+    Parameters
+    ----------
+    adata
+        The AnnData, changed in place by the panels' commands (each recorded in
+        ``adata.uns['commands']``).  Needs ``obsm['X_<basis>']`` (or
+        ``obsm[basis]``); the cluster panel lists the categories of ``obs[key]``.
+    key
+        The categorical obs column whose clusters are listed (merge, rename,
+        exclude, re-cluster act on it); changeable in the panel.
+    basis
+        The 2-D embedding shown and lasso-selected (e.g. ``'umap'``).
+    label_key
+        The obs column that "label" writes into (created on first use);
+        changeable in the panel.  Defaults to ``'cell.type'``.
+    start
+        A copy of the data as they were before the commands to verify; by
+        default a deep copy is taken now (see memory note in the module).
+    keep_start
+        ``False`` keeps no copy (the "verify" button then explains why it
+        cannot run).
+    background
+        Run actions in a worker thread (default: only inside a Jupyter kernel).
+    scatter
+        An existing scatter widget to use instead of building one.
+    height
+        Height of the scatter in pixels.
+
+    Reads ``obs[key]``, ``obsm['X_<basis>']``, ``uns['<key>_colors']``,
+    ``uns['commands']``; writes only through the core routines it calls.
+    """
+
+    def __init__(
+        self,
+        adata,
+        key: str = "leiden",
+        basis: str = "umap",
+        *,
+        label_key: str = "cell.type",
+        start=None,
+        keep_start: bool = True,
+        background: bool | None = None,
+        scatter=None,
+        height: int = 480,
+    ):
+        from .. import _validate as v
+
+        if getattr(adata, "is_view", False):
+            raise ExprmatError(
+                "Annotator: the AnnData is a view; make it an AnnData of its own first "
+                "with `adata = adata.copy()`."
+            )
+        v.embedding_key(adata, basis)
+        if key not in adata.obs.columns:
+            cats = [c for c in adata.obs.columns if _is_categorical(adata.obs[c])]
+            raise ExprmatError(
+                f"Annotator: obs column {key!r} not found; cluster first (e.g. em.leiden(adata)) or "
+                f"pass key= one of {cats}."
+            )
+        self.adata = adata
+        self.basis = basis
+        self.background = _in_kernel() if background is None else bool(background)
+        self.start = start if start is not None else (adata.copy() if keep_start else None)
+        self.start_step = len(get_records(adata)) if start is None else 0
+        self.busy = False
+        self.last_error: str | None = None
+        self.last_result: Any = None
+        self.last_message = ""
+        self.status_kind = "info"
+        self.status_text = ""
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[set], None]] = []
+
+        self.status = W.HTML(value="", layout=W.Layout(min_height="1.6em"))
+        self.status.add_class("em-status")
+        self.scatter = scatter if scatter is not None else _make_scatter(adata, basis, key, height)
+        self.clusters = ClusterPanel(self, key=key, label_key=label_key)
+        self.markers = MarkerPanel(self)
+        self.history = HistoryPanel(self)
+
+        view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
+        top = W.HBox(
+            [
+                W.Box([view], layout=W.Layout(flex="3 1 0%", min_width="420px")),
+                W.Box([self.clusters.widget], layout=W.Layout(flex="2 1 0%", min_width="320px")),
+            ]
+        )
+        bottom = W.HBox(
+            [
+                W.Box([self.markers.widget], layout=W.Layout(flex="3 1 0%", min_width="420px")),
+                W.Box([self.history.widget], layout=W.Layout(flex="2 1 0%", min_width="320px")),
+            ]
+        )
+        super().__init__([self.status, top, bottom])
+        self.add_class("em-annotator")
+        self._set_status(f"{adata.n_obs:,} cells; annotating obs[{key!r}]", "info")
+
+    # ------------------------------------------------------------------ state shared by panels
+
+    @property
+    def key(self) -> str:
+        return self.clusters.key
+
+    @property
+    def label_key(self) -> str:
+        return self.clusters.label_key
+
+    def lasso(self) -> tuple[np.ndarray, list | None]:
+        """The scatter's current selection (int positions) and its polygon (or None)."""
+        sel = getattr(self.scatter, "selection", None)
+        sel = np.asarray(sel if sel is not None else [], dtype=np.int64).ravel()
+        poly = getattr(self.scatter, "last_polygon", None)
+        if poly is not None:
+            poly = np.asarray(poly, dtype=float).reshape(-1, 2).tolist()
+            if not poly:
+                poly = None
+        return sel, poly
+
+    def lasso_args(self) -> dict:
+        """``cells=..., polygon=..., basis=...`` for a routine acting on the lasso selection."""
+        sel, poly = self.lasso()
+        if sel.size == 0:
+            raise ExprmatError(
+                "no cells selected in the UMAP: draw a lasso around cells first "
+                "(or select clusters in the list and use the cluster buttons)."
+            )
+        if sel.max() >= self.adata.n_obs:
+            raise ExprmatError("the lasso selection is out of date (cells were removed); draw it again.")
+        return {"cells": sel, "polygon": poly, "basis": self.basis if poly is not None else None}
+
+    def on_change(self, callback: Callable[[set], None]) -> None:
+        """Call ``callback(changed)`` after every command, undo and refresh."""
+        self._listeners.append(callback)
+
+    # ------------------------------------------------------------------ running one action
+
+    @property
+    def action_buttons(self) -> list:
+        return self.clusters.buttons + self.markers.buttons + self.history.buttons
+
+    def _set_status(self, text: str, kind: str = "info") -> None:
+        color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "error": "#c62828"}[kind]
+        icon = {"info": "", "busy": "\u23f3 ", "ok": "\u2713 ", "error": "\u2717 "}[kind]
+        self.status.value = (
+            f'<div class="em-status-{kind}" style="color:{color};white-space:pre-wrap">'
+            f"{icon}{html.escape(text)}</div>"
+        )
+        self.status_kind = kind
+        self.status_text = text
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        for b in self.action_buttons:
+            b.disabled = busy
+
+    def act(self, name: str, func: Callable, *args, after: Callable | None = None, **kwargs):
+        """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
+
+        Shows progress, catches errors (shown in red; the routines leave data and
+        history unchanged on error) and refreshes the panels from what the new
+        history record says was written.  ``after(result)`` runs on success.
+        Returns ``True`` when the action was started (it may still be running
+        in the background: see :meth:`wait`).
+        """
+        if self.busy:
+            self._set_status(f"{name}: another action is still running; wait for it to finish.", "error")
+            return False
+        self._set_busy(True)
+        self.last_error = None
+        self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...", "busy")
+        n_before = len(self.adata.uns.get("commands", []))
+
+        def work():
+            t0 = time.perf_counter()
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):  # the routine's "[i] ..." message goes to the status
+                    result = func(*args, **kwargs)
+            except Exception as e:  # shown in the panel, not raised into the comm handler
+                msg = str(e)
+                self.last_error = msg if msg.startswith((name + ":", name + "(")) else f"{name}: {msg}"
+                self._set_status(self.last_error, "error")
+                self._finish(set())
+                self._debug_tb = traceback.format_exc()
+                return
+            self.last_result = result
+            try:
+                recs = self.adata.uns.get("commands", [])
+                changed = set()
+                if len(recs) > n_before:
+                    changed = changed_outputs(get_records(list(recs)[n_before:])[-1])
+                if after is not None:
+                    after(result)
+                self._finish(changed)
+                said = " ".join(ln.strip().removeprefix("[i] ") for ln in out.getvalue().splitlines()
+                                if ln.strip())
+                self.last_message = said
+                self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
+                                 + (f": {said}" if said else f" ({self.adata.n_obs:,} cells)"), "ok")
+            except Exception as e:  # a display problem: the command itself went through
+                self.last_error = f"{name} done, but the panels could not refresh: {e}"
+                self._debug_tb = traceback.format_exc()
+                self._set_status(self.last_error, "error")
+                self._set_busy(False)
+
+        if self.background:
+            self._thread = threading.Thread(target=work, name=f"em-{name}", daemon=True)
+            self._thread.start()
+        else:
+            work()
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background action to finish."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+
+    def _finish(self, changed: set) -> None:
+        try:
+            self.refresh(changed)
+        finally:
+            self._set_busy(False)
+
+    def refresh(self, changed: set | None = None) -> None:
+        """Bring every panel in line with the data.
+
+        ``changed`` (from a history record, e.g. ``{'obs:leiden', 'obs_names'}``)
+        limits the work: ``None`` means "anything may have changed".
+        """
+        self.clusters.refresh(changed)
+        self.markers.refresh(changed)
+        self.history.refresh()
+        self._refresh_scatter(changed)
+        for cb in list(self._listeners):
+            cb(changed if changed is not None else set())
+
+    def _refresh_scatter(self, changed):
+        """The scatter re-reads the AnnData and re-sends only the buffers whose content
+        changed (coordinates after an exclusion, colour codes after a relabel); its lasso
+        selection is kept by cell name.  The clusters still selected are highlighted again."""
+        sc = self.scatter
+        if hasattr(sc, "refresh"):
+            sc.refresh()
+        if changed is None or "obs_names" in changed or f"obs:{self.key}" in changed:
+            self.clusters._on_toggle()
+
+    # ------------------------------------------------------------------ small conveniences
+
+    def show_key(self, key: str) -> None:
+        """Colour the scatter by ``key`` (obs column or gene)."""
+        if hasattr(self.scatter, "color_by"):
+            self.scatter.color_by(key)
+
+    def __repr__(self):
+        return (
+            f"Annotator({self.adata.n_obs} cells, key={self.key!r}, label_key={self.label_key!r}, "
+            f"basis={self.basis!r}, {len(get_records(self.adata))} commands)"
+        )
+
+
+def _is_categorical(col: pd.Series) -> bool:
+    return isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool
