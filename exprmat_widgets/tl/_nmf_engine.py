@@ -1,0 +1,185 @@
+"""Numerical core of consensus NMF: replicate factorisations, NNLS refits, consensus.
+
+The replicates use scikit-learn's coordinate-descent NMF (``solver='cd'``,
+Frobenius loss, ``init='random'``, the same random initialisation as
+:func:`sklearn.decomposition.non_negative_factorization`, and sklearn's compiled
+coordinate-descent sweep).  What differs from calling sklearn once per replicate
+is the bookkeeping around that sweep:
+
+* replicates of the same ``k`` run in *chunks*: the sparse products ``X @ H.T``
+  and ``X.T @ W`` of all replicates of a chunk are done in one pass over ``X``
+  (a sparse product is bound by reading ``X``, so a wider right-hand side costs
+  little more than a narrow one);
+* each product is reused for a few extra coordinate-descent sweeps
+  (Gillis & Glineur's accelerated HALS), which reaches the tolerance in fewer
+  passes over ``X``;
+* the factorisation runs in float32, and non-negative least-squares refits
+  (``update_H=False`` in sklearn's terms) compute ``X @ H.T`` once instead of at
+  every sweep: the result is the same, as ``H`` does not change.
+
+Chunks are fixed by ``k`` and the number of cells only, so the result does not
+depend on how many threads run them.  Memory holds one chunk per thread plus the
+pooled spectra.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+try:  # scikit-learn's compiled coordinate-descent sweep (what solver='cd' runs)
+    from sklearn.decomposition._cdnmf_fast import _update_cdnmf_fast as _sk_sweep
+except Exception:  # pragma: no cover - a future sklearn may move it
+    _sk_sweep = None
+
+# accelerated HALS: extra sweeps per product, stopped when a sweep's projected
+# gradient falls below INNER_EPS times the first sweep's
+INNER_W = 2
+INNER_H = 10
+INNER_EPS = 0.1
+# width of a chunk (replicates x k) and memory budget of one chunk
+CHUNK_COLS = 160
+CHUNK_BYTES = 192 * 2**20
+
+
+def _sweep_numpy(W, G, XHt, perm):
+    """One cyclic coordinate-descent sweep over the columns of ``W`` (rows are
+    independent, so a column at a time over all rows is the same update)."""
+    viol = 0.0
+    for t in perm:
+        grad = W @ G[t] - XHt[:, t]
+        wt = W[:, t]
+        pg = np.where(wt == 0, np.minimum(grad, 0), grad)
+        viol += float(np.abs(pg).sum())
+        if G[t, t] != 0:
+            W[:, t] = np.maximum(wt - grad / G[t, t], 0)
+    return viol
+
+
+def sweep(W, G, XHt, perm):
+    if _sk_sweep is not None:
+        return _sk_sweep(W, G, XHt, perm)
+    return _sweep_numpy(W, G, XHt, perm)
+
+
+def random_init(x_mean: float, n: int, g: int, k: int, seed: int, dtype):
+    """sklearn's ``init='random'``: ``|N(0,1)| * sqrt(mean(X) / k)``, H drawn before W."""
+    avg = np.sqrt(x_mean / k)
+    rng = np.random.RandomState(seed)
+    H = avg * rng.standard_normal(size=(k, g)).astype(dtype, copy=False)
+    W = avg * rng.standard_normal(size=(n, k)).astype(dtype, copy=False)
+    return np.ascontiguousarray(np.abs(W)), np.ascontiguousarray(np.abs(H).T)
+
+
+def chunk_size(k: int, n_cells: int, n_iter: int) -> int:
+    """Replicates per chunk: fixed by ``k``, the number of cells and ``n_iter`` only."""
+    by_mem = CHUNK_BYTES // max(1, 3 * 4 * n_cells * k)
+    return int(max(1, min(n_iter, CHUNK_COLS // k, by_mem)))
+
+
+def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000):
+    """Run one NMF per seed on ``X`` (float32 CSR; ``XT`` its transpose).
+
+    Returns the spectra stacked (``len(seeds) * k`` x genes, float32) and the
+    number of outer iterations of each replicate.
+    """
+    n, g = X.shape
+    dtype = X.dtype
+    Ws, Hts = [], []
+    for s in seeds:
+        W, Ht = random_init(x_mean, n, g, k, int(s), dtype)
+        Ws.append(W)
+        Hts.append(Ht)
+    perm = np.arange(k, dtype=np.intp)
+    active = list(range(len(seeds)))
+    vinit = [0.0] * len(seeds)
+    n_it = [0] * len(seeds)
+    for it in range(1, max_iter + 1):
+        if not active:
+            break
+        Hb = np.hstack([Hts[j] for j in active]) if len(active) > 1 else Hts[active[0]]
+        XH = X @ Hb
+        viol = {}
+        for c, j in enumerate(active):
+            W, Ht = Ws[j], Hts[j]
+            G = Ht.T @ Ht
+            xh = XH[:, c * k : (c + 1) * k]
+            v = sweep(W, G, xh, perm)
+            for _ in range(INNER_W - 1):
+                if sweep(W, G, xh, perm) <= INNER_EPS * v:
+                    break
+            viol[j] = v
+        del XH, Hb
+        Wb = np.hstack([Ws[j] for j in active]) if len(active) > 1 else Ws[active[0]]
+        XW = XT @ Wb
+        del Wb
+        for c, j in enumerate(active):
+            W, Ht = Ws[j], Hts[j]
+            G = W.T @ W
+            xw = XW[:, c * k : (c + 1) * k]
+            v = sweep(Ht, G, xw, perm)
+            for _ in range(INNER_H - 1):
+                if sweep(Ht, G, xw, perm) <= INNER_EPS * v:
+                    break
+            viol[j] += v
+        del XW
+        still = []
+        for j in active:
+            if it == 1:
+                vinit[j] = viol[j]
+            n_it[j] = it
+            if vinit[j] == 0 or viol[j] / vinit[j] <= tol:
+                Ws[j] = None  # usages are not kept: memory stays one chunk
+                continue
+            still.append(j)
+        active = still
+    spectra = np.vstack([Ht.T for Ht in Hts]).astype(np.float32, copy=False)
+    return spectra, n_it
+
+
+def nnls(XHt, G, tol=1e-4, max_iter=1000):
+    """Non-negative least squares ``min_W ||X - W H||`` given ``XHt = X @ H.T`` and
+    ``G = H @ H.T``: sklearn's coordinate descent with ``H`` fixed, from ``W = 0``."""
+    XHt = np.ascontiguousarray(XHt, dtype=np.float64)
+    G = np.ascontiguousarray(G, dtype=np.float64)
+    W = np.zeros(XHt.shape, dtype=np.float64)
+    perm = np.arange(G.shape[0], dtype=np.intp)
+    vinit = None
+    for it in range(max_iter):
+        v = sweep(W, G, XHt, perm)
+        if vinit is None:
+            vinit = v
+        if vinit == 0 or v / vinit <= tol:
+            break
+    return W
+
+
+def matmul_t(X, B):
+    """``X.T @ B`` for a sparse or dense ``X`` (n x g) and dense ``B`` (n x k)."""
+    if sp.issparse(X):
+        return np.asarray((X.T @ B))
+    return X.T @ B
+
+
+def sq_frobenius_error(X, U, S):
+    """``||X - U S||_F^2`` without densifying a sparse ``X``."""
+    if sp.issparse(X):
+        xx = float((X.data.astype(np.float64) ** 2).sum())
+    else:
+        xx = float((np.asarray(X, dtype=np.float64) ** 2).sum())
+    cross = float((U * np.asarray(X @ S.T)).sum())
+    quad = float(((U.T @ U) * (S @ S.T)).sum())
+    return xx - 2 * cross + quad
+
+
+def l2_rows(A):
+    A = np.asarray(A, dtype=np.float64)
+    norms = np.sqrt((A**2).sum(axis=1))
+    norms[norms == 0] = 1.0
+    return A / norms[:, None]
+
+
+def local_density(D, n_neighbors):
+    """Mean distance of each component to its ``n_neighbors`` nearest others."""
+    part = np.partition(D, n_neighbors, axis=1)[:, : n_neighbors + 1]
+    return part.sum(axis=1) / n_neighbors
