@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["group_stats", "rank_sums"]
+__all__ = ["group_stats", "rank_sums", "rank_sums_vs_reference"]
 
 #: code of a cell that is ranked but belongs to no tested group / is left out entirely
 REST = -1
@@ -172,6 +172,281 @@ def _rank_sums_dense(x, codes, sizes, n_total, n_groups):
     return rsum, ties
 
 
+@numba.njit(parallel=True, cache=True)
+def _rank_sums_ref_csc(data, indices, indptr, codes, sizes, n_groups, ref):
+    # every group against one reference group, one sort per gene: the rank of an entry of
+    # group g within (g + reference) counts only entries of g and of the reference below it
+    n_genes = indptr.size - 1
+    rsum = np.zeros((n_genes, n_groups))
+    ties = np.zeros((n_genes, n_groups))
+    for j in numba.prange(n_genes):
+        a = indptr[j]
+        b = indptr[j + 1]
+        vals = np.empty(b - a, data.dtype)
+        grp = np.empty(b - a, np.int64)
+        nnz = np.zeros(n_groups, np.int64)
+        neg = np.zeros(n_groups, np.int64)
+        c = 0
+        for k in range(a, b):
+            g = codes[indices[k]]
+            v = data[k]
+            if g < 0 or v == 0:
+                continue
+            vals[c] = v
+            grp[c] = g
+            nnz[g] += 1
+            if v < 0:
+                neg[g] += 1
+            c += 1
+        vals = vals[:c]
+        order = np.argsort(vals)
+        below = np.zeros(n_groups, np.int64)
+        bc = np.zeros(n_groups, np.int64)
+        touched = np.empty(n_groups, np.int64)
+        common = 0.0
+        zero_ref = sizes[ref] - nnz[ref]
+        t0 = 0
+        while t0 < c:
+            v0 = vals[order[t0]]
+            t1 = t0 + 1
+            while t1 < c and vals[order[t1]] == v0:
+                t1 += 1
+            n_t = 0
+            for t in range(t0, t1):
+                g = grp[order[t]]
+                if bc[g] == 0:
+                    touched[n_t] = g
+                    n_t += 1
+                bc[g] += 1
+            bref = bc[ref]
+            fref = np.float64(bref)
+            ref_tie = fref * fref * fref - fref
+            for u in range(n_t):
+                g = touched[u]
+                if g == ref:
+                    continue
+                zeros = 0
+                if v0 > 0:
+                    zeros = (sizes[g] - nnz[g]) + zero_ref
+                base = below[g] + below[ref] + zeros
+                w = bc[g] + bref
+                rsum[j, g] += bc[g] * (base + (w + 1) / 2.0)
+                fw = np.float64(w)
+                ties[j, g] += (fw * fw * fw - fw) - ref_tie
+            common += ref_tie
+            for u in range(n_t):
+                g = touched[u]
+                below[g] += bc[g]
+                bc[g] = 0
+            t0 = t1
+        for g in range(n_groups):
+            if g == ref:
+                continue
+            zc = (sizes[g] - nnz[g]) + zero_ref
+            zero_rank = neg[g] + neg[ref] + (zc + 1) / 2.0
+            rsum[j, g] += (sizes[g] - nnz[g]) * zero_rank
+            fz = np.float64(zc)
+            ties[j, g] += common + (fz * fz * fz - fz)
+    return rsum, ties
+
+
+def rank_sums_vs_reference(x, codes: np.ndarray, n_groups: int, ref: int):
+    """Wilcoxon rank sums of each group ranked together with the reference group ``ref`` only.
+
+    ``codes`` as in :func:`rank_sums` (cells of other groups: any negative code).  Returns
+    ``(rank_sums, tie_sums)``, both ``(n_groups, n_genes)``; row ``ref`` is unused.  Sparse
+    input is ranked in one pass; dense input falls back to one :func:`rank_sums` per group.
+    """
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    if sp.issparse(x):
+        x = x.tocsc() if x.format != "csc" else x
+        if x.dtype == np.float32 and n_groups <= _MAX_GROUPS:
+            codes = np.where(codes >= 0, codes, LEFT_OUT)
+            rs, ties = _packed(x, codes, n_groups, ref=ref)
+            return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
+        rs, ties = _rank_sums_ref_csc(x.data, x.indices, x.indptr, codes, sizes, n_groups, ref)
+        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
+    rs = np.zeros((n_groups, x.shape[1]))
+    ties = np.zeros((n_groups, x.shape[1]))
+    for g in range(n_groups):
+        if g == ref:
+            continue
+        sub = np.full(codes.size, LEFT_OUT, dtype=np.int64)
+        sub[codes == ref] = REST
+        sub[codes == g] = 0
+        r, t, _ = rank_sums(x, sub, 1)
+        rs[g], ties[g] = r[0], t
+    return rs, ties
+
+
+# ---- float32 sparse data: one packed key per entry, sorted by numpy (SIMD) instead of
+# per-gene argsorts.  key = local gene (20 bits) | order-preserving value bits (32) | code + 1 (12)
+
+_CODE_BITS = 12
+_MAX_GROUPS = (1 << _CODE_BITS) - 2
+_CHUNK_GENES = 1 << 20
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_included(indices, indptr, data, codes, g0, g1):
+    out = np.zeros(g1 - g0, np.int64)
+    for jl in numba.prange(g1 - g0):
+        j = g0 + jl
+        n = 0
+        for k in range(indptr[j], indptr[j + 1]):
+            if codes[indices[k]] != -2 and data[k] != 0:
+                n += 1
+        out[jl] = n
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _fill_keys(indices, indptr, bits, data, codes, g0, g1, off, keys):
+    for jl in numba.prange(g1 - g0):
+        j = g0 + jl
+        p = off[jl]
+        hi = np.uint64(jl) << np.uint64(44)
+        for k in range(indptr[j], indptr[j + 1]):
+            g = codes[indices[k]]
+            if g == -2 or data[k] == 0:
+                continue
+            u = np.uint64(bits[k])
+            if u & np.uint64(0x80000000):
+                u = ~u & np.uint64(0xFFFFFFFF)
+            else:
+                u = u | np.uint64(0x80000000)
+            keys[p] = hi | (u << np.uint64(12)) | np.uint64(g + 1)
+            p += 1
+
+
+@numba.njit(parallel=True, cache=True)
+def _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
+    for jl in numba.prange(off.size - 1):
+        j = g0 + jl
+        a = off[jl]
+        b = off[jl + 1]
+        c = b - a
+        n_neg = 0
+        while n_neg < c and ((keys[a + n_neg] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
+            n_neg += 1
+        n_zero = n_total - c
+        cnt = np.zeros(n_groups, np.int64)
+        tie = 0.0
+        t0 = 0
+        while t0 < c:
+            v0 = keys[a + t0] >> np.uint64(12)
+            t1 = t0 + 1
+            while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
+                t1 += 1
+            base = t0 if t0 < n_neg else t0 + n_zero
+            r = base + (t1 - t0 + 1) / 2.0
+            for t in range(t0, t1):
+                g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+                if g >= 0:
+                    rsum[j, g] += r
+                    cnt[g] += 1
+            w = np.float64(t1 - t0)
+            tie += w * w * w - w
+            t0 = t1
+        zero_rank = n_neg + (n_zero + 1) / 2.0
+        for g in range(n_groups):
+            rsum[j, g] += (sizes[g] - cnt[g]) * zero_rank
+        w = np.float64(n_zero)
+        ties[j] = tie + (w * w * w - w)
+
+
+@numba.njit(parallel=True, cache=True)
+def _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
+    for jl in numba.prange(off.size - 1):
+        j = g0 + jl
+        a = off[jl]
+        c = off[jl + 1] - a
+        nnz = np.zeros(n_groups, np.int64)
+        neg = np.zeros(n_groups, np.int64)
+        for t in range(c):
+            g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+            nnz[g] += 1
+            if ((keys[a + t] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
+                neg[g] += 1
+        below = np.zeros(n_groups, np.int64)
+        bc = np.zeros(n_groups, np.int64)
+        touched = np.empty(n_groups, np.int64)
+        common = 0.0
+        zero_ref = sizes[ref] - nnz[ref]
+        t0 = 0
+        while t0 < c:
+            v0 = keys[a + t0] >> np.uint64(12)
+            positive = (v0 & np.uint64(0xFFFFFFFF)) >= np.uint64(0x80000000)
+            t1 = t0 + 1
+            while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
+                t1 += 1
+            n_t = 0
+            for t in range(t0, t1):
+                g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+                if bc[g] == 0:
+                    touched[n_t] = g
+                    n_t += 1
+                bc[g] += 1
+            bref = bc[ref]
+            fref = np.float64(bref)
+            ref_tie = fref * fref * fref - fref
+            for u in range(n_t):
+                g = touched[u]
+                if g == ref:
+                    continue
+                zeros = 0
+                if positive:
+                    zeros = (sizes[g] - nnz[g]) + zero_ref
+                base = below[g] + below[ref] + zeros
+                w = bc[g] + bref
+                rsum[j, g] += bc[g] * (base + (w + 1) / 2.0)
+                fw = np.float64(w)
+                ties[j, g] += (fw * fw * fw - fw) - ref_tie
+            common += ref_tie
+            for u in range(n_t):
+                g = touched[u]
+                below[g] += bc[g]
+                bc[g] = 0
+            t0 = t1
+        for g in range(n_groups):
+            if g == ref:
+                continue
+            zc = (sizes[g] - nnz[g]) + zero_ref
+            zero_rank = neg[g] + neg[ref] + (zc + 1) / 2.0
+            rsum[j, g] += (sizes[g] - nnz[g]) * zero_rank
+            fz = np.float64(zc)
+            ties[j, g] += common + (fz * fz * fz - fz)
+
+
+def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000):
+    """Rank sums of float32 CSC data via sorted packed keys, in gene chunks of bounded size."""
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    n_genes = x.shape[1]
+    rsum = np.zeros((n_genes, n_groups))
+    ties = np.zeros(n_genes) if ref is None else np.zeros((n_genes, n_groups))
+    bits = x.data.view(np.uint32)
+    indptr = x.indptr.astype(np.int64, copy=False)
+    g0 = 0
+    while g0 < n_genes:
+        # as many genes as fit in max_entries stored entries (at least one)
+        g1 = int(np.searchsorted(indptr, indptr[g0] + max_entries, side="right")) - 1
+        g1 = min(max(g1, g0 + 1), n_genes, g0 + _CHUNK_GENES)
+        cnt = _count_included(x.indices, indptr, x.data, codes, g0, g1)
+        off = np.zeros(g1 - g0 + 1, np.int64)
+        np.cumsum(cnt, out=off[1:])
+        keys = np.empty(int(off[-1]), np.uint64)
+        _fill_keys(x.indices, indptr, bits, x.data, codes, g0, g1, off, keys)
+        keys.sort()
+        if ref is None:
+            _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties)
+        else:
+            _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties)
+        del keys
+        g0 = g1
+    return rsum, ties
+
+
 def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
     """Wilcoxon rank sums of each group, ranking every gene once.
 
@@ -198,6 +473,9 @@ def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
     n_total = int((codes != -2).sum())
     if sp.issparse(x):
         x = x.tocsc() if x.format != "csc" else x  # one sparse copy; no dense block is ever made
+        if x.dtype == np.float32 and n_groups <= _MAX_GROUPS:
+            rs, ties = _packed(x, codes, n_groups, n_total=n_total)
+            return np.ascontiguousarray(rs.T), ties, n_total
         rs, ties = _rank_sums_csc(x.data, x.indices, x.indptr, codes, sizes, n_total, n_groups)
         return np.ascontiguousarray(rs.T), ties, n_total
     x = np.asarray(x)

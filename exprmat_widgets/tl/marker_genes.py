@@ -33,7 +33,7 @@ from .. import _validate as v
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
 from ..selection import resolve_selection
-from ._wilcoxon import LEFT_OUT, REST, group_stats, rank_sums
+from ._wilcoxon import REST, group_stats, rank_sums, rank_sums_vs_reference
 
 __all__ = ["markers", "selection_markers", "filter_markers"]
 
@@ -209,17 +209,14 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     scores[g] = (rs[g] - (n_a * (n_cells + 1) / 2.0)) / std
         else:
-            xc = x.tocsc() if sp.issparse(x) else x  # converted once for all groups
+            rs, ties = rank_sums_vs_reference(x, codes, n_groups, ref)
+            m_a = int(sizes[ref])
             for g in tested:
-                sub = np.full(n_cells, LEFT_OUT, dtype=np.int64)
-                sub[codes == ref] = REST
-                sub[codes == g] = 0
-                rs, ties, n_tot = rank_sums(xc, sub, 1)
-                n_a, m_a = int(sizes[g]), int(sizes[ref])
-                coef = _tie_coef(ties, n_tot) if tie_correct else 1
+                n_a = int(sizes[g])
+                coef = _tie_coef(ties[g], n_a + m_a) if tie_correct else 1
                 std = np.sqrt(coef * n_a * m_a * (n_a + m_a + 1) / 12.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    scores[g] = (rs[0] - (n_a * ((n_a + m_a + 1) / 2.0))) / std
+                    scores[g] = (rs[g] - (n_a * ((n_a + m_a + 1) / 2.0))) / std
         scores[np.isnan(scores)] = 0
         pvals = 2 * stats.norm.sf(np.abs(scores))
 
