@@ -1,0 +1,214 @@
+"""Helpers shared by the figure modules: colour maps, palettes, feature look-up."""
+
+from __future__ import annotations
+
+import difflib
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from matplotlib import colors as mcolors
+
+from ..colors import colors_of, default_palette
+from ..errors import ExprmatError, MissingKeyError
+
+# d3 / bokeh / plotly style names -> matplotlib names (same colours)
+_CMAP_ALIASES = {
+    "category10": "tab10",
+    "category20": "tab20",
+    "category20b": "tab20b",
+    "category20c": "tab20c",
+    "d3": "tab10",
+    "greys": "Greys",
+    "grays": "Greys",
+    "gray": "gray",
+}
+
+#: light grey -> dark red; the default for gene expression and numeric obs
+EXPRESSION_CMAP = mcolors.LinearSegmentedColormap.from_list(
+    "exprmat_grey_red", ["#d9d9d9", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]
+)
+
+
+def _registered_cmaps() -> dict:
+    return {name.lower(): name for name in matplotlib.colormaps}
+
+
+def get_cmap(cmap, *, default=None) -> mcolors.Colormap:
+    """A matplotlib Colormap from a Colormap, a matplotlib name in any letter case
+    (``'reds'`` -> ``'Reds'``), a d3/bokeh palette name (``'category20c'``) or a list of colours."""
+    if cmap is None:
+        cmap = default if default is not None else EXPRESSION_CMAP
+    if isinstance(cmap, mcolors.Colormap):
+        return cmap
+    if isinstance(cmap, (list, tuple, np.ndarray)):
+        try:
+            return mcolors.ListedColormap([mcolors.to_rgba(c) for c in cmap])
+        except ValueError as e:
+            raise ExprmatError(f"cmap: could not read the colour list {list(cmap)!r} ({e}).") from None
+    if not isinstance(cmap, str):
+        raise ExprmatError(f"cmap must be a colour map name or a list of colours, got {type(cmap).__name__}.")
+    if cmap in matplotlib.colormaps:
+        return matplotlib.colormaps[cmap]
+    low = cmap.lower()
+    reverse = low.endswith("_r")
+    base = low[:-2] if reverse else low
+    name = _CMAP_ALIASES.get(base) or _registered_cmaps().get(base)
+    if name is not None:
+        cm = matplotlib.colormaps[name]
+        return cm.reversed() if reverse else cm
+    # bokeh palettes (Category20c_20, Viridis256, Set3, ...), case-insensitive
+    try:
+        import bokeh.palettes as bp
+
+        names = {n.lower(): n for n in dir(bp) if not n.startswith("_")}
+        pal = getattr(bp, names[base]) if base in names else None
+        if isinstance(pal, dict):
+            pal = pal[max(pal)]
+        if isinstance(pal, (list, tuple)) and pal and isinstance(pal[0], str):
+            cm = mcolors.ListedColormap(list(pal), name=cmap)
+            return cm.reversed() if reverse else cm
+    except ImportError:  # pragma: no cover - bokeh is a dependency
+        pass
+    close = difflib.get_close_matches(low, list(_registered_cmaps()) + list(_CMAP_ALIASES), n=3)
+    raise ExprmatError(
+        f"unknown colour map {cmap!r}; use a matplotlib name (e.g. 'Reds', 'viridis', 'tab20c')"
+        + (f" - did you mean {close}?" if close else ".")
+    )
+
+
+def palette_from_cmap(cmap, n: int) -> list[str]:
+    """``n`` colours from a colour map: the first ``n`` colours of a qualitative (listed) map with
+    enough colours, evenly spaced samples otherwise."""
+    cm = get_cmap(cmap)
+    if n <= 0:
+        return []
+    if isinstance(cm, mcolors.ListedColormap) and cm.N < 256 and cm.N >= n:
+        return [mcolors.to_hex(cm(i)) for i in range(n)]
+    if isinstance(cm, mcolors.ListedColormap) and cm.N < 256:
+        return [mcolors.to_hex(cm(i % cm.N)) for i in range(n)]
+    pos = np.linspace(0, 1, n) if n > 1 else np.array([0.5])
+    return [mcolors.to_hex(cm(p)) for p in pos]
+
+
+def category_colors(adata, key: str, categories, palette=None) -> dict:
+    """Category -> colour: ``palette`` (cmap name, list or dict) if given, else
+    ``uns['<key>_colors']`` when it matches the categories, else scanpy's default palette.
+    Never writes to ``adata``."""
+    cats = list(categories)
+    if palette is not None:
+        if isinstance(palette, dict):
+            missing = [c for c in cats if c not in palette and str(c) not in palette]
+            if missing:
+                raise ExprmatError(f"palette has no colour for categories {missing} of {key!r}.")
+            return {c: mcolors.to_hex(palette.get(c, palette.get(str(c)))) for c in cats}
+        if isinstance(palette, (list, tuple)) and len(palette) >= len(cats):
+            return {c: mcolors.to_hex(p) for c, p in zip(cats, palette)}
+        return dict(zip(cats, palette_from_cmap(palette, len(cats))))
+    stored = colors_of(adata, key) if key in adata.obs.columns else {}
+    if stored and all(c in stored for c in cats):
+        return {c: mcolors.to_hex(stored[c]) for c in cats}
+    return dict(zip(cats, default_palette(len(cats))))
+
+
+def symbol_column(adata, gene_symbols):
+    """The ``var`` column of gene symbols, validated (``None`` passes through)."""
+    if gene_symbols is None:
+        return None
+    if gene_symbols not in adata.var.columns:
+        raise MissingKeyError(
+            f"gene_symbols column {gene_symbols!r} not found in adata.var (have: {list(adata.var.columns)})."
+        )
+    return gene_symbols
+
+
+def _dense_column(mat, j) -> np.ndarray:
+    col = mat[:, j]
+    if sp.issparse(col):
+        col = col.toarray()
+    return np.asarray(col, dtype=float).ravel()
+
+
+def _gene_index(adata, name, gene_symbols):
+    names = adata.var_names
+    if name in names:
+        return names.get_loc(name), name
+    cols = [gene_symbols] if gene_symbols else [c for c in ("gene", "gene_symbols", "symbol", "feature_name")
+                                                 if c in adata.var.columns]
+    for c in cols:
+        sym = adata.var[c].astype(str).to_numpy()
+        hits = np.flatnonzero(sym == name)
+        if len(hits):
+            return int(hits[0]), name
+    return None, None
+
+
+def feature(adata, name: str, *, layer=None, gene_symbols=None, use_raw: bool = False):
+    """Values of an obs column or a gene for every cell.
+
+    Returns ``(values, kind, categories)`` with ``kind`` 'categorical' (values: a pandas
+    Categorical) or 'continuous' (float array).  obs columns win over genes of the same name.
+    Genes are looked up in ``var_names`` then in the ``gene_symbols`` column (or, when it is
+    not given, in a ``var['gene']`` / ``var['gene_symbols']`` / ``var['symbol']`` column)."""
+    if not isinstance(name, str):
+        raise ExprmatError(f"a feature must be an obs column or gene name (a string), got {name!r}.")
+    gene_symbols = symbol_column(adata, gene_symbols)
+    if name in adata.obs.columns:
+        col = adata.obs[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            return col.values, "categorical", list(col.cat.categories)
+        if col.dtype.kind in "biuf" and col.dtype.kind != "b":
+            return col.to_numpy(dtype=float, na_value=np.nan), "continuous", None
+        cat = col.astype(str).where(col.notna()).astype("category")
+        return cat.values, "categorical", list(cat.cat.categories)
+    src = adata.raw if use_raw and adata.raw is not None else adata
+    j, _ = _gene_index(src, name, gene_symbols)
+    if j is not None:
+        if layer is not None and src is adata:
+            if layer not in adata.layers and layer != "X":
+                raise MissingKeyError(f"layer {layer!r} not found (have: {list(adata.layers.keys())}).")
+            mat = adata.X if layer == "X" else adata.layers[layer]
+        else:
+            mat = src.X
+        return _dense_column(mat, j), "continuous", None
+    pool = list(adata.obs.columns) + list(src.var_names[:50000])
+    close = difflib.get_close_matches(name, pool, n=3)
+    raise MissingKeyError(
+        f"feature {name!r} is neither an obs column nor a gene"
+        + (f" (also searched var[{gene_symbols!r}])" if gene_symbols else "")
+        + (f"; did you mean {close}?" if close else "; check the spelling or pass gene_symbols='<var column>'.")
+    )
+
+
+def basis_label(basis: str) -> str:
+    b = basis[2:] if basis.startswith("X_") else basis
+    low = b.lower()
+    if low.startswith("umap"):
+        return "UMAP"
+    if low.startswith("tsne"):
+        return "tSNE"
+    if low.startswith("pca"):
+        return "PC"
+    if low.startswith("draw_graph") or low.startswith("fa"):
+        return "FA"
+    return b
+
+
+def new_figure(figsize, dpi):
+    import matplotlib.pyplot as plt
+
+    kw = {}
+    if figsize is not None:
+        kw["figsize"] = tuple(figsize)
+    if dpi is not None:
+        kw["dpi"] = dpi
+    return plt.figure(**kw)
+
+
+def empty_note(ax, text: str):
+    """Mark an axes as intentionally empty with a visible note."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8,
+            color="0.35", wrap=True, gid="empty-note")
+    ax.set_xticks([])
+    ax.set_yticks([])
