@@ -41,8 +41,9 @@ Methods and properties
 Wire format (see ``js/src/buffers.js``): coordinates travel as float32 interleaved
 ``x0 y0 x1 y1 ...`` normalised to [-1, 1] (aspect kept; ``_transform`` maps back),
 colour codes as uint16 per cell (index into ``_palette``; the last palette entry is the
-"missing" colour), highlight as uint8 per cell, selection as uint32 positions and the lasso
-polygon as float32 normalised vertices. Hover asks the kernel per point (custom message)
+"missing" colour), highlight as uint8 per cell, the selection as a uint32 tag + payload
+(uint32 positions, or a packbits mask when more than n/32 cells are selected: 125 kB for
+half of 1M cells) and the lasso polygon as float32 normalised vertices. Hover asks the kernel per point (custom message)
 for name, label and value. No per-cell data ever travel as JSON lists.
 """
 
@@ -85,16 +86,40 @@ def embedding_key(adata, basis: str) -> str:
     )
 
 
+SELECTION_POSITIONS, SELECTION_MASK = 0, 1
+
+
+def encode_selection_buffer(positions, n_obs: int) -> bytes:
+    """Wire format of a selection: uint32 tag + payload (tag 0: uint32 positions; tag 1:
+    ``numpy.packbits`` mask over ``n_obs`` cells), whichever is smaller."""
+    pos = np.asarray(positions if positions is not None else [], dtype=np.int64)
+    if n_obs > 0 and pos.size * 32 > n_obs:
+        mask = np.zeros(n_obs, dtype=bool)
+        mask[pos] = True
+        return np.uint32(SELECTION_MASK).astype("<u4").tobytes() + np.packbits(mask).tobytes()
+    return np.concatenate([[SELECTION_POSITIONS], pos]).astype("<u4").tobytes()
+
+
+def decode_selection_buffer(buf, n_obs: int) -> np.ndarray:
+    """Sorted int64 positions from the wire format (see ``encode_selection_buffer``)."""
+    buf = bytes(buf) if buf is not None else b""
+    if len(buf) < 4:
+        return np.empty(0, dtype=np.int64)
+    tag = int(np.frombuffer(buf[:4], dtype="<u4")[0])
+    if tag == SELECTION_MASK:
+        bits = np.unpackbits(np.frombuffer(buf[4:], dtype=np.uint8), count=n_obs)
+        return np.flatnonzero(bits).astype(np.int64)
+    if tag != SELECTION_POSITIONS:
+        raise ExprmatError(f"unknown selection encoding tag {tag} from the page.")
+    return np.sort(np.frombuffer(buf[4:], dtype="<u4").astype(np.int64))
+
+
 def _selection_to_json(value, widget):
-    arr = np.asarray(value if value is not None else [], dtype="<u4")
-    return memoryview(arr.tobytes())
+    return memoryview(encode_selection_buffer(value, widget._n))
 
 
 def _selection_from_json(value, widget):
-    if value is None:
-        return np.empty(0, dtype=np.int64)
-    buf = bytes(value)
-    return np.frombuffer(buf, dtype="<u4").astype(np.int64)
+    return decode_selection_buffer(value, widget._n)
 
 
 def _bytes_from_json(value, widget):
@@ -114,9 +139,10 @@ class UmapScatter(anywidget.AnyWidget):
     _codes = traitlets.Bytes(b"").tag(sync=True)
     _codes_hash = traitlets.Unicode("").tag(sync=True)
     _highlight = traitlets.Bytes(b"").tag(sync=True)
-    _polygon = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json)
+    # echo_update=False: a lasso over 1M cells need not travel back to the page
+    _polygon = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json, echo_update=False)
     selection = traitlets.Any(np.empty(0, dtype=np.int64)).tag(
-        sync=True, to_json=_selection_to_json, from_json=_selection_from_json
+        sync=True, to_json=_selection_to_json, from_json=_selection_from_json, echo_update=False
     )
     # small JSON state
     _palette = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
@@ -360,19 +386,19 @@ class UmapScatter(anywidget.AnyWidget):
     def _validate_selection(self, proposal):
         value = proposal["value"]
         from_page = "selection" in getattr(self, "_property_lock", {})
-        if isinstance(value, np.ndarray) and value.dtype == np.int64 and from_page:
-            pos = value
-            if pos.size and pos.max() >= self._adata.n_obs:
-                pos = pos[pos < self._adata.n_obs]
-        elif value is None or (not isinstance(value, dict) and len(value) == 0):
+        n = self._adata.n_obs if hasattr(self, "_adata") else 0
+        if from_page and isinstance(value, np.ndarray) and value.dtype == np.int64:
+            pos = value[value < n]  # decoded, sorted and unique already
+            if pos.size > 1 and not (np.diff(pos) > 0).all():
+                pos = np.unique(pos)
+            return pos
+        if value is None or (not isinstance(value, dict) and len(value) == 0):
             pos = np.empty(0, dtype=np.int64)
         else:
             mask = resolve_selection(self._adata, value, what="selection", allow_empty=True)
             pos = np.flatnonzero(mask).astype(np.int64)
-        pos = np.unique(pos).astype(np.int64)
-        if not from_page and hasattr(self, "_adata"):
-            # a selection made in Python has no polygon
-            self._polygon = b""
+        if hasattr(self, "_adata"):
+            self._polygon = b""  # a selection made in Python has no polygon
         return pos
 
     @property
@@ -454,7 +480,11 @@ class UmapScatter(anywidget.AnyWidget):
         a = self._adata
         names_hash = self._names_hash()
         cells_changed = names_hash != self._obs_names_hash
-        selected = list(self._selected_names_snapshot) if cells_changed else None
+        selected = None
+        if cells_changed and self._selection_names_index is not None:
+            old = self._selection_names_index
+            pos = self.selection
+            selected = old[pos[pos < len(old)]]
         with self.hold_sync():
             self._send_coords()
             self._send_keys()
@@ -465,17 +495,16 @@ class UmapScatter(anywidget.AnyWidget):
             if cells_changed:
                 self._obs_names_hash = names_hash
                 self._highlight = b""
-                keep = a.obs_names.get_indexer(pd.Index(selected or []))
+                keep = a.obs_names.get_indexer(pd.Index([] if selected is None else selected))
                 self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
 
     @traitlets.observe("selection")
     def _snapshot_names(self, change):
-        # names of the selection when it was made, so refresh() can keep it by cell name
-        pos = np.asarray(change["new"], dtype=np.int64)
-        names = self._adata.obs_names
-        self._selected_names_snapshot = [str(x) for x in names[pos[pos < len(names)]]]
+        # the cells' names index at selection time, so refresh() can keep the selection by name
+        # (cheap: obs_names is immutable; anndata replaces it when cells change)
+        self._selection_names_index = self._adata.obs_names
 
-    _selected_names_snapshot: list = []
+    _selection_names_index = None
 
     # ------------------------------------------------------------------ messages
     def _on_custom_msg(self, widget, content, buffers):

@@ -11,7 +11,6 @@ import {
   decodeSelection,
   encodePolygon,
   encodeSelection,
-  normalizeSelection,
 } from './buffers.js';
 import { buildLegend, codesToValues, formatValue, highlightToValues } from './colors.js';
 import { pointSizeFor } from './geometry.js';
@@ -105,7 +104,7 @@ function render({ model, el }) {
 
   let coordsHash = null;
   let coords = { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
-  let selection = decodeSelection(model.get('selection'));
+  let selection = decodeSelection(model.get('selection')); // Uint32Array of positions
   let lastSent = null;
   let lassoActive = false;
   let destroyed = false;
@@ -140,7 +139,7 @@ function render({ model, el }) {
     const z = codesToValues(model.get('_codes'), coords.n, palette.length);
     const { values: w, active } = highlightToValues(model.get('_highlight'), coords.n);
     applyStyle(active);
-    const sel = selection.filter((i) => i < coords.n);
+    const sel = Array.from(selection.filter((i) => i < coords.n));
     await scatterplot.draw(
       { x: coords.x, y: coords.y, z, w },
       { zDataType: 'categorical', wDataType: 'categorical', select: sel },
@@ -169,6 +168,7 @@ function render({ model, el }) {
         requestAnimationFrame(() => {
           el.dataset.drawn = 'true';
           el.dataset.firstDrawMs = String(Math.round(performance.now() - t0));
+          el.dataset.drawnAt = String(Date.now());
         }),
       );
     }
@@ -183,8 +183,8 @@ function render({ model, el }) {
   }
 
   function sendSelection(points, polygon) {
-    const enc = encodeSelection(points);
-    selection = Array.from(new Uint32Array(enc.buffer, enc.byteOffset, enc.byteLength >> 2));
+    const enc = encodeSelection(points, model.get('_n') | 0);
+    selection = Uint32Array.from(points ?? []);
     lastSent = enc;
     model.set('selection', enc);
     model.set('_polygon', encodePolygon(polygon ?? []));
@@ -198,6 +198,7 @@ function render({ model, el }) {
   });
   scatterplot.subscribe('lassoEnd', ({ coordinates }) => {
     lassoActive = false;
+    el.dataset.lassoEndAt = String(Date.now());
     sendSelection(scatterplot.get('selectedPoints'), coordinates);
   });
   scatterplot.subscribe('select', ({ points }) => {
@@ -210,9 +211,9 @@ function render({ model, el }) {
   const onSelectionChange = () => {
     const v = model.get('selection');
     if (v === lastSent) return;
-    selection = Array.from(normalizeSelection(decodeSelection(v)));
+    selection = decodeSelection(v);
     if (scatterplot.get('isPointsDrawn')) {
-      if (selection.length) scatterplot.select(selection, { preventEvent: true });
+      if (selection.length) scatterplot.select(Array.from(selection), { preventEvent: true });
       else scatterplot.deselect({ preventEvent: true });
     }
     updateCount();
@@ -310,10 +311,12 @@ function render({ model, el }) {
     hovered = i;
     model.send({ type: 'hover', index: i });
   });
-  scatterplot.subscribe('pointOut', () => {
+  const hideTooltip = () => {
     hovered = -1;
     tooltip.style.display = 'none';
-  });
+  };
+  scatterplot.subscribe('pointOut', hideTooltip);
+  body.addEventListener('mouseleave', hideTooltip);
   const onCustom = (msg) => {
     if (!msg || msg.type !== 'hover' || msg.index !== hovered) return;
     tooltip.replaceChildren(h('div', { text: msg.name }));

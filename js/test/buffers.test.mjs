@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   asTyped, decodeCoords, decodePolygon, decodeSelection, encodePolygon, encodeSelection,
-  normalizeSelection,
+  normalizeSelection, SELECTION_MASK, SELECTION_POSITIONS,
 } from '../src/buffers.js';
 
 test('decodeCoords splits interleaved float32 from a DataView', () => {
@@ -22,13 +22,32 @@ test('asTyped copes with unaligned views, ArrayBuffers and null', () => {
   assert.equal(asTyped(new ArrayBuffer(8), Float32Array).length, 2);
 });
 
-test('selection round trip is sorted, unique uint32', () => {
-  const enc = encodeSelection([5, 1, 3, 3, 0]);
+test('selection: positions for few cells, sorted and unique', () => {
+  const enc = encodeSelection([5, 1, 3, 3, 0], 1000);
   assert.ok(enc instanceof DataView);
-  assert.equal(enc.byteLength, 16);
-  assert.deepEqual(decodeSelection(enc), [0, 1, 3, 5]);
+  assert.equal(enc.getUint32(0, true), SELECTION_POSITIONS);
+  assert.equal(enc.byteLength, 4 + 16);
+  assert.deepEqual(Array.from(decodeSelection(enc)), [0, 1, 3, 5]);
   assert.deepEqual(Array.from(normalizeSelection([])), []);
-  assert.deepEqual(decodeSelection(encodeSelection([])), []);
+  assert.deepEqual(Array.from(decodeSelection(encodeSelection([], 10))), []);
+  assert.deepEqual(Array.from(decodeSelection(new DataView(new ArrayBuffer(0)))), []);
+  // indices beyond n are dropped
+  assert.deepEqual(Array.from(decodeSelection(encodeSelection([2, 5000], 1000))), [2]);
+});
+
+test('selection: a packbits mask when many cells are selected', () => {
+  const n = 1000;
+  const pts = [];
+  for (let i = n - 1; i >= 0; i -= 2) pts.push(i); // 500 cells, unsorted
+  const enc = encodeSelection(pts, n);
+  assert.equal(enc.getUint32(0, true), SELECTION_MASK);
+  assert.equal(enc.byteLength, 4 + 125);
+  // numpy.packbits order: cell 1 is bit 0x40 of byte 0
+  assert.equal(enc.getUint8(4), 0b01010101);
+  const dec = decodeSelection(enc);
+  assert.equal(dec.length, 500);
+  assert.deepEqual(Array.from(dec.slice(0, 3)), [1, 3, 5]);
+  assert.equal(dec[499], 999);
 });
 
 test('polygon round trip from nested and flat vertices', () => {
