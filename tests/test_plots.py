@@ -341,6 +341,7 @@ def test_cnmf_silhouette(cnmf_data, tmp_path):
 def test_cnmf_distance_usages(cnmf_data, tmp_path):
     a = cnmf_data
     a.uns["bulk_labels_colors"] = em.colors.default_palette(a.obs["bulk_labels"].cat.categories.size)
+    pal_ = dict(zip(a.obs["bulk_labels"].cat.categories, a.uns["bulk_labels_colors"]))
     fig = em.plot_cnmf_distance_usages(a, k=5, downsample=0.1, method="complete", cmap="reds",
                                        cmap_annotations="turbo", annotations=["cnmf.5", "bulk_labels"],
                                        metrics="cosine", legend_cols=1, figsize=(7, 3.3))
@@ -352,12 +353,21 @@ def test_cnmf_distance_usages(cnmf_data, tmp_path):
     im = [i for i in heat.images if i.get_gid() == "heatmap"][0]
     n = 70
     assert im.get_array().shape == (n, n)
+    assert len(set(fig.heatmap_items)) == n and set(fig.heatmap_items) <= set(a.obs_names)
     assert im.get_cmap().name == "Reds"
     M = np.asarray(im.get_array())
     assert np.allclose(np.diag(M), 1.0)  # similarity of a cell with itself
     assert np.allclose(M, M.T)
     ann = gids["annotations"].images[0].get_array()
     assert ann.shape[:2] == (n, 6)  # 5 programs + bulk_labels
+    # rows are the sampled cells in dendrogram order: similarities and usage bars match them
+    U = np.asarray(a.obsm["cnmf.5"].loc[fig.heatmap_items], dtype=float)
+    Un = U / np.linalg.norm(U, axis=1, keepdims=True)
+    assert np.allclose(M, Un @ Un.T, atol=1e-6)
+    expect = plt.get_cmap("turbo")(mcolors.Normalize(U.min(), U.max())(U))
+    assert np.allclose(ann[:, :5], expect, atol=1e-6)
+    lab = a.obs["bulk_labels"].loc[fig.heatmap_items]
+    assert [mcolors.to_hex(c) for c in ann[:, 5]] == [pal_[x] for x in lab]
     assert [t.get_text() for t in gids["annotations"].get_xticklabels()] == ["1", "2", "3", "4", "5", "bulk_labels"]
     leg = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None][0]
     cats = list(a.obs["bulk_labels"].cat.categories)
@@ -390,10 +400,16 @@ def test_cnmf_distance_modules(cnmf_data, tmp_path):
     lo, hi = cb.get_ylim()
     assert lo == pytest.approx(-hi)  # diverging map centred at 0
     render(fig, tmp_path / "modules.png")
-    with pytest.warns(UserWarning, match="drawing 100 of"):
-        fig = em.plot_cnmf_distance_modules(a, k=5, max_items=100)
+    with pytest.warns(UserWarning, match="drawing the 100 most program-specific of"):
+        fig = em.plot_cnmf_distance_modules(a, k=5, max_items=100, annotations="cnmf.coef.5")
     heat = [i for ax in fig.axes for i in ax.images if i.get_gid() == "heatmap"][0]
     assert heat.get_array().shape == (100, 100)
+    coef = np.asarray(a.varm["cnmf.coef.5"]).max(axis=1)
+    ann = [ax for ax in fig.axes if ax.get_gid() == "annotations"][0]
+    assert ann.images[0].get_array().shape[0] == 100
+    # the genes kept are the 100 with the highest coefficient
+    top = set(a.var_names[np.argsort(-coef, kind="stable")[:100]])
+    assert set(fig.heatmap_items) == top
 
 
 # --------------------------------------------------------------------------------------------

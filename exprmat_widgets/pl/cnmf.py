@@ -137,7 +137,7 @@ def _annotation_tracks(adata, names, dim, idx, cmap_annotations):
 
 def _clustered_heatmap(
     adata, data, labels, *, metrics, method, cmap, tracks, cmap_annotations, legend_cols, figsize, dpi,
-    title, similarity, item_name,
+    title, similarity, item_name, names,
 ):
     from scipy.cluster.hierarchy import dendrogram, linkage
     from scipy.spatial.distance import pdist, squareform
@@ -203,6 +203,7 @@ def _clustered_heatmap(
         axh.yaxis.tick_right()
     axh.set_xlabel(f"{n} {item_name}", fontsize=8)
     axd_top.set_title(title, fontsize=9)
+    fig.heatmap_items = [str(names[i]) for i in order]  # what each heatmap row is, top to bottom
 
     # annotation bars
     side_gs = gs[:, 3].subgridspec(3, 1, height_ratios=[1, 1, 1.6], hspace=0.6)
@@ -329,6 +330,7 @@ def plot_cnmf_distance_usages(
         adata, data[idx], None, metrics=metrics, method=method, cmap=cmap, tracks=tracks,
         cmap_annotations=cmap_annotations, legend_cols=legend_cols, figsize=figsize, dpi=dpi,
         title=f"cNMF usages, k = {k}", similarity=similarity, item_name="cells",
+        names=adata.obs_names.to_numpy()[idx],
     )
 
 
@@ -354,7 +356,8 @@ def plot_cnmf_distance_modules(
     """Clustered heatmap of gene-gene distances between cNMF gene spectra (modules).
 
     Genes are the rows of ``varm['<key>.<k>']`` with a non-zero spectrum (others cannot be
-    compared), sampled by ``downsample`` and capped at ``max_items`` (with a warning).
+    compared), sampled by ``downsample``; beyond ``max_items`` genes the most program-specific
+    ones are kept (highest value in ``varm['<key>.coef.<k>']``), with a warning.
     ``annotations`` (varm keys such as ``'cnmf.coef.10'``: one bar per program, a diverging
     ``cmap_annotations`` centred at 0; or var columns) are drawn beside the heatmap.  Otherwise as
     :func:`plot_cnmf_distance_usages`.  Writes nothing.  Returns the Figure.
@@ -362,8 +365,21 @@ def plot_cnmf_distance_modules(
     k = v.number(k, "k", minimum=1, integer=True)
     data = _usage_matrix(adata, key, k, "varm")
     ok = np.flatnonzero(np.isfinite(data).all(axis=1) & (np.abs(data).sum(axis=1) > 0))
-    sub = _pick(len(ok), downsample, random_state, max_items, "genes")
+    sub = _pick(len(ok), downsample, random_state, None, "genes")
     idx = ok[sub]
+    if max_items is not None and len(idx) > max_items:
+        # keep the most program-specific genes: highest coefficient (or spectrum share) in any program
+        coef = f"{key}.coef.{k}"
+        if coef in adata.varm:
+            score = np.nan_to_num(np.asarray(adata.varm[coef], dtype=float)[idx]).max(axis=1)
+        else:
+            d = data[idx]
+            score = (d / d.sum(axis=1, keepdims=True)).max(axis=1)
+        keep = np.sort(np.argsort(-score, kind="stable")[: int(max_items)])
+        warnings.warn(f"drawing the {int(max_items)} most program-specific of {len(idx)} genes (highest "
+                      f"{'varm[' + repr(coef) + ']' if coef in adata.varm else 'spectrum share'}); pass "
+                      "a smaller downsample or a larger max_items.", stacklevel=2)
+        idx = idx[keep]
     tracks = _annotation_tracks(adata, annotations, "var", idx, cmap_annotations)
     labels = adata.var_names.to_numpy()[idx] if gene_symbols is None else \
         adata.var[u.symbol_column(adata, gene_symbols)].astype(str).to_numpy()[idx]
@@ -371,4 +387,5 @@ def plot_cnmf_distance_modules(
         adata, data[idx], labels, metrics=metrics, method=method, cmap=cmap, tracks=tracks,
         cmap_annotations=cmap_annotations, legend_cols=legend_cols, figsize=figsize, dpi=dpi,
         title=f"cNMF gene modules, k = {k}", similarity=similarity, item_name="genes",
+        names=adata.var_names.to_numpy()[idx],
     )

@@ -21,7 +21,7 @@ from . import _utils as u
 __all__ = ["plot_embedding", "plot_multiple_embedding"]
 
 #: above this many cells the points are drawn by :class:`RasterPoints` (one image per draw)
-RASTER_THRESHOLD = 100_000
+RASTER_THRESHOLD = 50_000
 
 
 class RasterPoints(martist.Artist):
@@ -101,11 +101,20 @@ def _limit(value, values, name):
     raise ExprmatError(f"{name} must be a number or a percentile such as 'p99', got {value!r}.")
 
 
-def _group_centre(xy):
-    """A point of the group near its median (on the cluster even when it is curved)."""
-    med = np.median(xy, axis=0)
-    d = ((xy - med) ** 2).sum(axis=1)
-    return xy[int(np.argmin(d))]
+def _label_positions(xy, codes, n_groups, extent, bins=64):
+    """Where to write each group's name: the cell of the group nearest to the peak of its
+    smoothed density (on the cluster's dense core even for curved or scattered groups)."""
+    grid = _density_grid(xy, codes, n_groups, extent, bins, 1.5)
+    x0, x1, y0, y1 = extent
+    out = {}
+    for g in range(n_groups):
+        members = xy[codes == g]
+        if len(members) == 0:
+            continue
+        iy, ix = np.unravel_index(int(np.argmax(grid[g])), grid[g].shape)
+        peak = np.array([x0 + (ix + 0.5) * (x1 - x0) / bins, y0 + (iy + 0.5) * (y1 - y0) / bins])
+        out[g] = members[int(np.argmin(((members - peak) ** 2).sum(axis=1)))]
+    return out
 
 
 def _density_grid(xy, codes, n_groups, extent, bins, smooth):
@@ -229,7 +238,7 @@ def plot_embedding(
         Legend of a categorical colouring (``legend_loc='right margin'`` puts it beside the plot,
         ``'on data'`` is the same as labels on the clusters, other values are matplotlib ``loc``).
     ptsize
-        Point area in points^2 (matplotlib's ``s``); default ``min(20, 120000 / n_cells)``.
+        Point area in points^2 (matplotlib's ``s``); default ``min(20, 50000 / n_cells)``.
     palette, cmap, vmin, vmax
         Categorical palette (name, list or dict) and continuous colour map (any matplotlib name
         in any case, d3 names such as ``'category20c'``); ``vmin``/``vmax`` may be ``'p1'``/``'p99'``.
@@ -251,7 +260,7 @@ def plot_embedding(
     if annotate_style not in (None, "none", "text", "label"):
         raise ExprmatError(f"annotate_style must be 'text', 'label' or None, got {annotate_style!r}.")
     if ptsize is None:
-        ptsize = min(20.0, 120000.0 / max(n, 1))
+        ptsize = min(20.0, 50000.0 / max(n, 1))
     ptsize = v.number(ptsize, "ptsize", minimum=0)
 
     kind, cats, values = None, None, None
@@ -367,16 +376,18 @@ def plot_embedding(
         on_data = legend and legend_loc == "on data"
         if (annotate and annotate_style not in (None, "none")) or on_data:
             style = annotate_style if annotate_style not in (None, "none") else "text"
+            centres = _label_positions(xy, codes, len(cats), extent)
             for i in present:
-                cx, cy = _group_centre(xy[codes == i])
+                cx, cy = centres[i]
                 kw = dict(ha="center", va="center", fontsize=fs, zorder=5, gid=f"label:{cats[i]}")
                 if style == "label":
                     fg = "white" if _dark(pal[i]) else "black"
-                    ax.text(cx, cy, str(cats[i]), color=fg, fontweight="bold",
-                            bbox=dict(boxstyle="round,pad=0.2", fc=pal[i], ec="none", alpha=0.85), **kw)
+                    t = ax.text(cx, cy, str(cats[i]), color=fg, fontweight="bold",
+                                bbox=dict(boxstyle="round,pad=0.2", fc=pal[i], ec="none", alpha=0.85), **kw)
                 else:
                     t = ax.text(cx, cy, str(cats[i]), color=annotate_foreground, fontweight="bold", **kw)
                     t.set_path_effects([patheffects.withStroke(linewidth=2.0, foreground="white")])
+                t.set_in_layout(False)  # a long label near the edge must not shrink the panel
         if legend and not on_data and present:
             handles = [Line2D([], [], linestyle="", marker="o", markersize=5, markerfacecolor=pal[i],
                               markeredgewidth=0, label=str(cats[i])) for i in present]

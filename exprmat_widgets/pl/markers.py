@@ -218,7 +218,7 @@ def plot_markers(
     return fig
 
 
-def _binned_density(vals, lo, hi, bins=64, sigma=1.6):
+def _binned_density(vals, lo, hi, bins=64, sigma=2.0):
     from scipy.ndimage import gaussian_filter1d
 
     if len(vals) == 0:
@@ -275,8 +275,10 @@ def _stacked_violin(light, var_names, groupby, *, figsize=None, cmap=None, bins=
             d = _binned_density(v[codes == i], lo, hi, bins)
             if not d.any():
                 continue
-            y = i + 0.45 - 0.9 * ygrid
-            w = half * d
+            nz = np.flatnonzero(d > 1e-3)
+            sl = slice(nz[0], nz[-1] + 1)  # the violin spans the group's own range
+            y = (i + 0.45 - 0.9 * ygrid)[sl]
+            w = half * d[sl]
             xs = np.concatenate([j - w, (j + w)[::-1]])
             ys = np.concatenate([y, y[::-1]])
             polys.append(np.column_stack([xs, ys]))
