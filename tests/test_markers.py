@@ -127,6 +127,26 @@ def test_float64_and_dense_input_equal_to_scanpy(mouse_km, reference):
     assert_same_as_scanpy(ours, ref)
 
 
+def test_tutorial_call(mouse_km):
+    a = mouse_km.copy()
+    a.obs["cell.type"] = a.obs["km"].map(lambda k: f"type {k}").astype("category")
+    em.markers(
+        a, groupby="cell.type", mask_var=None, groups="all", reference="rest", n_genes=None, rankby_abs=False,
+        pts=True, key_added="markers", method="t-test", corr_method="benjamini-hochberg", tie_correct=False,
+        gene_symbol="gene", layer="X",
+    )
+    res = a.uns["markers"]
+    assert res["params"] == {
+        "groupby": "cell.type", "reference": "rest", "method": "t-test", "use_raw": False, "layer": None,
+        "corr_method": "benjamini-hochberg", "tie_correct": False, "gene_symbol": "gene",
+    }
+    assert set(res) == {"params", "names", "scores", "logfoldchanges", "pvals", "pvals_adj", "pts", "pts_rest"}
+    out = em.filter_markers(a, n_genes=3, groupby="cell.type", max_logfoldchange=None, key="markers",
+                            gene_symbols="gene", **TUTORIAL)
+    assert len(out) > 0 and out.groupby("group", observed=True).size().max() <= 3
+    assert (out["symbol"] == "sym-" + out["names"]).all()
+
+
 def test_layer_X_means_X_and_log_base(mouse_km):
     a = mouse_km.copy()
     em.markers(a, "km", layer="X", key_added="m1", method="t-test")
@@ -296,6 +316,10 @@ def test_bad_input_changes_nothing(pbmc_mod):
         em.selection_markers(a, cells=[a.obs_names[0]])
     with pytest.raises(em.ExprmatError, match="cells=<selection> or polygon"):
         em.selection_markers(a)
+    with pytest.raises(em.ExprmatError, match="finite"):
+        em.selection_markers(a, polygon=[[0, 0], [1, np.nan], [1, 1]], basis="umap")
+    with pytest.raises(em.MissingKeyError, match="embedding 'tsne' not found"):
+        em.selection_markers(a, polygon=[[0, 0], [1, 0], [1, 1]], basis="tsne")
     X = a.X.copy()
     X[0, 0] = np.nan
     a.X = X

@@ -466,9 +466,12 @@ def _cells_in_polygon(adata, polygon, basis):
 
     if basis is None:
         raise ExprmatError("selection_markers: a polygon needs basis='<embedding>' (e.g. 'umap').")
-    pts = np.asarray(polygon, dtype=float)
-    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 3:
-        raise ExprmatError("selection_markers: polygon must be a list of at least 3 [x, y] vertices.")
+    try:
+        pts = np.asarray(polygon, dtype=float)
+    except (TypeError, ValueError):
+        pts = np.zeros((0, 0))
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 3 or not np.isfinite(pts).all():
+        raise ExprmatError("selection_markers: polygon must be a list of at least 3 finite [x, y] vertices.")
     emb = v.embedding(adata, basis)[:, :2]
     return Path(pts).contains_points(emb)
 
