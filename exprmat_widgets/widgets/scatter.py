@@ -291,8 +291,9 @@ class UmapScatter(anywidget.AnyWidget):
             return hits[0]
         genes = self._gene_names()
         raise MissingKeyError(
-            f"'{key}' is neither an obs column ({list(a.obs.columns)[:10]}...) nor a gene "
-            f"(e.g. {genes[:5]}); pass an existing obs column or gene name."
+            f"'{key}' is neither an obs column nor a gene of this AnnData (obs columns: "
+            f"{list(a.obs.columns)[:10]}, genes e.g. {genes[:5]}); pass an existing obs column "
+            "or gene name."
         )
 
     # ------------------------------------------------------------------ colour
@@ -304,7 +305,7 @@ class UmapScatter(anywidget.AnyWidget):
         cmap: str = "viridis",
         vmin: float | None = None,
         vmax: float | None = None,
-    ) -> "UmapScatter":
+    ) -> UmapScatter:
         """Colour the cells by an obs column or a gene (see the module docstring)."""
         a = self._adata
         n = a.n_obs

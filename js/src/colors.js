@@ -90,3 +90,20 @@ export function buildLegend(legend) {
   }
   return { kind: 'none', title };
 }
+
+/**
+ * Drawing order for a continuous colouring: cells sorted by colour code (counting sort), so
+ * high values are drawn last (on top); the "missing" code (the last one) is drawn first.
+ * Returns a plain Array (what regl-scatterplot's `pointOrder` accepts).
+ */
+export function orderByCodes(values, nCodes) {
+  const n = values.length;
+  const last = nCodes - 1;
+  const counts = new Uint32Array(nCodes + 1);
+  const key = (v) => (v >= last ? 0 : v + 1);
+  for (let i = 0; i < n; i++) counts[key(values[i]) + 1]++;
+  for (let c = 1; c <= nCodes; c++) counts[c] += counts[c - 1];
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[counts[key(values[i])]++] = i;
+  return out;
+}

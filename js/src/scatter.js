@@ -12,7 +12,7 @@ import {
   encodePolygon,
   encodeSelection,
 } from './buffers.js';
-import { buildLegend, codesToValues, formatValue, highlightToValues } from './colors.js';
+import { buildLegend, codesToValues, formatValue, highlightToValues, orderByCodes } from './colors.js';
 import { pointSizeFor } from './geometry.js';
 import { matchKeys, resolveKey } from './search.js';
 
@@ -144,6 +144,11 @@ function render({ model, el }) {
       { x: coords.x, y: coords.y, z, w },
       { zDataType: 'categorical', wDataType: 'categorical', select: sel },
     );
+    // continuous colours: expressing cells on top of the rest
+    const continuous = model.get('_legend')?.kind === 'continuous';
+    if (continuous || scatterplot.get('pointOrder') !== null) {
+      scatterplot.set({ pointOrder: continuous ? orderByCodes(z, palette.length) : null });
+    }
   }
 
   let dirty = false;

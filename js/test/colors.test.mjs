@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildLegend, codesToValues, formatValue, gradientCss, hexToRgba, highlightToValues,
+  buildLegend, codesToValues, formatValue, gradientCss, hexToRgba, highlightToValues, orderByCodes,
 } from '../src/colors.js';
 
 test('hexToRgba parses short, long and alpha forms', () => {
@@ -50,4 +50,11 @@ test('formatValue', () => {
   assert.equal(formatValue(NaN), 'NA');
   assert.equal(formatValue(null), 'NA');
   assert.equal(formatValue('B cell'), 'B cell');
+});
+
+test('orderByCodes: missing first, then ascending codes, stable', () => {
+  // palette of 4: codes 0..2 are values, 3 is "missing"
+  const v = new Float32Array([2, 0, 3, 1, 0, 2]);
+  assert.deepEqual(orderByCodes(v, 4), [2, 1, 4, 3, 0, 5]);
+  assert.deepEqual(orderByCodes(new Float32Array(0), 4), []);
 });

@@ -87,7 +87,7 @@ class JupyterServer:
         )
 
     # -------------------------------------------------------------- lifecycle
-    def start(self) -> "JupyterServer":
+    def start(self) -> JupyterServer:
         cmd = [
             sys.executable, "-m", "jupyterlab",
             "--no-browser",
@@ -107,7 +107,7 @@ class JupyterServer:
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # CI containers run as root
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the server's lifetime)
         self.proc = subprocess.Popen(
             cmd, cwd=self.root, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -186,7 +186,7 @@ class JupyterServer:
             time.sleep(0.3)
         raise RuntimeError(f"no kernel session for {path}")
 
-    def kernel_for(self, path: str, timeout: float = 60.0) -> "KernelHandle":
+    def kernel_for(self, path: str, timeout: float = 60.0) -> KernelHandle:
         """A jupyter_client attached to the kernel of the notebook at ``path``."""
         kid = self.kernel_id_for(path, timeout)
         if kid not in self._kernel_clients:
@@ -271,21 +271,23 @@ def browser_context(tmp_dir: Path | None = None, viewport=(1280, 1000)):
     """Playwright (sync API) on Debian's chromium with a fresh user-data-dir; yields (context, page)."""
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory(prefix="emw-chromium-", dir=tmp_dir) as udd:
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(
-                udd,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=CHROMIUM_ARGS,
-                viewport={"width": viewport[0], "height": viewport[1]},
-            )
-            try:
-                page = ctx.pages[0] if ctx.pages else ctx.new_page()
-                page.set_default_timeout(60_000)
-                yield ctx, page
-            finally:
-                ctx.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="emw-chromium-", dir=tmp_dir) as udd,
+        sync_playwright() as p,
+    ):
+        ctx = p.chromium.launch_persistent_context(
+            udd,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": viewport[0], "height": viewport[1]},
+        )
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.set_default_timeout(60_000)
+            yield ctx, page
+        finally:
+            ctx.close()
 
 
 def open_notebook(page, server: JupyterServer, path: str, ui: str = "lab", run_all: bool = True,
@@ -366,8 +368,8 @@ def screenshot(page_or_locator, name: str) -> Path:
 
 def non_background_fraction(png_path: Path, background=(255, 255, 255), tol: int = 12) -> float:
     """Fraction of pixels that differ from the background colour (has anything been drawn?)."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     img = np.asarray(Image.open(png_path).convert("RGB"), dtype=np.int16)
     diff = np.abs(img - np.array(background, dtype=np.int16)).max(axis=2)

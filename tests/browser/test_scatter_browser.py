@@ -1,29 +1,144 @@
 """UmapScatter in a real browser: JupyterLab 4 and Notebook 7 served locally, headless
 Debian Chromium driven by Playwright, lasso/box drawn with real mouse moves, results
-checked in the notebook's own kernel."""
+checked in the notebook's own kernel (``@pytest.mark.browser``). The first tests check the
+widget's kernel side without a browser (wire format, colours, selection, refresh)."""
 
 from __future__ import annotations
 
 import math
 
+import emw_browser_jupyter as jh
 import numpy as np
 import pytest
+import scanpy as sc
 from matplotlib.path import Path as MplPath
 
-import emw_browser_jupyter as jh
+from exprmat_widgets.errors import MissingKeyError
+from exprmat_widgets.widgets.scatter import (
+    UmapScatter,
+    decode_selection_buffer,
+    encode_selection_buffer,
+)
 
-pytestmark = pytest.mark.browser
+
+# ---------------------------------------------------------------- kernel side, no browser
+def test_selection_wire_format():
+    few = encode_selection_buffer([7, 2, 900], 1000)
+    assert few[:4] == b"\x00\x00\x00\x00" and len(few) == 16
+    assert decode_selection_buffer(few, 1000).tolist() == [2, 7, 900]
+    half = list(range(1, 1000, 2))
+    many = encode_selection_buffer(half, 1000)
+    assert many[:4] == b"\x01\x00\x00\x00" and len(many) == 4 + 125
+    assert many[4] == 0b01010101  # numpy.packbits order, as the page encodes it
+    assert decode_selection_buffer(many, 1000).tolist() == half
+    assert decode_selection_buffer(b"", 10).tolist() == []
+
+
+def test_scatter_state_without_browser():
+    adata = sc.datasets.pbmc68k_reduced()
+    adata.uns["bulk_labels_colors"] = np.array(["#000000"] * 9 + ["#ff0000"], dtype=object)
+    before_uns = set(adata.uns.keys())
+    w = UmapScatter(adata, basis="umap", color="bulk_labels")
+    # coordinates: float32 in [-1, 1], mapped back by the transform
+    xy = np.frombuffer(w._coords, dtype="<f4").reshape(-1, 2)
+    assert xy.shape == (700, 2) and np.abs(xy).max() <= 1.0
+    t = w._transform
+    back = xy.astype(float) / t["scale"] + [t["cx"], t["cy"]]
+    np.testing.assert_allclose(back, adata.obsm["X_umap"], atol=1e-5)
+    # colours from uns, codes per cell, missing colour last
+    assert w._palette[:10] == list(adata.uns["bulk_labels_colors"]) and len(w._palette) == 11
+    codes = np.frombuffer(w._codes, dtype="<u2")
+    np.testing.assert_array_equal(codes, adata.obs["bulk_labels"].cat.codes.to_numpy())
+    assert sum(w._legend["counts"]) == 700
+    # a gene (from raw, case-insensitive), an unknown key leaves the colour unchanged
+    w.color_by("cd79a")
+    assert w.color == "CD79A" and w._legend["kind"] == "continuous"
+    assert w._legend["vmax"] == pytest.approx(float(adata.raw[:, "CD79A"].X.max()))
+    with pytest.raises(MissingKeyError, match="neither an obs column nor a gene"):
+        w.color_by("NOT_A_GENE")
+    assert w.color == "CD79A"
+    w.color_by("n_counts")
+    assert w._legend["vmin"] == pytest.approx(float(adata.obs["n_counts"].min()))
+    assert set(adata.uns.keys()) == before_uns  # the widget never writes into the AnnData
+    with pytest.raises(MissingKeyError, match="em.umap"):
+        UmapScatter(adata, basis="tsne")
+
+
+def test_selection_from_page_and_python_without_browser():
+    adata = sc.datasets.pbmc68k_reduced()
+    w = UmapScatter(adata, color="bulk_labels")
+    seen = []
+    w.observe(lambda ch: seen.append(len(ch["new"])), names="selection")
+    # what the page sends after a lasso: tagged selection + float32 polygon (normalised)
+    poly_n = np.array([[-1, -1], [0, -1], [0, 1], [-1, 1]], dtype="<f4")
+    inside = np.flatnonzero(w.normalized_coords[:, 0] < 0)
+    w.set_state({"selection": memoryview(encode_selection_buffer(inside, 700)),
+                 "_polygon": memoryview(poly_n.tobytes())})
+    assert seen == [len(inside)]
+    np.testing.assert_array_equal(w.selection, inside)
+    poly = w.last_polygon
+    assert poly.shape == (4, 2)
+    emb = adata.obsm["X_umap"]
+    assert (MplPath(poly).contains_points(emb) == w.selection_mask).all()
+    rec = w.selection_record()
+    assert rec["basis"] == "umap" and len(rec["cells"]) == len(inside)
+    # from Python: names, mask, positions; the polygon no longer describes it
+    w.selection = adata.obs_names[:3].tolist()
+    assert w.selection.tolist() == [0, 1, 2] and w.last_polygon is None
+    w.selection = np.arange(700) % 100 == 0
+    assert w.selected_names == adata.obs_names[::100].tolist()
+    w.highlight_groups("bulk_labels", ["CD19+ B"])
+    assert np.frombuffer(w._highlight, np.uint8).sum() == (adata.obs["bulk_labels"] == "CD19+ B").sum()
+    info = w._hover_info(5)
+    assert info["name"] == adata.obs_names[5] and info["fields"][0][0] == "bulk_labels"
+
+
+def test_refresh_resends_only_changes():
+    adata = sc.datasets.pbmc68k_reduced()
+    w = UmapScatter(adata, color="bulk_labels")
+    sent = []
+    w.observe(lambda ch: sent.append(ch["name"]), names=["_coords", "_codes", "_keys"])
+    w.refresh()
+    assert sent == []
+    # relabel: colours change, coordinates do not
+    adata.obs["bulk_labels"] = adata.obs["bulk_labels"].cat.rename_categories(
+        lambda c: c.replace("Dendritic", "DC"))
+    w.refresh()
+    assert "_codes" not in sent and "_coords" not in sent and "_keys" not in sent
+    assert "DC" in w._legend["names"]
+    # exclusion: new coordinates, selection kept by name
+    w.selection = adata.obs_names[::50].tolist()
+    kept = [n for n in adata.obs_names[::50] if adata.obs.loc[n, "bulk_labels"] != "DC"]
+    adata._inplace_subset_obs((adata.obs["bulk_labels"] != "DC").to_numpy())
+    w.refresh()
+    assert "_coords" in sent and w._n == adata.n_obs
+    assert w.selected_names == kept
+
+
+def test_larger_real_data_pca_basis(mouse10k):
+    w = UmapScatter(mouse10k, basis="pca", color=None)
+    assert w._n == 10_000 and len(w._coords) == 80_000
+    gene = mouse10k.var_names[0]
+    w.color_by(gene, use_raw=False)
+    assert w.color == gene and len(w._codes) == 20_000
+
+
+# ---------------------------------------------------------------- real browser
 
 SCATTER = ".emw-scatter"
 DRAWN = '.emw-scatter[data-drawn="true"]'
 
 PBMC_CELLS = [
-    "import json\nimport numpy as np\nimport scanpy as sc\n"
-    "from matplotlib.path import Path as MplPath\n"
-    "from exprmat_widgets.widgets.scatter import UmapScatter\n"
-    "adata = sc.datasets.pbmc68k_reduced()\nevents = []",
-    "w = UmapScatter(adata, basis='umap', color='bulk_labels', height=450)\n"
-    "w.observe(lambda ch: events.append(int(len(ch['new']))), names='selection')\nw",
+    (
+        "import json\nimport numpy as np\nimport scanpy as sc\n"
+        "from matplotlib.path import Path as MplPath\n"
+        "from exprmat_widgets.widgets.scatter import UmapScatter\n"
+        "adata = sc.datasets.pbmc68k_reduced()\nevents = []"
+    ),
+    (
+        "w = UmapScatter(adata, basis='umap', color='bulk_labels', height=450)\n"
+        "w.observe(lambda ch: events.append(int(len(ch['new']))), names='selection')\nw"
+    ),
 ]
 
 # run in the kernel: how the selection relates to the lasso polygon
@@ -122,6 +237,7 @@ def _lasso_around(page, kernel, center, radius, n_vertices=16):
     return poly
 
 
+@pytest.mark.browser
 def test_canvas_draws(pbmc_nb, artifacts):
     page, kernel = pbmc_nb
     shot = jh.screenshot(page.locator(f"{SCATTER} .emw-body").first, "pbmc_scatter.png")
@@ -136,6 +252,7 @@ def test_canvas_draws(pbmc_nb, artifacts):
     assert not [m for m in page.emw_console if m.startswith("pageerror")], page.emw_console
 
 
+@pytest.mark.browser
 def test_lasso_selection_matches_polygon(pbmc_nb, artifacts):
     page, kernel = pbmc_nb
     _set_mode(page, kernel, "lasso")
@@ -166,6 +283,7 @@ def test_lasso_selection_matches_polygon(pbmc_nb, artifacts):
     page.wait_for_selector(f'[data-testid="selection-count"][data-count="{n}"]')
 
 
+@pytest.mark.browser
 def test_box_selection(pbmc_nb):
     page, kernel = pbmc_nb
     _set_mode(page, kernel, "box")
@@ -186,6 +304,7 @@ def test_box_selection(pbmc_nb):
     _set_mode(page, kernel, "pan")
 
 
+@pytest.mark.browser
 def test_color_by_gene_via_search_box(pbmc_nb, artifacts):
     page, kernel = pbmc_nb
     search = page.locator(f"{SCATTER} input.emw-search").first
@@ -217,6 +336,7 @@ def test_color_by_gene_via_search_box(pbmc_nb, artifacts):
     page.wait_for_selector(f"{SCATTER} .emw-legend-item")
 
 
+@pytest.mark.browser
 def test_selection_from_python_shows_in_page(pbmc_nb, artifacts):
     page, kernel = pbmc_nb
     kernel.run("w.selection = adata.obs_names[:25].tolist()")
@@ -232,6 +352,7 @@ def test_selection_from_python_shows_in_page(pbmc_nb, artifacts):
     page.wait_for_selector('[data-testid="selection-count"][data-count="0"]')
 
 
+@pytest.mark.browser
 def test_hover_shows_cell(pbmc_nb):
     page, kernel = pbmc_nb
     screen = _screen_positions(page)
@@ -249,6 +370,7 @@ def test_hover_shows_cell(pbmc_nb):
     assert "bulk_labels: " in text
 
 
+@pytest.mark.browser
 def test_highlight_and_refresh_after_exclusion(pbmc_nb, artifacts):
     page, kernel = pbmc_nb
     before = int(page.get_attribute(SCATTER, "data-draw-count"))
@@ -283,17 +405,22 @@ def test_highlight_and_refresh_after_exclusion(pbmc_nb, artifacts):
 
 
 MOUSE_CELLS = [
-    "import numpy as np\nimport scanpy as sc\nimport exprmat_widgets as em\n"
-    "from matplotlib.path import Path as MplPath\n"
-    "from exprmat_widgets.widgets.scatter import UmapScatter\n"
-    "adata = em.datasets.mouse_10k()\n"
-    "sc.pp.normalize_total(adata, target_sum=1e4)\nsc.pp.log1p(adata)\n"
-    "sc.pp.pca(adata, n_comps=10, random_state=0)\nevents = []",
-    "w = UmapScatter(adata, basis='pca', color=None, height=420)\n"
-    "w.observe(lambda ch: events.append(int(len(ch['new']))), names='selection')\nw",
+    (
+        "import numpy as np\nimport scanpy as sc\nimport exprmat_widgets as em\n"
+        "from matplotlib.path import Path as MplPath\n"
+        "from exprmat_widgets.widgets.scatter import UmapScatter\n"
+        "adata = em.datasets.mouse_10k()\n"
+        "sc.pp.normalize_total(adata, target_sum=1e4)\nsc.pp.log1p(adata)\n"
+        "sc.pp.pca(adata, n_comps=10, random_state=0)\nevents = []"
+    ),
+    (
+        "w = UmapScatter(adata, basis='pca', color=None, height=420)\n"
+        "w.observe(lambda ch: events.append(int(len(ch['new']))), names='selection')\nw"
+    ),
 ]
 
 
+@pytest.mark.browser
 def test_notebook7_smoke_larger_data(browser_ctx, jupyter_server, artifacts):
     """Notebook 7 UI (/tree and /notebooks), 10,000 real cells (PCA coordinates)."""
     server = jupyter_server
