@@ -37,9 +37,9 @@ import scanpy as sc
 from sklearn.cluster import KMeans
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import resample_cells  # noqa: E402
+from _common import resample_cells
 
-import exprmat_widgets as em  # noqa: E402
+import exprmat_widgets as em
 
 FIELDS = ("scores", "logfoldchanges", "pvals", "pvals_adj")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -149,7 +149,7 @@ def compare(data, label, kw, traced, repeat):
         f"names identical={same} max|diff|={diff:.2e}{tr}",
         flush=True,
     )
-    return dict(label=label, n=data.n_obs, case=case, ours=ours, ref=ref, same=same, diff=diff)
+    return {"label": label, "n": data.n_obs, "case": case, "ours": ours, "ref": ref, "same": same, "diff": diff}
 
 
 def run(sizes, traced=False, repeat=None):
@@ -171,9 +171,9 @@ def run(sizes, traced=False, repeat=None):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 data, label = lognorm(resample_cells(base, n, seed=1)), "mouse 10k resampled"
-        cases = [dict(method="t-test"), dict(method="wilcoxon")]
+        cases = [{"method": "t-test"}, {"method": "wilcoxon"}]
         if n == base.n_obs:
-            cases += [dict(method="wilcoxon", tie_correct=True), dict(method="wilcoxon", reference="k3")]
+            cases += [{"method": "wilcoxon", "tie_correct": True}, {"method": "wilcoxon", "reference": "k3"}]
         for kw in cases:
             reps = repeat if repeat is not None else (3 if n <= 10_000 else 1)
             results.append(compare(data, label, kw, traced, reps))

@@ -68,13 +68,13 @@ def mouse_km(mouse10k):
 
 
 CASES = [
-    dict(method="t-test", reference="rest"),
-    dict(method="t-test", reference="NAMED"),
-    dict(method="t-test_overestim_var", reference="rest"),
-    dict(method="wilcoxon", reference="rest", tie_correct=False),
-    dict(method="wilcoxon", reference="rest", tie_correct=True),
-    dict(method="wilcoxon", reference="NAMED", tie_correct=False),
-    dict(method="wilcoxon", reference="NAMED", tie_correct=True),
+    {"method": "t-test", "reference": "rest"},
+    {"method": "t-test", "reference": "NAMED"},
+    {"method": "t-test_overestim_var", "reference": "rest"},
+    {"method": "wilcoxon", "reference": "rest", "tie_correct": False},
+    {"method": "wilcoxon", "reference": "rest", "tie_correct": True},
+    {"method": "wilcoxon", "reference": "NAMED", "tie_correct": False},
+    {"method": "wilcoxon", "reference": "NAMED", "tie_correct": True},
 ]
 
 
@@ -199,7 +199,7 @@ def test_scanpy_readers_and_h5ad(pbmc_mod, tmp_path):
 # --------------------------------------------------------------------------- filter_markers
 
 
-TUTORIAL = dict(min_logfoldchange=1, max_p_adjust=0.05, min_pct=0.25, max_pct_reference=0.75)
+TUTORIAL = {"min_logfoldchange": 1, "max_p_adjust": 0.05, "min_pct": 0.25, "max_pct_reference": 0.75}
 
 
 def test_filter_markers_tutorial_thresholds(pbmc_mod):
@@ -297,17 +297,17 @@ def test_bad_input_changes_nothing(pbmc_mod):
     cmds, uns, obs, x = _state(a)
     first = a.uns["markers"]
     bad = [
-        (dict(groupby="nope"), em.MissingKeyError, "obs column 'nope' not found"),
-        (dict(groupby="bulk_labels", groups=["Martians"]), em.MissingKeyError, "not a category"),
-        (dict(groupby="bulk_labels", reference="Martians"), em.MissingKeyError, "reference 'Martians'"),
-        (dict(groupby="bulk_labels", method="magic"), em.ExprmatError, "method must be one of"),
-        (dict(groupby="bulk_labels", corr_method="none"), em.ExprmatError, "corr_method must be one of"),
-        (dict(groupby="bulk_labels", layer="lognorm"), em.MissingKeyError, "layer 'lognorm' not found"),
-        (dict(groupby="bulk_labels", gene_symbol="gene"), em.MissingKeyError, "gene_symbol column 'gene'"),
-        (dict(groupby="one"), em.ExprmatError, "fewer than 2 cells"),
-        (dict(groupby="n_counts"), em.ExprmatError, "numeric"),
-        (dict(groupby="bulk_labels", n_genes=0), em.ExprmatError, "n_genes"),
-        (dict(groupby="bulk_labels", use_raw=True, layer="X2"), em.MissingKeyError, "layer 'X2'"),
+        ({"groupby": "nope"}, em.MissingKeyError, "obs column 'nope' not found"),
+        ({"groupby": "bulk_labels", "groups": ["Martians"]}, em.MissingKeyError, "not a category"),
+        ({"groupby": "bulk_labels", "reference": "Martians"}, em.MissingKeyError, "reference 'Martians'"),
+        ({"groupby": "bulk_labels", "method": "magic"}, em.ExprmatError, "method must be one of"),
+        ({"groupby": "bulk_labels", "corr_method": "none"}, em.ExprmatError, "corr_method must be one of"),
+        ({"groupby": "bulk_labels", "layer": "lognorm"}, em.MissingKeyError, "layer 'lognorm' not found"),
+        ({"groupby": "bulk_labels", "gene_symbol": "gene"}, em.MissingKeyError, "gene_symbol column 'gene'"),
+        ({"groupby": "one"}, em.ExprmatError, "fewer than 2 cells"),
+        ({"groupby": "n_counts"}, em.ExprmatError, "numeric"),
+        ({"groupby": "bulk_labels", "n_genes": 0}, em.ExprmatError, "n_genes"),
+        ({"groupby": "bulk_labels", "use_raw": True, "layer": "X2"}, em.MissingKeyError, "layer 'X2'"),
     ]
     for kw, err, msg in bad:
         with pytest.raises(err, match=msg):

@@ -38,7 +38,7 @@ from ..history import command
 from ..selection import resolve_selection
 from ._wilcoxon import REST, group_stats, rank_sums, rank_sums_vs_reference
 
-__all__ = ["markers", "selection_markers", "filter_markers"]
+__all__ = ["filter_markers", "markers", "selection_markers"]
 
 METHODS = ("t-test", "t-test_overestim_var", "wilcoxon", "logreg")
 CORRECTIONS = ("benjamini-hochberg", "bonferroni")
@@ -452,10 +452,10 @@ def markers(
         n_genes=n_genes, rankby_abs=rankby_abs, pts=pts, expm1=_expm1(adata),
     )
     entry = {
-        "params": dict(
-            groupby=groupby, reference=reference, method=method, use_raw=bool(use_raw), layer=layer_used,
-            corr_method=corr_method, tie_correct=bool(tie_correct), gene_symbol=gene_symbol,
-        ),
+        "params": {
+            "groupby": groupby, "reference": reference, "method": method, "use_raw": bool(use_raw), "layer": layer_used,
+            "corr_method": corr_method, "tie_correct": bool(tie_correct), "gene_symbol": gene_symbol,
+        },
         **entry,
     }
     adata.uns[key_added] = entry
@@ -530,10 +530,10 @@ def selection_markers(
         tie_correct=tie_correct, n_genes=n_genes, rankby_abs=rankby_abs, pts=pts, expm1=_expm1(adata),
     )
     adata.uns[key_added] = {
-        "params": dict(
-            groupby=None, reference="rest", method=method, use_raw=bool(use_raw), layer=layer_used,
-            corr_method=corr_method, tie_correct=bool(tie_correct), gene_symbol=gene_symbol,
-        ),
+        "params": {
+            "groupby": None, "reference": "rest", "method": method, "use_raw": bool(use_raw), "layer": layer_used,
+            "corr_method": corr_method, "tie_correct": bool(tie_correct), "gene_symbol": gene_symbol,
+        },
         **entry,
         "selection": mask,
     }
