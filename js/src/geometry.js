@@ -3,7 +3,7 @@
 /** Point size (px) for n points: big for a few hundred cells, 1-2 px near a million. */
 export function pointSizeFor(n) {
   if (!n || n <= 0) return 4;
-  const s = 220 / Math.sqrt(n);
+  const s = 300 / Math.sqrt(n);
   return Math.max(1, Math.min(8, Math.round(s * 10) / 10));
 }
 

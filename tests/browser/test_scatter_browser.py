@@ -323,6 +323,11 @@ def test_color_by_gene_via_search_box(pbmc_nb, artifacts):
     expr = kernel.eval("float(adata.raw[:, 'CD79A'].X.max())")
     assert legend["kind"] == "continuous" and legend["key"] == "CD79A"
     assert legend["vmax"] == pytest.approx(expr)
+    # expressing cells are drawn last (on top)
+    order = page.eval_on_selector(f"{SCATTER} canvas", "c => c.__emw.scatterplot.get('pointOrder')")
+    codes = np.asarray(kernel.eval("np.frombuffer(w._codes, '<u2').tolist()"))
+    assert sorted(order) == list(range(700))
+    assert codes[order[-1]] == codes[codes < 256].max() and codes[order[0]] == codes.min()
     jh.screenshot(page.locator(f"{SCATTER} .emw-body").first, "pbmc_cd79a.png")
     # an unknown name is reported in the widget and leaves the colour unchanged
     search.fill("NOT_A_GENE")
