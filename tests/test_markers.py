@@ -113,6 +113,9 @@ def test_options_equal_to_scanpy(mouse_km):
     ours, ref = run_both(a, "km", method="t-test", groups=["k2"], reference="k0", n_genes=10)
     assert_same_as_scanpy(ours, ref)
     assert list(ours["pts"].columns) == ["k2", "k0"]
+    ours, ref = run_both(a, "km", method="wilcoxon", groups=["k7", "k0", "k2"], reference="k0", tie_correct=True)
+    assert_same_as_scanpy(ours, ref)
+    assert ours["names"].dtype.names == ("k7", "k2")
 
 
 @pytest.mark.parametrize("reference", ["rest", "k6"])
