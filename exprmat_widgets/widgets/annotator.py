@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import sys
 import threading
 import time
 import traceback
@@ -67,6 +68,44 @@ def _make_scatter(adata, basis, key, height):
     from .scatter import UmapScatter
 
     return UmapScatter(adata, basis=basis, color=key, height=height)
+
+
+class _ThreadStdout:
+    """``sys.stdout`` stand-in: writes from threads that asked for capture go to their
+    buffer, every other write to the real stream (a notebook cell run while an action works
+    in the background keeps its output)."""
+
+    def __init__(self, orig):
+        self._orig = orig
+        self._bufs: dict[int, io.StringIO] = {}
+
+    def write(self, s):
+        buf = self._bufs.get(threading.get_ident())
+        return buf.write(s) if buf is not None else self._orig.write(s)
+
+    def flush(self):
+        return self._orig.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._orig, name)
+
+
+_stdout_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _capture_this_thread(buf: io.StringIO):
+    with _stdout_lock:
+        proxy = sys.stdout if isinstance(sys.stdout, _ThreadStdout) else _ThreadStdout(sys.stdout)
+        sys.stdout = proxy
+        proxy._bufs[threading.get_ident()] = buf
+    try:
+        yield
+    finally:
+        with _stdout_lock:
+            proxy._bufs.pop(threading.get_ident(), None)
+            if not proxy._bufs and sys.stdout is proxy:
+                sys.stdout = proxy._orig
 
 
 def changed_outputs(record: dict | None) -> set:
@@ -159,18 +198,17 @@ class Annotator(W.VBox):
         self.history = HistoryPanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
-        top = W.HBox(
-            [
-                W.Box([view], layout=W.Layout(flex="3 1 0%", min_width="420px")),
-                W.Box([self.clusters.widget], layout=W.Layout(flex="2 1 0%", min_width="320px")),
-            ]
-        )
-        bottom = W.HBox(
-            [
-                W.Box([self.markers.widget], layout=W.Layout(flex="3 1 0%", min_width="420px")),
-                W.Box([self.history.widget], layout=W.Layout(flex="2 1 0%", min_width="320px")),
-            ]
-        )
+        # column boxes (children stretch to the box's width), min_width 0 and hidden overflow:
+        # the WebGL canvas follows its box's width, so a box sized by its content would grow
+        # without end
+        def cell(child, flex, min_width):
+            return W.VBox([child], layout=W.Layout(flex=flex, min_width=min_width, width="0",
+                                                   overflow="hidden"))
+
+        top = W.HBox([cell(view, "3 1 0%", "360px"), cell(self.clusters.widget, "2 1 0%", "300px")],
+                     layout=W.Layout(width="100%"))
+        bottom = W.HBox([cell(self.markers.widget, "3 1 0%", "360px"),
+                         cell(self.history.widget, "2 1 0%", "300px")], layout=W.Layout(width="100%"))
         super().__init__([self.status, top, bottom])
         self.add_class("em-annotator")
         self._set_status(f"{adata.n_obs:,} cells; annotating obs[{key!r}]", "info")
@@ -254,7 +292,7 @@ class Annotator(W.VBox):
             t0 = time.perf_counter()
             out = io.StringIO()
             try:
-                with contextlib.redirect_stdout(out):  # the routine's "[i] ..." message goes to the status
+                with _capture_this_thread(out):  # the routine's "[i] ..." message goes to the status
                     result = func(*args, **kwargs)
             except Exception as e:  # shown in the panel, not raised into the comm handler
                 msg = str(e)
@@ -269,9 +307,9 @@ class Annotator(W.VBox):
                 changed = set()
                 if len(recs) > n_before:
                     changed = changed_outputs(get_records(list(recs)[n_before:])[-1])
+                self.refresh(changed)
                 if after is not None:
                     after(result)
-                self._finish(changed)
                 said = " ".join(ln.strip().removeprefix("[i] ") for ln in out.getvalue().splitlines()
                                 if ln.strip())
                 self.last_message = said
@@ -281,6 +319,7 @@ class Annotator(W.VBox):
                 self.last_error = f"{name} done, but the panels could not refresh: {e}"
                 self._debug_tb = traceback.format_exc()
                 self._set_status(self.last_error, "error")
+            finally:
                 self._set_busy(False)
 
         if self.background:

@@ -42,8 +42,17 @@ def _short(value, limit=60) -> str:
 
 
 def format_params(params: dict) -> str:
-    """One line per command: ``key=value`` for the parameters, selections summarised."""
-    return ", ".join(f"{k}={_short(v)}" for k, v in params.items() if v is not None)
+    """One line per command: ``key=value`` for the parameters, selections and polygons
+    summarised."""
+    out = []
+    for k, v in params.items():
+        if v is None:
+            continue
+        if k == "polygon" and isinstance(v, list):
+            out.append(f"polygon=<{len(v)} vertices>")
+        else:
+            out.append(f"{k}={_short(v)}")
+    return ", ".join(out)
 
 
 class HistoryPanel:
@@ -52,7 +61,7 @@ class HistoryPanel:
     def __init__(self, annotator):
         self.a = annotator
         self._shown = None
-        self.table = W.HTML(layout=W.Layout(max_height="260px", overflow_y="auto", width="100%"))
+        self.table = W.HTML(layout=W.Layout(width="100%", height="auto"))
         self.table.add_class("em-history-table")
         self.undo_button = W.Button(description="Undo", tooltip="undo the last command (em.undo)",
                                     button_style="warning", layout=W.Layout(width="auto"))
@@ -113,14 +122,16 @@ class HistoryPanel:
         for i, r in enumerate(recs):
             style = "" if i >= start else "color:#888"
             rows.append(
-                f'<tr class="em-history-row" style="{style}"><td>{i}</td>'
+                f'<tr class="em-history-row" style="{style};vertical-align:top;border-top:1px solid #eee">'
+                f"<td>{i}</td>"
                 f"<td><code>{html.escape(r['command'])}</code></td>"
                 f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
             )
         self.table.value = (
             f'<div class="em-history-count">{len(recs)} commands</div>'
-            '<table style="border-collapse:collapse;width:100%">'
-            "<tr><th>#</th><th>command</th><th>parameters</th></tr>" + "".join(rows) + "</table>"
+            '<div style="max-height:260px;overflow-y:auto;line-height:1.35">'
+            '<table style="border-collapse:collapse;width:100%;font-size:90%">'
+            "<tr><th>#</th><th>command</th><th>parameters</th></tr>" + "".join(rows) + "</table></div>"
         )
         self.verify_status.value = ""
 

@@ -65,6 +65,29 @@ def group_summaries(adata, genes: list, groups: dict) -> tuple[np.ndarray, np.nd
     return sums / n[:, None], frac / n[:, None]
 
 
+_bokehjs_loaded = False
+
+
+def _load_bokehjs():
+    """jupyter_bokeh renders with the page's BokehJS: load it once per kernel, inline
+    (no CDN: works offline)."""
+    global _bokehjs_loaded
+    if _bokehjs_loaded:
+        return
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is None or getattr(get_ipython(), "kernel", None) is None:
+            return
+        from bokeh.io import output_notebook
+        from bokeh.resources import INLINE
+
+        output_notebook(resources=INLINE, hide_banner=True)
+        _bokehjs_loaded = True
+    except Exception:  # no notebook front end: the panel still works from Python
+        pass
+
+
 class MarkerPanel:
     """Marker genes (dot plot + table) for the chosen clusters or the lasso selection."""
 
@@ -78,6 +101,7 @@ class MarkerPanel:
         from bokeh.plotting import figure
         from jupyter_bokeh.widgets import BokehModel
 
+        _load_bokehjs()
         self.a = annotator
         self.result_key: str | None = None
         self.table_df = pd.DataFrame()
@@ -296,7 +320,12 @@ class MarkerPanel:
         if groupby is not None and groupby in adata.obs.columns:
             col = adata.obs[groupby].astype(str).to_numpy()
             names = [str(n) for n in adata.uns[key]["names"].dtype.names]
-            return {g: col == g for g in names if (col == g).any()}
+            out = {g: col == g for g in names if (col == g).any()}
+            if out and str(params.get("reference", "rest")) == "rest":
+                rest = ~np.logical_or.reduce(list(out.values()))
+                if rest.any():  # some groups against the rest: show the rest too
+                    out["rest"] = rest
+            return out
         mask = self._lasso_mask
         if mask is not None and mask.shape == (adata.n_obs,) and shown:
             return {shown[0]: mask, "rest": ~mask}
