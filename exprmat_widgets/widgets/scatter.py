@@ -13,7 +13,7 @@ label_key=None, use_raw=None, layer=None)``
 
 Methods and properties
     ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
-        Colour by a categorical obs column (``uns['<key>_colors']`` when present and
+        Colour by a categorical (or string / bool) obs column (``uns['<key>_colors']`` when present and
         complete, else scanpy's default palette; ``adata`` is never modified), a numeric obs
         column, or a gene's expression (continuous colormap). ``None`` = one colour.
         Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
@@ -29,6 +29,7 @@ Methods and properties
         'basis': str}``: ready for ``label_cells(..., cells=, polygon=, basis=)`` etc.
     ``highlight(cells)`` emphasise cells (mask / names / positions); ``highlight(None)`` clears.
     ``highlight_groups(key, groups)`` emphasise cells whose ``obs[key]`` is in ``groups``.
+    ``zoom_to(cells)`` zoom onto cells (``None``: all cells); ``clear_selection()``.
     ``refresh()`` re-read the AnnData after it changed (cells excluded, new labels, new
         colours, new embedding). Only buffers whose hash changed are re-sent. The selection
         is kept by cell name; highlight is cleared when the cells changed.
@@ -249,9 +250,10 @@ class UmapScatter(anywidget.AnyWidget):
         return key in a.var_names or (a.raw is not None and key in a.raw.var_names)
 
     def _is_categorical(self, key) -> bool:
-        return key in self._adata.obs.columns and not pd.api.types.is_numeric_dtype(
-            self._adata.obs[key]
-        )
+        if key not in self._adata.obs.columns:
+            return False
+        col = self._adata.obs[key]
+        return pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col)
 
     def _gene_vector(self, key, use_raw, layer) -> np.ndarray:
         a = self._adata
@@ -319,7 +321,7 @@ class UmapScatter(anywidget.AnyWidget):
             key = ""
         else:
             key = self._resolve_key(str(key))
-            if key in a.obs.columns and not pd.api.types.is_numeric_dtype(a.obs[key]):
+            if self._is_categorical(key):
                 col = a.obs[key]
                 if not isinstance(col.dtype, pd.CategoricalDtype):
                     col = col.astype("category")
@@ -449,6 +451,15 @@ class UmapScatter(anywidget.AnyWidget):
 
     def clear_selection(self) -> None:
         self.selection = np.empty(0, dtype=np.int64)
+
+    def zoom_to(self, cells=None, padding: float = 0.1) -> None:
+        """Zoom the view onto ``cells`` (mask / names / positions); ``None``: show all cells."""
+        if cells is None:
+            self.send({"type": "zoom", "reset": True})
+            return
+        mask = resolve_selection(self._adata, cells, what="zoom_to")
+        pos = np.flatnonzero(mask).astype("<u4")
+        self.send({"type": "zoom", "reset": False, "padding": float(padding)}, [pos.tobytes()])
 
     # ------------------------------------------------------------------ highlight
     def highlight(self, cells=None) -> None:

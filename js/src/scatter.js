@@ -7,6 +7,7 @@
 import createScatterplot from 'regl-scatterplot';
 import './scatter.css';
 import {
+  asTyped,
   decodeCoords,
   decodeSelection,
   encodePolygon,
@@ -322,7 +323,15 @@ function render({ model, el }) {
   };
   scatterplot.subscribe('pointOut', hideTooltip);
   body.addEventListener('mouseleave', hideTooltip);
-  const onCustom = (msg) => {
+  const onCustom = (msg, buffers) => {
+    if (msg?.type === 'zoom') {
+      if (msg.reset || !buffers?.length) scatterplot.reset();
+      else {
+        const pts = Array.from(asTyped(buffers[0], Uint32Array));
+        if (pts.length) scatterplot.zoomToPoints(pts, { padding: msg.padding ?? 0.1, transition: true });
+      }
+      return;
+    }
     if (!msg || msg.type !== 'hover' || msg.index !== hovered) return;
     tooltip.replaceChildren(h('div', { text: msg.name }));
     for (const [k, v] of msg.fields ?? []) tooltip.append(h('div', { text: `${k}: ${formatValue(v)}` }));

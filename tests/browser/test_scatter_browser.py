@@ -384,6 +384,16 @@ def test_highlight_and_refresh_after_exclusion(pbmc_nb, artifacts):
         f"() => Number(document.querySelector('{SCATTER}').dataset.drawCount) > {before}"
     )
     jh.screenshot(page.locator(f"{SCATTER} .emw-body").first, "pbmc_highlight.png")
+    # zoom onto the B cells: their on-screen extent grows; zoom_to(None) shows all again
+    b = np.asarray(kernel.eval("np.flatnonzero(adata.obs['bulk_labels'] == 'CD19+ B').tolist()"))
+    spread0 = np.ptp(_screen_positions(page)[b], axis=0).max()
+    kernel.run("w.zoom_to(adata.obs['bulk_labels'] == 'CD19+ B')")
+    page.wait_for_timeout(1500)
+    spread1 = np.ptp(_screen_positions(page)[b], axis=0).max()
+    assert spread1 > 1.5 * spread0
+    kernel.run("w.zoom_to(None)")
+    page.wait_for_timeout(1500)
+    assert np.ptp(_screen_positions(page)[b], axis=0).max() == pytest.approx(spread0, rel=0.05)
     # exclude the dendritic cells in place (as em.exclude does), keep a selection by name
     kernel.run(
         "keep_sel = adata.obs_names[adata.obs['bulk_labels'] != 'Dendritic'][:30].tolist()\n"
