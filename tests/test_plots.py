@@ -570,3 +570,26 @@ def test_two_samples_embedding_and_markers(two_samples, tmp_path):
                           plot_type="dotplot", figsize=(8, 2.5))
     assert set(fig.marker_groups) <= set(a.obs["leiden"].cat.categories)
     render(fig, tmp_path / "two_dotplot.png")
+
+
+def test_experiment_accessor_and_vector_output(pbmc, tmp_path):
+    """The tutorial's ``expm.rna.plot_*`` calls reach these figures; PDF/SVG output works for
+    both drawing paths."""
+    import warnings
+
+    expm = em.Experiment(pbmc)
+    fig = expm.rna.plot_embedding(basis="umap", color="louvain", **EMBED_KW)
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "louvain"
+    bound = expm.rna.plot_cnmf_silhoutte
+    assert getattr(bound, "func", bound) is em.plot_cnmf_silhouette
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "Rasterization ... will be ignored"
+        for thr in (10**9, 10):  # matplotlib scatter, then the raster artist
+            fig = em.plot_embedding(pbmc, basis="umap", color="bulk_labels", raster_threshold=thr)
+            for ext in ("pdf", "svg"):
+                fig.savefig(tmp_path / f"e{thr}.{ext}", dpi=150)
+                assert (tmp_path / f"e{thr}.{ext}").stat().st_size > 5000
+    with pytest.raises(ExprmatError, match="unknown colour map 'nope'"):
+        em.plot_proportion(pbmc, major="phase", minor="bulk_labels", cmap="nope")
+    with pytest.raises(ExprmatError, match="ptsize must be >= 0"):
+        em.plot_embedding(pbmc, basis="umap", color="louvain", ptsize=-1)

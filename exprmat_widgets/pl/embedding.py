@@ -39,6 +39,8 @@ class RasterPoints(martist.Artist):
         self.s = float(s)
         self.set_gid("cells")
         self.set_zorder(1)
+        # vector backends (PDF, SVG) hand rasterised artists an Agg renderer at the savefig dpi
+        self.set_rasterized(True)
 
     def facecolors(self) -> np.ndarray:
         """RGBA (0..1) of each point, in drawing order (like ``PathCollection.get_facecolors``)."""
@@ -73,6 +75,7 @@ class RasterPoints(martist.Artist):
         img[hit] = self.rgba[best[hit]]
         return img.reshape(h, w, 4), bbox
 
+    @martist.allow_rasterization
     def draw(self, renderer):
         if not self.get_visible() or len(self.xy) == 0:
             return
