@@ -19,7 +19,9 @@ Two passes over the expression matrix, both sparse-aware:
   For float32 data the non-zero entries of a chunk of genes are packed into one
   uint64 key each (gene | order-preserving value bits | group code) and sorted
   by numpy's vectorised sort, which is several times faster than sorting gene
-  by gene; other dtypes use a per-gene argsort.
+  by gene; CSR input is read directly in a few gene chunks (no CSC copy, the
+  keys of one chunk are the only large temporary); other dtypes use a per-gene
+  argsort on a CSC copy.
 * :func:`rank_sums_vs_reference` - the same for "each group against one
   reference group": one sort per gene serves every group, since the rank of an
   entry of group g among (g + reference) only counts the entries of g and of
@@ -268,12 +270,12 @@ def rank_sums_vs_reference(x, codes: np.ndarray, n_groups: int, ref: int):
     """
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    if _packable(x, n_groups):
+        codes = np.where(codes >= 0, codes, LEFT_OUT)
+        rs, ties = _packed(x, codes, n_groups, ref=ref)
+        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
     if sp.issparse(x):
         x = x.tocsc() if x.format != "csc" else x
-        if x.dtype == np.float32 and n_groups <= _MAX_GROUPS:
-            codes = np.where(codes >= 0, codes, LEFT_OUT)
-            rs, ties = _packed(x, codes, n_groups, ref=ref)
-            return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
         rs, ties = _rank_sums_ref_csc(x.data, x.indices, x.indptr, codes, sizes, n_groups, ref)
         return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
     rs = np.zeros((n_groups, x.shape[1]))
@@ -428,24 +430,80 @@ def _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
             ties[j, g] += common + (fz * fz * fz - fz)
 
 
+@numba.njit(cache=True)
+def _count_by_gene_csr(indices, indptr, data, codes, n_genes):
+    cnt = np.zeros(n_genes, np.int64)
+    for i in range(indptr.size - 1):
+        if codes[i] == -2:
+            continue
+        for k in range(indptr[i], indptr[i + 1]):
+            if data[k] != 0:
+                cnt[indices[k]] += 1
+    return cnt
+
+
+@numba.njit(cache=True)
+def _fill_keys_csr(indices, indptr, bits, data, codes, g0, g1, sorted_indices, keys):
+    # keys of the genes [g0, g1) in any order (they are sorted afterwards)
+    p = 0
+    for i in range(indptr.size - 1):
+        g = codes[i]
+        if g == -2:
+            continue
+        code = np.uint64(g + 1)
+        a = indptr[i]
+        b = indptr[i + 1]
+        if sorted_indices:
+            a = a + np.searchsorted(indices[a:b], g0)
+        for k in range(a, b):
+            j = indices[k]
+            if j >= g1:
+                if sorted_indices:
+                    break
+                continue
+            if j < g0 or data[k] == 0:
+                continue
+            u = np.uint64(bits[k])
+            if u & np.uint64(0x80000000):
+                u = ~u & np.uint64(0xFFFFFFFF)
+            else:
+                u = u | np.uint64(0x80000000)
+            keys[p] = (np.uint64(j - g0) << np.uint64(44)) | (u << np.uint64(12)) | code
+            p += 1
+
+
 def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000):
-    """Rank sums of float32 CSC data via sorted packed keys, in gene chunks of bounded size."""
+    """Rank sums of float32 CSC or CSR data via sorted packed keys, in gene chunks.
+
+    A chunk holds at most ``max(max_entries, entries / 8)`` keys (8 bytes each), so the
+    extra memory stays well below one copy of the matrix; CSR input is read once per
+    chunk (at most 8 chunks unless the data are small) without a CSC copy.
+    """
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     n_genes = x.shape[1]
     rsum = np.zeros((n_genes, n_groups))
     ties = np.zeros(n_genes) if ref is None else np.zeros((n_genes, n_groups))
     bits = x.data.view(np.uint32)
     indptr = x.indptr.astype(np.int64, copy=False)
+    csr = x.format == "csr"
+    if csr:
+        cnt_all = _count_by_gene_csr(x.indices, indptr, x.data, codes, n_genes)
+    else:
+        cnt_all = _count_included(x.indices, indptr, x.data, codes, 0, n_genes)
+    cum = np.zeros(n_genes + 1, np.int64)
+    np.cumsum(cnt_all, out=cum[1:])
+    budget = max(max_entries, int(cum[-1]) // 8 + 1)
     g0 = 0
     while g0 < n_genes:
-        # as many genes as fit in max_entries stored entries (at least one)
-        g1 = int(np.searchsorted(indptr, indptr[g0] + max_entries, side="right")) - 1
+        # as many genes as fit in the budget (at least one)
+        g1 = int(np.searchsorted(cum, cum[g0] + budget, side="right")) - 1
         g1 = min(max(g1, g0 + 1), n_genes, g0 + _CHUNK_GENES)
-        cnt = _count_included(x.indices, indptr, x.data, codes, g0, g1)
-        off = np.zeros(g1 - g0 + 1, np.int64)
-        np.cumsum(cnt, out=off[1:])
+        off = cum[g0 : g1 + 1] - cum[g0]
         keys = np.empty(int(off[-1]), np.uint64)
-        _fill_keys(x.indices, indptr, bits, x.data, codes, g0, g1, off, keys)
+        if csr:
+            _fill_keys_csr(x.indices, indptr, bits, x.data, codes, g0, g1, bool(x.has_sorted_indices), keys)
+        else:
+            _fill_keys(x.indices, indptr, bits, x.data, codes, g0, g1, off, keys)
         keys.sort()
         if ref is None:
             _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties)
@@ -454,6 +512,10 @@ def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000):
         del keys
         g0 = g1
     return rsum, ties
+
+
+def _packable(x, n_groups):
+    return sp.issparse(x) and x.format in ("csr", "csc") and x.dtype == np.float32 and n_groups <= _MAX_GROUPS
 
 
 def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
@@ -480,11 +542,11 @@ def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     n_total = int((codes != -2).sum())
+    if _packable(x, n_groups):
+        rs, ties = _packed(x, codes, n_groups, n_total=n_total)
+        return np.ascontiguousarray(rs.T), ties, n_total
     if sp.issparse(x):
         x = x.tocsc() if x.format != "csc" else x  # one sparse copy; no dense block is ever made
-        if x.dtype == np.float32 and n_groups <= _MAX_GROUPS:
-            rs, ties = _packed(x, codes, n_groups, n_total=n_total)
-            return np.ascontiguousarray(rs.T), ties, n_total
         rs, ties = _rank_sums_csc(x.data, x.indices, x.indptr, codes, sizes, n_total, n_groups)
         return np.ascontiguousarray(rs.T), ties, n_total
     x = np.asarray(x)
