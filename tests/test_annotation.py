@@ -359,6 +359,8 @@ def test_subset_cells_and_proportion(pbmc_graph, capsys):
     assert np.allclose(p.sum(axis=1), 1.0) and list(p.columns) == list(a.obs["bulk_labels"].cat.categories)
     counts = em.proportion(a, "leiden", "bulk_labels", normalize=None)
     assert counts.values.sum() == a.n_obs
+    ref = pd.crosstab(a.obs["leiden"], a.obs["bulk_labels"])
+    assert np.array_equal(counts.values, ref.values) and list(counts.index) == list(map(str, ref.index))
     assert np.allclose(em.proportion(a, "leiden", "bulk_labels", normalize="columns").sum(axis=0), 1.0)
     assert np.allclose(p.values, (counts.T / counts.sum(axis=1)).T.values)
     with pytest.raises(em.ExprmatError, match="normalize"):

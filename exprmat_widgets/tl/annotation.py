@@ -131,8 +131,9 @@ def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
     cat_cols = [k for k in adata.obs.columns if isinstance(adata.obs[k].dtype, pd.CategoricalDtype)]
     previous = {k: colors_of(adata, k) for k in cat_cols if f"{k}_colors" in adata.uns}
     if not keep.all():
-        # anndata's subset drops the categories left without cells in every categorical column
-        adata._inplace_subset_obs(keep)
+        # anndata's subset drops the categories left without cells in every categorical column;
+        # materialising the view once (to_memory) avoids the second full copy of .copy()
+        adata._init_as_actual(adata[keep].to_memory())
     for k, prev in previous.items():
         sync_colors(adata, k, previous=prev)
     print(f"[i] {verb} {adata.n_obs} observations from {n0}.")

@@ -3,6 +3,7 @@ major category (e.g. sample)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import _validate as v
@@ -33,14 +34,20 @@ def proportion(adata, major: str, minor: str, normalize: str | None = "index") -
         raise ExprmatError(f"normalize must be 'index', 'columns' or None, got {normalize!r}.")
     a = v.categorical(adata, major)
     b = v.categorical(adata, minor)
-    a = a.cat.remove_unused_categories()
-    b = b.cat.remove_unused_categories()
-    counts = pd.crosstab(a, b, dropna=True)
-    counts.index.name, counts.columns.name = major, minor
-    if counts.size == 0:
+    ca, cb = a.cat.codes.to_numpy(np.int64), b.cat.codes.to_numpy(np.int64)
+    na, nb = a.cat.categories.size, b.cat.categories.size
+    ok = (ca >= 0) & (cb >= 0)
+    table = np.bincount(ca[ok] * nb + cb[ok], minlength=na * nb).reshape(na, nb)
+    rows, cols = table.sum(axis=1) > 0, table.sum(axis=0) > 0  # categories without cells
+    table = table[rows][:, cols]
+    if table.size == 0:
         raise ExprmatError(f"proportion: no cell has both obs[{major!r}] and obs[{minor!r}] set.")
+    counts = pd.DataFrame(
+        table,
+        index=pd.Index(a.cat.categories[rows], name=major),
+        columns=pd.Index(b.cat.categories[cols], name=minor),
+    )
     if normalize is None:
         return counts
     axis = 1 if normalize == "index" else 0
-    out = counts.div(counts.sum(axis=axis), axis=1 - axis)
-    return out.astype(float)
+    return counts.div(counts.sum(axis=axis), axis=1 - axis).astype(float)
