@@ -82,6 +82,7 @@ def bench_size(ctx, server, n: int) -> dict:
         t_display, t_built = kernel.eval("[t_display, t_built]")
         drawn_at = int(page.get_attribute(".emw-scatter", "data-drawn-at")) / 1000.0
         first_draw_ms = int(page.get_attribute(".emw-scatter", "data-first-draw-ms"))
+        timings = json.loads(page.get_attribute(".emw-scatter", "data-last-draw-timings"))
         jh.screenshot(page.locator(".emw-scatter .emw-body").first, f"bench_{n}.png")
 
         # lasso around the left half of the cells (split at the median projected x)
@@ -119,6 +120,8 @@ def bench_size(ctx, server, n: int) -> dict:
             "construct_s": t_built - t_display,
             "display_to_frame_s": drawn_at - t_display,
             "render_to_frame_s": first_draw_ms / 1000.0,
+            "page_decode_s": timings["decode"] / 1000.0,
+            "regl_draw_s": timings["draw"] / 1000.0,
             "lasso_selected": n_sel,
             "lasso_to_python_s": t_arrive - t_up,
             "lasso_page_s": sent_at - t_up,

@@ -97,6 +97,7 @@ function render({ model, el }) {
     deselectOnEscape: true,
     syncEvents: true,
     performanceMode: n0 >= 2_000_000,
+    spatialIndexUseWorker: false,
     colorBy: 'valueA',
     pointColor: ['#1f77b4'],
   });
@@ -131,6 +132,7 @@ function render({ model, el }) {
   }
 
   async function drawOnce() {
+    const ta = performance.now();
     const hash = model.get('_coords_hash');
     if (hash !== coordsHash) {
       coords = decodeCoords(model.get('_coords'));
@@ -141,10 +143,17 @@ function render({ model, el }) {
     const { values: w, active } = highlightToValues(model.get('_highlight'), coords.n);
     applyStyle(active);
     const sel = Array.from(selection.filter((i) => i < coords.n));
+    const tb = performance.now();
     await scatterplot.draw(
       { x: coords.x, y: coords.y, z, w },
       { zDataType: 'categorical', wDataType: 'categorical', select: sel },
     );
+    // where the time of the last draw went (ms): decoding our buffers, regl-scatterplot's draw
+    el.dataset.lastDrawTimings = JSON.stringify({
+      sinceRender: Math.round(ta - t0),
+      decode: Math.round(tb - ta),
+      draw: Math.round(performance.now() - tb),
+    });
     // continuous colours: expressing cells on top of the rest
     const continuous = model.get('_legend')?.kind === 'continuous';
     if (continuous || scatterplot.get('pointOrder') !== null) {
