@@ -153,6 +153,14 @@ def test_embedding_legend_and_label_style(pbmc, tmp_path):
         c = t.get_text()
         assert mcolors.to_hex(t.get_bbox_patch().get_facecolor()) == mcolors.to_hex(stored[c])
     render(fig, tmp_path / "umap_legend.png")
+    # after drawing, the labels (crowded in the T-cell island) do not overlap each other
+    r = fig.canvas.get_renderer()
+    bbs = [t.get_bbox_patch().get_window_extent(r) for t in boxes]
+    for i in range(len(bbs)):
+        for j in range(i + 1, len(bbs)):
+            ov_x = min(bbs[i].x1, bbs[j].x1) - max(bbs[i].x0, bbs[j].x0)
+            ov_y = min(bbs[i].y1, bbs[j].y1) - max(bbs[i].y0, bbs[j].y0)
+            assert ov_x <= 1.5 or ov_y <= 1.5, (boxes[i].get_text(), boxes[j].get_text())
     # labels off
     fig = em.plot_embedding(pbmc, basis="umap", color="bulk_labels", annotate_style=None, legend=False)
     assert not [t for t in fig.axes[0].texts if (t.get_gid() or "").startswith("label:")]
@@ -508,7 +516,7 @@ def two_samples():
     sc.pp.log1p(a)
     sc.pp.highly_variable_genes(a, n_top_genes=1000)
     a.obsm["X_pca"] = sc.pp.pca(a[:, a.var["highly_variable"]].X.toarray(), n_comps=15, random_state=0)
-    em.knn(a, use_rep="X_pca", n_neighbors=15, random_state=0)
+    em.knn(a, use_rep="X_pca", n_neighbors=15, method="gauss", random_state=0)  # no numba compile
     em.leiden(a, resolution=0.8, random_state=0)
     return a
 
@@ -570,6 +578,12 @@ def test_two_samples_embedding_and_markers(two_samples, tmp_path):
                           plot_type="dotplot", figsize=(8, 2.5))
     assert set(fig.marker_groups) <= set(a.obs["leiden"].cat.categories)
     render(fig, tmp_path / "two_dotplot.png")
+    # the same marker genes shown across another grouping (the samples)
+    fig = em.plot_markers(a, groupby="sample", n_genes=2, plot_type="matrixplot")
+    main = [ax for ax in fig.axes if [t.get_text() for t in ax.get_yticklabels()] ==
+            list(a.obs["sample"].cat.categories)]
+    assert len(main) == 1
+    assert [t.get_text() for t in main[0].get_xticklabels()] == list(fig.marker_table["names"])
 
 
 def test_experiment_accessor_and_vector_output(pbmc, tmp_path):

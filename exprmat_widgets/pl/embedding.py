@@ -120,6 +120,68 @@ def _label_positions(xy, codes, n_groups, extent, bins=64):
     return out
 
 
+class LabelRepel(martist.Artist):
+    """Moves overlapping cluster labels apart at draw time, after the layout is known, using
+    the real text extents; labels that do not overlap stay at their cluster.  Drawn before
+    the labels themselves (lowest zorder), it starts again from the original positions at
+    every draw, so the result does not depend on how often the figure is drawn."""
+
+    def __init__(self, texts, iterations=150):
+        super().__init__()
+        self.texts = list(texts)
+        self.origin = [t.get_position() for t in self.texts]
+        self.iterations = iterations
+        self.set_zorder(-100)
+        self.set_in_layout(False)
+
+    def draw(self, renderer):
+        ax = self.axes
+        for t, p in zip(self.texts, self.origin):
+            t.set_position(p)
+        if len(self.texts) < 2:
+            return
+        boxes = []
+        for t in self.texts:
+            bb = t.get_window_extent(renderer)
+            patch = t.get_bbox_patch()
+            pad = 0.3 * t.get_fontsize() * renderer.points_to_pixels(1.0) if patch is not None else 1.0
+            boxes.append((bb.width + 2 * pad, bb.height + 2 * pad))
+        w = np.array([b[0] for b in boxes])
+        h = np.array([b[1] for b in boxes])
+        P = ax.transData.transform(np.array(self.origin, dtype=float))
+        frame = ax.get_window_extent(renderer)
+        for _ in range(self.iterations):
+            moved = False
+            for i in range(len(P)):
+                for j in range(i + 1, len(P)):
+                    d = P[j] - P[i]
+                    ox = (w[i] + w[j]) / 2 - abs(d[0])
+                    oy = (h[i] + h[j]) / 2 - abs(d[1])
+                    if ox > 0.5 and oy > 0.5:
+                        moved = True
+                        if oy <= ox:  # usually cheaper to separate vertically
+                            step = (oy / 2 + 0.5) * (1 if d[1] >= 0 else -1)
+                            P[i, 1] -= step
+                            P[j, 1] += step
+                        else:
+                            step = (ox / 2 + 0.5) * (1 if d[0] >= 0 else -1)
+                            P[i, 0] -= step
+                            P[j, 0] += step
+            P[:, 0] = np.clip(P[:, 0], frame.x0 + np.minimum(w / 2, frame.width / 2),
+                              frame.x1 - np.minimum(w / 2, frame.width / 2))
+            P[:, 1] = np.clip(P[:, 1], frame.y0 + np.minimum(h / 2, frame.height / 2),
+                              frame.y1 - np.minimum(h / 2, frame.height / 2))
+            if not moved:
+                break
+        for t, q in zip(self.texts, ax.transData.inverted().transform(P)):
+            t.set_position((float(q[0]), float(q[1])))
+
+    def get_window_extent(self, renderer=None):
+        from matplotlib.transforms import Bbox
+
+        return Bbox.null()
+
+
 def _density_grid(xy, codes, n_groups, extent, bins, smooth):
     """Smoothed 2-D histograms, one per group code (codes < 0 ignored): (n_groups, bins, bins)."""
     from scipy.ndimage import gaussian_filter
@@ -197,6 +259,7 @@ def plot_embedding(
     annotate_style: str | None = "text",
     annotate_fontsize: float | None = None,
     annotate_foreground: str = "black",
+    repel_labels: bool = True,
     contour_plot: bool = False,
     contour_levels=(0.5, 0.9),
     contour_linewidth: float = 0.6,
@@ -247,6 +310,8 @@ def plot_embedding(
         in any case, d3 names such as ``'category20c'``); ``vmin``/``vmax`` may be ``'p1'``/``'p99'``.
     groups
         Only these categories are coloured; the other cells are drawn in ``na_color`` below.
+    repel_labels
+        Move overlapping cluster labels apart when the figure is drawn.
     Returns
     -------
     matplotlib.figure.Figure
@@ -380,6 +445,7 @@ def plot_embedding(
         if (annotate and annotate_style not in (None, "none")) or on_data:
             style = annotate_style if annotate_style not in (None, "none") else "text"
             centres = _label_positions(xy, codes, len(cats), extent)
+            label_texts = []
             for i in present:
                 cx, cy = centres[i]
                 kw = dict(ha="center", va="center", fontsize=fs, zorder=5, gid=f"label:{cats[i]}")
@@ -391,6 +457,9 @@ def plot_embedding(
                     t = ax.text(cx, cy, str(cats[i]), color=annotate_foreground, fontweight="bold", **kw)
                     t.set_path_effects([patheffects.withStroke(linewidth=2.0, foreground="white")])
                 t.set_in_layout(False)  # a long label near the edge must not shrink the panel
+                label_texts.append(t)
+            if repel_labels and len(label_texts) > 1:
+                ax.add_artist(LabelRepel(label_texts))
         if legend and not on_data and present:
             handles = [Line2D([], [], linestyle="", marker="o", markersize=5, markerfacecolor=pal[i],
                               markeredgewidth=0, label=str(cats[i])) for i in present]

@@ -100,7 +100,9 @@ def plot_markers(
     ``min_logfoldchange``, ``max_logfoldchange``, ``max_p_adjust``, ``min_pct``,
     ``max_pct_reference``), grouped by the group they mark; groups left without a gene are
     named in a note under the figure, and a filter that leaves no gene at all is an error.
-    Gene labels are ``var[gene_symbols]`` when given.  Expression comes from the layer / raw
+    Gene labels are ``var[gene_symbols]`` when given (default: the ``gene_symbol`` recorded by
+    ``em.markers``).  ``groupby`` defaults to the grouping of the markers; another obs column
+    shows the same genes across its groups.  Expression comes from the layer / raw
     the markers were computed on (``uns[key]['params']``) unless ``layer`` / ``use_raw`` say
     otherwise.  Drawing is scanpy's (``scanpy.pl.dotplot`` etc.); other keyword arguments go to it.
 
@@ -120,10 +122,12 @@ def plot_markers(
         raise MissingKeyError(f"groupby {groupby!r} is not an obs column (have: {list(adata.obs.columns)}).")
     if n_genes is not None and (isinstance(n_genes, bool) or int(n_genes) != n_genes or n_genes < 1):
         raise ExprmatError(f"n_genes must be a positive integer or None, got {n_genes!r}.")
+    if gene_symbols is None and params.get("gene_symbol") in adata.var.columns:
+        gene_symbols = params["gene_symbol"]  # the symbols recorded by em.markers
     gene_symbols = u.symbol_column(adata, gene_symbols)
 
     table = _marker_table(
-        adata, key, groupby=groupby, n_genes=n_genes, min_logfoldchange=min_logfoldchange,
+        adata, key, groupby=None, n_genes=n_genes, min_logfoldchange=min_logfoldchange,
         max_logfoldchange=max_logfoldchange, max_p_adjust=max_p_adjust, min_pct=min_pct,
         max_pct_reference=max_pct_reference, gene_symbols=gene_symbols,
     )
