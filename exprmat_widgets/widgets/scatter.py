@@ -13,10 +13,11 @@ label_key=None, use_raw=None, layer=None)``
 
 Methods and properties
     ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
-        Colour by a categorical (or string / bool) obs column (``uns['<key>_colors']`` when present and
-        complete, else scanpy's default palette; ``adata`` is never modified), a numeric obs
-        column, or a gene's expression (continuous colormap). ``None`` = one colour.
-        Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
+        Colour by a categorical (or string / bool) obs column (``uns['<key>_colors']`` when
+        present and complete, else scanpy's default palette; ``adata`` is never modified), a
+        numeric obs column, or a gene's expression (continuous colormap, expressing cells
+        drawn on top). ``None`` = one colour. Gene names are matched case-insensitively when
+        unambiguous. Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
     ``selection`` (trait) -> sorted ``numpy.int64`` array of selected cell *positions*.
         Settable from Python with positions, a boolean mask, cell names or a recorded
         selection dict; the page follows. Observe it: ``w.observe(cb, names='selection')``.
@@ -33,19 +34,27 @@ Methods and properties
     ``refresh()`` re-read the AnnData after it changed (cells excluded, new labels, new
         colours, new embedding). Only buffers whose hash changed are re-sent. The selection
         is kept by cell name; highlight is cleared when the cells changed.
-    ``set_adata(adata)`` point the widget at another AnnData and refresh.
+    ``set_adata(adata)`` point the widget at another AnnData and refresh; ``adata`` property.
+    ``basis`` (trait): set it, then ``refresh()``, to show another embedding.
+    ``last_polygon_normalized`` / ``normalized_coords``: the polygon and the coordinates
+        exactly as the page used them (float32, [-1, 1]) for exact checks.
     ``mode`` (trait) ``'pan'`` | ``'lasso'`` | ``'box'``: what a plain mouse drag does
         (shift+drag always draws a lasso).
-    ``color`` (trait, read it; change with ``color_by``), ``basis`` (trait), ``error`` (trait:
-        last error shown in the widget, e.g. an unknown gene typed in the search box).
+    ``color`` (trait, read it; change with ``color_by``), ``error`` (trait: last error shown
+        in the widget, e.g. an unknown gene typed in the search box), ``height`` (px),
+        ``point_size`` (px, 0 = automatic from the number of cells).
+
+The widget owns its gene/obs search box (completion over obs columns and genes); typing a
+name and pressing Enter calls ``color_by`` in the kernel.
 
 Wire format (see ``js/src/buffers.js``): coordinates travel as float32 interleaved
 ``x0 y0 x1 y1 ...`` normalised to [-1, 1] (aspect kept; ``_transform`` maps back),
 colour codes as uint16 per cell (index into ``_palette``; the last palette entry is the
 "missing" colour), highlight as uint8 per cell, the selection as a uint32 tag + payload
 (uint32 positions, or a packbits mask when more than n/32 cells are selected: 125 kB for
-half of 1M cells) and the lasso polygon as float32 normalised vertices. Hover asks the kernel per point (custom message)
-for name, label and value. No per-cell data ever travel as JSON lists.
+half of 1M cells; ``encode_selection_buffer`` / ``decode_selection_buffer``) and the lasso
+polygon as float32 normalised vertices. Hover asks the kernel per point (custom message) for
+name, label and value. No per-cell data ever travel as JSON lists.
 """
 
 from __future__ import annotations
