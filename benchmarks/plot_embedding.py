@@ -18,12 +18,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import anndata as ad  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import scanpy as sc  # noqa: E402
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import scanpy as sc
 
-import exprmat_widgets as em  # noqa: E402
+import exprmat_widgets as em
 
 
 def resampled(n: int, seed: int = 0) -> ad.AnnData:
@@ -62,12 +62,12 @@ def main():
     for n in args.sizes:
         a = resampled(n)
         cases = [
-            ("leiden-like categorical", lambda: em.plot_embedding(a, "umap", "louvain", **kw),
-             lambda: _scanpy(a, "louvain")),
-            ("categorical + contours", lambda: em.plot_embedding(a, "umap", "louvain", contour_plot=True, **kw),
-             None),
-            ("gene, sort=True", lambda: em.plot_embedding(a, "umap", "NKG7", sort=True, **kw),
-             lambda: _scanpy(a, "NKG7")),
+            ("leiden-like categorical", lambda a=a: em.plot_embedding(a, "umap", "louvain", **kw),
+             lambda a=a: _scanpy(a, "louvain")),
+            ("categorical + contours",
+             lambda a=a: em.plot_embedding(a, "umap", "louvain", contour_plot=True, **kw), None),
+            ("gene, sort=True", lambda a=a: em.plot_embedding(a, "umap", "NKG7", sort=True, **kw),
+             lambda a=a: _scanpy(a, "NKG7")),
         ]
         for name, ours, ref in cases:
             t_ours = timed(ours, args.repeat)

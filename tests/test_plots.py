@@ -4,19 +4,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.image as mimg  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scanpy as sc  # noqa: E402
-from matplotlib import colors as mcolors  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.image as mimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
 
-import exprmat_widgets as em  # noqa: E402
-from exprmat_widgets.errors import ExprmatError, MissingKeyError  # noqa: E402
-from exprmat_widgets.pl import _utils  # noqa: E402
-from exprmat_widgets.pl.embedding import RasterPoints  # noqa: E402
+import exprmat_widgets as em
+from exprmat_widgets.errors import ExprmatError, MissingKeyError
+from exprmat_widgets.pl import _utils
+from exprmat_widgets.pl.embedding import RasterPoints
 
 EMBED_KW = dict(figsize=(3, 3), dpi=100, legend_col=2, legend=False, ptsize=2, annotate_style="text",
                 annotate_fontsize=8, contour_plot=True)

@@ -182,7 +182,7 @@ def feature(adata, name: str, *, layer=None, gene_symbols=None, use_raw: bool = 
 
 
 def basis_label(basis: str) -> str:
-    b = basis[2:] if basis.startswith("X_") else basis
+    b = basis.removeprefix("X_")
     low = b.lower()
     if low.startswith("umap"):
         return "UMAP"

@@ -17,10 +17,10 @@ from ..errors import ExprmatError, MissingKeyError
 from . import _utils as u
 
 __all__ = [
+    "plot_cnmf_distance_modules",
+    "plot_cnmf_distance_usages",
     "plot_cnmf_silhouette",
     "plot_cnmf_silhoutte",
-    "plot_cnmf_distance_usages",
-    "plot_cnmf_distance_modules",
 ]
 
 _EUCLIDEAN_ONLY = ("ward", "centroid", "median")
@@ -284,7 +284,7 @@ def _small_colorbar(fig, mappable, cax, label):
 
 
 def _usage_matrix(adata, key, k, slot):
-    name = f"{key}.{k}" if slot == "obsm" else f"{key}.{k}"
+    name = f"{key}.{k}"
     store = adata.obsm if slot == "obsm" else adata.varm
     if name not in store:
         raise MissingKeyError(

@@ -237,9 +237,9 @@ def _stacked_violin(light, var_names, groupby, *, figsize=None, cmap=None, bins=
     histograms (one numpy pass per gene, so fast at any number of cells or violins); each
     violin is filled by the group's mean expression scaled to the gene's range over groups."""
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
-    from matplotlib.cm import ScalarMappable
 
     cols = [(g, gene) for g, genes in var_names.items() for gene in genes]
     cat = light.obs[groupby]
