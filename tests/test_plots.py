@@ -222,6 +222,14 @@ def test_embedding_gene_symbols_and_shipped_data(tmp_path):
     assert "bulk_labels_colors" not in adata.uns
     n = adata.obs["bulk_labels"].cat.categories.size
     assert hexes(cells_artist(fig.axes[0]).get_facecolors()) == set(em.colors.default_palette(n))
+    # colours stored the exprmat way ('<key>.colors') are used too
+    adata.uns["bulk_labels.colors"] = em.colors.default_palette(n + 5)[5:]
+    fig = em.plot_embedding(adata, basis="umap", color="bulk_labels")
+    assert hexes(cells_artist(fig.axes[0]).get_facecolors()) == set(adata.uns["bulk_labels.colors"])
+    # a boolean column is categorical
+    adata.obs["high"] = adata.obs["n_counts"] > adata.obs["n_counts"].median()
+    fig = em.plot_embedding(adata, basis="umap", color="high", legend=True)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["False", "True"]
     fig = em.plot_embedding(adata, basis="umap", color="sym_CST3", gene_symbols="symbol")
     assert fig.axes[0].get_title() == "sym_CST3"
     render(fig, tmp_path / "symbol.png")

@@ -94,7 +94,8 @@ def palette_from_cmap(cmap, n: int) -> list[str]:
 
 def category_colors(adata, key: str, categories, palette=None) -> dict:
     """Category -> colour: ``palette`` (cmap name, list or dict) if given, else
-    ``uns['<key>_colors']`` when it matches the categories, else scanpy's default palette.
+    ``uns['<key>_colors']`` (or exprmat's ``uns['<key>.colors']``) when it matches the
+    categories, else scanpy's default palette.
     Never writes to ``adata``."""
     cats = list(categories)
     if palette is not None:
@@ -109,6 +110,15 @@ def category_colors(adata, key: str, categories, palette=None) -> dict:
     stored = colors_of(adata, key) if key in adata.obs.columns else {}
     if stored and all(c in stored for c in cats):
         return {c: mcolors.to_hex(stored[c]) for c in cats}
+    # files written by exprmat name the colours '<key>.colors'
+    dotted = adata.uns.get(f"{key}.colors")
+    col = adata.obs[key] if key in adata.obs.columns else None
+    if dotted is not None and col is not None and isinstance(col.dtype, pd.CategoricalDtype):
+        full = list(col.cat.categories)
+        if len(dotted) >= len(full):
+            m = dict(zip(full, list(dotted)))
+            if all(c in m for c in cats):
+                return {c: mcolors.to_hex(m[c]) for c in cats}
     return dict(zip(cats, default_palette(len(cats))))
 
 
