@@ -11,7 +11,7 @@ _MODULES = (
     "clustering",  # leiden
     "annotation",  # exclude, annotate, merge_clusters, rename_cluster, label_cells, subcluster
     "subset",  # build_subset
-    "marker_genes",  # markers, filter_markers
+    "marker_genes",  # markers, selection_markers, filter_markers
     "composition",  # proportion
     "sc3_clustering",  # sc3
     "nmf_consensus",  # consensus_nmf, consensus_nmf_extract_k
