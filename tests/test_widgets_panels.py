@@ -293,3 +293,50 @@ def test_record_params_are_json(ann):
     rec = json.loads(ann.adata.uns["commands"][-1])
     assert rec["params"]["cells"]["encoding"] in ("names", "mask")
     assert isinstance(pd.Series(rec["params"]["cells"].get("names", [])).tolist(), list)
+
+
+def _record_sends(monkeypatch):
+    import ipywidgets as W
+
+    sent = []
+    orig = W.Widget.send_state
+
+    def rec(self, key=None):
+        keys = [key] if isinstance(key, str) else list(key or [])
+        sent.extend((self, k) for k in keys)
+        return orig(self, key)
+
+    monkeypatch.setattr(W.Widget, "send_state", rec)
+    return sent
+
+
+def test_actions_send_only_what_changed(ann, monkeypatch):
+    adata, cp, sc_ = ann.adata, ann.clusters, ann.scatter
+    rows_before = dict(cp._rows)
+    sent = _record_sends(monkeypatch)
+    # labelling into another column: the cluster list and the scatter's buffers stay as they are
+    cp.select(["4"])
+    sent.clear()
+    cp.label_text.value = "x"
+    cp.label_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    keys = {k for w, k in sent if w is sc_}
+    assert not keys & {"_coords", "_codes", "_palette", "_n"}, keys
+    assert not [k for w, k in sent if any(w in (r.count, r.swatch, r.toggle) for r in cp._rows.values())]
+    assert {k for w, k in sent if w is ann.history.table} == {"value"}
+    # a merge re-sends the colour codes and the legend, never the coordinates
+    sent.clear()
+    cp.select(["5", "6"])
+    cp.merge_button.click()
+    keys = {k for w, k in sent if w is sc_}
+    assert "_codes" in keys and "_coords" not in keys, keys
+    # rows of untouched clusters are the same widgets and sent nothing
+    for name in ("0", "1", "2", "3"):
+        r = cp._rows[name]
+        assert r is rows_before[name]
+        assert not [k for w, k in sent if w in (r.count, r.swatch)]
+    # an exclusion re-sends the coordinates
+    sent.clear()
+    cp.select(["7"])
+    cp.exclude_button.click()
+    assert "_coords" in {k for w, k in sent if w is sc_}

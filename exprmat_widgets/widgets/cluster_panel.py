@@ -233,8 +233,13 @@ class ClusterPanel:
             self._on_toggle()
 
     def _mask(self, clusters) -> np.ndarray:
+        """Cells of ``clusters`` (via the category codes: no per-cell string work)."""
         col = self.a.adata.obs[self.key]
-        return col.astype(str).isin([str(c) for c in clusters]).to_numpy()
+        wanted = [str(c) for c in clusters]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            idx = np.flatnonzero(np.isin(np.asarray(col.cat.categories.astype(str)), wanted))
+            return np.isin(col.cat.codes.to_numpy(), idx)
+        return col.astype(str).isin(wanted).to_numpy()
 
     def _on_toggle(self):
         if self._silent:

@@ -1,0 +1,195 @@
+"""Kernel time of the annotator's actions (label, merge, exclude, undo) through the panel
+handlers, at 100k and 1M cells resampled from the real mouse 10k cells.
+
+For each action three figures, in one process on equal data:
+
+* ``panel``: the button handler (``button.click()``) of ``em.Annotator`` with the real
+  WebGL scatter widget: validation, the recorded core routine, panel refresh (counts,
+  legend, history) and the scatter refresh (only changed buffers are re-encoded);
+* ``core``: the same recorded core routine called directly on a copy;
+* ``bare``: the equivalent plain pandas / anndata operation without history, colours or
+  checks (the reference a script would otherwise write).
+
+The browser side (sending buffers, WebGL redraw) is not included: see benchmarks of the
+scatter widget for that.
+
+    python benchmarks/widget_actions.py [--sizes 100000 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from matplotlib.path import Path as MplPath
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import resample_cells  # noqa: E402
+
+import exprmat_widgets as em  # noqa: E402
+import exprmat_widgets.widgets  # noqa: E402,F401
+
+
+def base_data(cache=None):
+    """The real mouse 10k cells: log-normalised, 30 PCs, kNN, UMAP, Leiden (0.5).
+    ``cache``: an .h5ad path reused between runs."""
+    import anndata as ad
+
+    if cache and Path(cache).exists():
+        return ad.read_h5ad(cache)
+    adata = _prepare()
+    if cache:
+        adata.write_h5ad(cache)
+    return adata
+
+
+def _prepare():
+    adata = em.datasets.mouse_10k()
+    adata.layers.clear()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=30, random_state=0)
+    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X_pca", random_state=0)
+    sc.tl.umap(adata, random_state=0)
+    em.leiden(adata, resolution=0.5, random_state=0)
+    return adata
+
+
+def resampled(base, n):
+    data = resample_cells(base, n, seed=1)
+    data.obs = data.obs[["leiden"]].copy()
+    data.uns["leiden_colors"] = np.asarray(base.uns["leiden_colors"], dtype=object)
+    del data.obsm["X_pca"]
+    return data
+
+
+def timed(fn):
+    gc.collect()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        fn()
+    return time.perf_counter() - t0
+
+
+def lasso_around(data, cluster):
+    emb = np.asarray(data.obsm["X_umap"])[:, :2]
+    m = (data.obs["leiden"] == cluster).to_numpy()
+    c = np.median(emb[m], axis=0)
+    r = 0.5 * emb[m].std(axis=0).max()
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    poly = np.c_[c[0] + r * np.cos(t), c[1] + r * np.sin(t)]
+    inside = np.flatnonzero(MplPath(poly).contains_points(emb))
+    return inside, poly
+
+
+def run(sizes, cache=None):
+    t0 = time.perf_counter()
+    base = base_data(cache)
+    print(f"base: mouse 10k (real), {base.obs['leiden'].cat.categories.size} Leiden clusters, "
+          f"prepared in {time.perf_counter() - t0:.1f} s")
+    rows = []
+    for n in sizes:
+        data = resampled(base, n)
+        ref = data.copy()  # for the core-routine and bare timings
+        bare = data.copy()
+        cats = list(data.obs["leiden"].cat.categories)
+        big = data.obs["leiden"].value_counts().index.tolist()
+        t0 = time.perf_counter()
+        ann = em.Annotator(data, key="leiden", basis="umap", background=False)
+        t_build = time.perf_counter() - t0
+        cp, hp = ann.clusters, ann.history
+        out = {}
+
+        # label two clusters into cell.type
+        pair = [big[0], big[1]]
+        cp.select(pair)
+        cp.label_text.value = "A"
+        out["label clusters"] = [timed(cp.label_button.click)]
+        mask = ref.obs["leiden"].isin(pair).to_numpy()
+        out["label clusters"].append(timed(lambda: em.label_cells(ref, "cell.type", mask, "A")))
+
+        def bare_label():
+            bare.obs["cell.type"] = pd.Categorical(np.where(mask, "A", None), categories=["A"])
+
+        out["label clusters"].append(timed(bare_label))
+
+        # label a lasso selection (with its polygon)
+        inside, poly = lasso_around(data, big[2])
+        sc_ = ann.scatter
+        sc_.selection = inside
+        tr = sc_._transform
+        sc_._polygon = ((poly - np.array([tr["cx"], tr["cy"]])) * tr["scale"]).astype("<f4").tobytes()
+        cp.label_text.value = "B"
+        out["label lasso"] = [timed(cp.lasso_label_button.click)]
+        out["label lasso"].append(timed(lambda: em.label_cells(ref, "cell.type", inside, "B",
+                                                               polygon=poly.tolist(), basis="umap")))
+
+        def bare_lasso():
+            col = bare.obs["cell.type"].cat.add_categories(["B"])
+            arr = col.to_numpy(copy=True)
+            arr[inside] = "B"
+            bare.obs["cell.type"] = pd.Categorical(arr, categories=["A", "B"])
+
+        out["label lasso"].append(timed(bare_lasso))
+        n_sel = inside.size
+
+        # merge two clusters
+        pair = [cats[-1], cats[-2]]
+        cp.select(pair)
+        cp.name_text.value = ""
+        out["merge"] = [timed(cp.merge_button.click)]
+        out["merge"].append(timed(lambda: em.merge_clusters(ref, "leiden", pair)))
+
+        def bare_merge():
+            col = bare.obs["leiden"].to_numpy()
+            bare.obs["leiden"] = pd.Categorical(np.where(col == pair[1], pair[0], col))
+
+        out["merge"].append(timed(bare_merge))
+
+        # exclude one cluster
+        victim = big[3]
+        cp.select([victim])
+        out["exclude"] = [timed(cp.exclude_button.click)]
+        out["exclude"].append(timed(lambda: em.exclude(ref, "leiden", [victim])))
+
+        def bare_exclude():
+            keep = (bare.obs["leiden"] != victim).to_numpy()
+            bare._inplace_subset_obs(keep)
+
+        out["exclude"].append(timed(bare_exclude))
+
+        # undo the exclusion (exact, from the in-memory checkpoint)
+        out["undo exclude"] = [timed(hp.undo_button.click), None, None]
+        assert ann.status_kind == "ok", ann.status_text
+        assert data.n_obs == n, (data.n_obs, n)
+        cmds = list(em.history(data)["command"])
+        assert cmds[-3:] == ["label_cells", "label_cells", "merge_clusters"], cmds
+        rows.append((n, t_build, n_sel, out))
+        print(f"\n{n:,} cells x {data.n_vars} genes (mouse 10k resampled), lasso {n_sel:,} cells; "
+              f"Annotator built in {t_build:.2f} s (incl. deep start copy)")
+        print(f"  {'action':<16} {'panel':>9} {'core':>9} {'bare':>9}  panel/core  panel/bare")
+        for k, (p, c, b) in out.items():
+            cs = f"{c:.3f}s" if c is not None else "-"
+            bs = f"{b:.3f}s" if b is not None else "-"
+            pc = f"{p / c:.2f}x" if c else "-"
+            pb = f"{p / b:.1f}x" if b else "-"
+            print(f"  {k:<16} {p:>8.3f}s {cs:>9} {bs:>9}  {pc:>10}  {pb:>10}")
+        del ann, data, ref, bare
+        gc.collect()
+    return rows
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--cache", default=None, help="h5ad path to keep the prepared 10k cells")
+    args = ap.parse_args()
+    run(args.sizes, args.cache)
