@@ -186,11 +186,11 @@ class UmapScatter(anywidget.AnyWidget):
         self._label_key = label_key
         self._color_kwargs: dict = {}
         self._hover_values: np.ndarray | None = None
-        self._obs_names_hash = ""
+        self._names_ref = None
         self.basis = basis
         self._send_coords()
         self._send_keys()
-        self._obs_names_hash = self._names_hash()
+        self._names_ref = adata.obs_names  # immutable Index: identity/equality tells changes
         if color == "leiden" and "leiden" not in adata.obs.columns:
             color = None  # the default key may be absent: one colour rather than an error
         self.color_by(color)
@@ -204,8 +204,9 @@ class UmapScatter(anywidget.AnyWidget):
         """The AnnData shown (the same object, not a copy)."""
         return self._adata
 
-    def _names_hash(self) -> str:
-        return _digest("\x00".join(map(str, self._adata.obs_names)).encode())
+    def _cells_changed(self) -> bool:
+        now, ref = self._adata.obs_names, self._names_ref
+        return not (now is ref or (ref is not None and now.equals(ref)))
 
     def _embedding(self) -> np.ndarray:
         key = embedding_key(self._adata, self.basis)
@@ -499,8 +500,7 @@ class UmapScatter(anywidget.AnyWidget):
     def refresh(self) -> None:
         """Re-read the AnnData: only changed buffers are re-sent (hash comparison)."""
         a = self._adata
-        names_hash = self._names_hash()
-        cells_changed = names_hash != self._obs_names_hash
+        cells_changed = self._cells_changed()
         selected = None
         if cells_changed and self._selection_names_index is not None:
             old = self._selection_names_index
@@ -514,7 +514,7 @@ class UmapScatter(anywidget.AnyWidget):
                 key = None
             self.color_by(key, **self._color_kwargs)
             if cells_changed:
-                self._obs_names_hash = names_hash
+                self._names_ref = a.obs_names
                 self._highlight = b""
                 keep = a.obs_names.get_indexer(pd.Index([] if selected is None else selected))
                 self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
