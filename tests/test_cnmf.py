@@ -232,3 +232,23 @@ def test_extract_errors(pbmc_cnmf):
     sub = a[10:].copy()
     with pytest.raises(ExprmatError, match="cells differ"):
         em.consensus_nmf_extract_k(sub, k=5)
+
+
+def test_replicates_are_sklearn_coordinate_descent(pbmc_base):
+    """In float64 a chunk of replicates reproduces sklearn's NMF (solver='cd', random init)."""
+    from sklearn.decomposition import non_negative_factorization
+
+    from exprmat_widgets.tl import _nmf_engine as eng
+
+    a = pbmc_base
+    X = a.layers["counts"][:, a.var["vst.all.hvg"].values].astype(np.float64).tocsr()
+    X = sp.csr_matrix(X.multiply(1 / np.sqrt(np.asarray(X.power(2).mean(0)).ravel() - np.asarray(X.mean(0)).ravel() ** 2)))
+    seeds = [11, 12, 13]
+    spectra, n_it = eng.factorize_chunk(X, X.T, float(X.mean()), 4, seeds, tol=1e-4, max_iter=1000)
+    for j, s in enumerate(seeds):
+        W, H, n = non_negative_factorization(
+            X, n_components=4, init="random", solver="cd", beta_loss="frobenius", tol=1e-4, max_iter=1000,
+            random_state=s,
+        )
+        assert n_it[j] == n
+        np.testing.assert_allclose(spectra[j * 4 : (j + 1) * 4], H, rtol=1e-4, atol=1e-5 * H.max())

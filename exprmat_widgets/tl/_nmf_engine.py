@@ -1,25 +1,28 @@
 """Numerical core of consensus NMF: replicate factorisations, NNLS refits, consensus.
 
-The replicates use scikit-learn's coordinate-descent NMF (``solver='cd'``,
-Frobenius loss, ``init='random'``, the same random initialisation as
-:func:`sklearn.decomposition.non_negative_factorization`, and sklearn's compiled
-coordinate-descent sweep).  What differs from calling sklearn once per replicate
-is the bookkeeping around that sweep:
+The replicates are scikit-learn's coordinate-descent NMF (``solver='cd'``,
+Frobenius loss, ``init='random'``, ``tol``/``max_iter`` as in
+:func:`sklearn.decomposition.non_negative_factorization`): the same random
+initialisation, sklearn's compiled coordinate-descent sweep and the same
+stopping rule, so a replicate lands where sklearn's does for the same seed (a
+test checks this in float64).  What differs is the bookkeeping:
 
 * replicates of the same ``k`` run in *chunks*: the sparse products ``X @ H.T``
   and ``X.T @ W`` of all replicates of a chunk are done in one pass over ``X``
   (a sparse product is bound by reading ``X``, so a wider right-hand side costs
   little more than a narrow one);
-* each product is reused for a few extra coordinate-descent sweeps
-  (Gillis & Glineur's accelerated HALS), which reaches the tolerance in fewer
-  passes over ``X``;
-* the factorisation runs in float32, and non-negative least-squares refits
-  (``update_H=False`` in sklearn's terms) compute ``X @ H.T`` once instead of at
-  every sweep: the result is the same, as ``H`` does not change.
+* the factorisation runs in float32 (half the memory traffic);
+* non-negative least-squares refits (``update_H=False`` in sklearn's terms)
+  compute ``X @ H.T`` once instead of at every sweep: the result is the same,
+  as ``H`` does not change;
+* optional extra sweeps per product (``INNER_W``/``INNER_H`` > 1, Gillis &
+  Glineur's accelerated HALS) reach the tolerance in fewer passes over ``X`` but
+  move replicates to other local optima than sklearn's; off by default so the
+  programs stay those of the ``cnmf`` package.
 
-Chunks are fixed by ``k`` and the number of cells only, so the result does not
-depend on how many threads run them.  Memory holds one chunk per thread plus the
-pooled spectra.
+Chunks are fixed by ``k``, the number of cells and ``n_iter`` only, so the result
+does not depend on how many threads run them.  Memory holds one chunk per thread
+plus the pooled spectra.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ try:  # scikit-learn's compiled coordinate-descent sweep (what solver='cd' runs)
 except Exception:  # pragma: no cover - a future sklearn may move it
     _sk_sweep = None
 
-# accelerated HALS: extra sweeps per product, stopped when a sweep's projected
-# gradient falls below INNER_EPS times the first sweep's
-INNER_W = 2
-INNER_H = 10
+# accelerated HALS (off: 1 = sklearn's plain coordinate descent): extra sweeps per
+# product, stopped when a sweep's projected gradient falls below INNER_EPS times the first
+INNER_W = 1
+INNER_H = 1
 INNER_EPS = 0.1
 # width of a chunk (replicates x k) and memory budget of one chunk
-CHUNK_COLS = 160
+CHUNK_COLS = 80
 CHUNK_BYTES = 192 * 2**20
 
 
@@ -77,12 +80,14 @@ def chunk_size(k: int, n_cells: int, n_iter: int) -> int:
     return int(max(1, min(n_iter, CHUNK_COLS // k, by_mem)))
 
 
-def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000):
+def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000, inner_w=None, inner_h=None):
     """Run one NMF per seed on ``X`` (float32 CSR; ``XT`` its transpose).
 
     Returns the spectra stacked (``len(seeds) * k`` x genes, float32) and the
     number of outer iterations of each replicate.
     """
+    inner_w = INNER_W if inner_w is None else inner_w
+    inner_h = INNER_H if inner_h is None else inner_h
     n, g = X.shape
     dtype = X.dtype
     Ws, Hts = [], []
@@ -103,9 +108,9 @@ def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000):
         for c, j in enumerate(active):
             W, Ht = Ws[j], Hts[j]
             G = Ht.T @ Ht
-            xh = XH[:, c * k : (c + 1) * k]
+            xh = np.ascontiguousarray(XH[:, c * k : (c + 1) * k])
             v = sweep(W, G, xh, perm)
-            for _ in range(INNER_W - 1):
+            for _ in range(inner_w - 1):
                 if sweep(W, G, xh, perm) <= INNER_EPS * v:
                     break
             viol[j] = v
@@ -116,9 +121,9 @@ def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000):
         for c, j in enumerate(active):
             W, Ht = Ws[j], Hts[j]
             G = W.T @ W
-            xw = XW[:, c * k : (c + 1) * k]
+            xw = np.ascontiguousarray(XW[:, c * k : (c + 1) * k])
             v = sweep(Ht, G, xw, perm)
-            for _ in range(INNER_H - 1):
+            for _ in range(inner_h - 1):
                 if sweep(Ht, G, xw, perm) <= INNER_EPS * v:
                     break
             viol[j] += v
