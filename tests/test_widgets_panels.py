@@ -340,3 +340,34 @@ def test_actions_send_only_what_changed(ann, monkeypatch):
     cp.select(["7"])
     cp.exclude_button.click()
     assert "_coords" in {k for w, k in sent if w is sc_}
+
+
+def test_long_action_shows_progress_and_blocks_a_second_one(pbmc_graph):
+    import threading
+
+    ann = em.Annotator(pbmc_graph, background=True, keep_start=False)
+    go = threading.Event()
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        assert go.wait(30)
+        return em.merge_clusters(pbmc_graph, "leiden", ["0", "1"])
+
+    n0 = len(pbmc_graph.uns["commands"])
+    assert ann.act("merge_clusters", slow)
+    assert started.wait(30)
+    # while it runs: buttons disabled, status says so, a second action is refused
+    assert ann.busy and all(b.disabled for b in ann.action_buttons)
+    assert ann.status_kind == "busy" and "running merge_clusters" in ann.status_text
+    assert ann.act("label_cells", lambda: None) is False
+    assert "still running" in ann.status_text
+    go.set()
+    ann.wait(60)
+    assert not ann.busy and not any(b.disabled for b in ann.action_buttons)
+    assert ann.status_kind == "ok" and len(pbmc_graph.uns["commands"]) == n0 + 1
+    assert "1" not in ann.clusters.counts
+    # verify without a start copy explains itself
+    ann.history.verify_button.click()
+    ann.wait(60)
+    assert "no start copy" in ann.history.verify_status.value

@@ -27,7 +27,7 @@ ANN = ".em-annotator"
 
 CELLS = [
     "import numpy as np\nimport scanpy as sc\nimport exprmat_widgets as em\n"
-    "import exprmat_widgets.widgets\n"
+    "import exprmat_widgets.widgets  # em.Annotator needs it until em.__getattr__ uses importlib\n"
     "adata = sc.datasets.pbmc68k_reduced()  # 700 real PBMCs with a kNN graph and X_umap\n"
     "adata.write_h5ad('start.h5ad')\n"
     "em.leiden(adata, resolution=1.0, random_state=0)",
