@@ -1,0 +1,177 @@
+"""SC3 consensus clustering: exprmat_widgets ``em.sc3`` against the reference ``sc3s``.
+
+Both run in this process on the same representation, with the same seeds and
+the same thread limit (default 1 thread each, the fair setting on a shared
+machine; ``--threads 0`` leaves both libraries at their defaults).
+
+1. Accuracy on real labels: ``em.datasets.pbmc68k_counts()`` (700 PBMC,
+   ``obsm['X_pca']``, 10 cell types in ``obs['bulk_labels']``).  Adjusted Rand
+   index at k = 10 (the true number of types) against the labels, mean over
+   ``--seeds`` seeds, for ``n_clusters=[10]`` and for the tutorial's
+   ``[5, 10, 20, 30]``.
+2. Speed and memory on large data: ``em.datasets.mouse_10k()`` (10,000 real
+   mouse cells), log-normalised, 30 PCs, resampled with replacement to
+   ``--n-cells`` cells (labelled "resampled" below).  Tutorial setting:
+   ``n_clusters=[5, 10, 20, 30]``, ``n_runs=5``, default facilities (90).
+   Wall time (best of ``--repeats``) and peak traced memory (tracemalloc, a
+   separate run) for each tool, and the ratios.  Agreement (ARI) with Leiden
+   clusters of the 10,000 original cells is printed as a sanity check (not a
+   ground truth).
+
+Run:  python benchmarks/sc3.py [--n-cells 50000 100000] [--seeds 10] [--threads 1]
+Needs the reference: pip install --no-deps sc3s  (its numpy<2 pin is not needed:
+sc3s 0.1.1 runs with numpy 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import logging
+import time
+import tracemalloc
+import warnings
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+import exprmat_widgets as em
+
+warnings.filterwarnings("ignore")
+TUTORIAL_KS = [5, 10, 20, 30]
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence sc3s (it sets the root logger to INFO) and our progress prints."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+        root.setLevel(level)
+
+
+def run_ours(adata, ks, seed, basis="X_pca"):
+    with quiet():
+        em.sc3(adata, basis=basis, n_clusters=ks, random_state=seed)
+    return {k: adata.obs[f"sc3.{k}"] for k in ks}
+
+
+def run_sc3s(adata, ks, seed):
+    import sc3s
+
+    with quiet():
+        sc3s.tl.consensus(adata, n_clusters=ks, random_state=seed)
+    return {k: adata.obs[f"sc3s_{k}"] for k in ks}
+
+
+def limits(threads):
+    return threadpool_limits(limits=threads) if threads > 0 else contextlib.nullcontext()
+
+
+def accuracy(seeds, threads):
+    base = em.datasets.pbmc68k_counts()
+    truth = base.obs["bulk_labels"]
+    k_true = truth.nunique()
+    print(f"== accuracy: pbmc68k_counts, {base.n_obs} cells, {k_true} cell types (bulk_labels), "
+          f"X_pca {base.obsm['X_pca'].shape[1]} dims, seeds 0..{seeds - 1}")
+    rows = []
+    for ks in ([k_true], TUTORIAL_KS):
+        res = {"ours": [], "sc3s": []}
+        times = {"ours": 0.0, "sc3s": 0.0}
+        for s in range(seeds):
+            for name, fn in (("ours", run_ours), ("sc3s", run_sc3s)):
+                a = base.copy()
+                with limits(threads):
+                    t = time.perf_counter()
+                    out = fn(a, ks, s)
+                    times[name] += time.perf_counter() - t
+                res[name].append(adjusted_rand_score(truth, out[k_true]))
+        o, r = np.array(res["ours"]), np.array(res["sc3s"])
+        print(f"n_clusters={ks}: ARI at k={k_true}  ours mean {o.mean():.3f} (sd {o.std():.3f}, "
+              f"min {o.min():.3f})  sc3s mean {r.mean():.3f} (sd {r.std():.3f}, min {r.min():.3f})  "
+              f"ours better or equal on {(o >= r).sum()}/{seeds} seeds; "
+              f"time ours {times['ours']:.2f}s sc3s {times['sc3s']:.2f}s")
+        rows.append((ks, o.mean(), r.mean()))
+    return rows
+
+
+def resampled(n_cells):
+    m = em.datasets.mouse_10k()
+    sc.pp.normalize_total(m, target_sum=1e4)
+    sc.pp.log1p(m)
+    sc.pp.pca(m, n_comps=30, random_state=0)
+    with threadpool_limits(limits=1):
+        sc.pp.neighbors(m, n_neighbors=15, random_state=0)
+        sc.tl.leiden(m, resolution=1.0, flavor="igraph", n_iterations=2, random_state=0)
+    idx = np.random.default_rng(0).choice(m.n_obs, n_cells, replace=True)
+    big = ad.AnnData(obsm={"X_pca": np.asarray(m.obsm["X_pca"][idx])})
+    big.obs_names = [f"c{i}" for i in range(n_cells)]
+    return big, np.asarray(m.obs["leiden"])[idx]
+
+
+def speed(n_cells, repeats, threads, seed=0):
+    big, leiden = resampled(n_cells)
+    print(f"\n== speed: mouse_10k resampled to {n_cells} cells (resampled), 30 PCs, "
+          f"n_clusters={TUTORIAL_KS}, n_runs=5, 90 facilities, threads={threads or 'default'}")
+    times = {"ours": [], "sc3s": []}
+    outs = {}
+    for rep in range(repeats):
+        for name, fn in (("ours", run_ours), ("sc3s", run_sc3s)):
+            a = big.copy()
+            gc.collect()
+            with limits(threads):
+                t = time.perf_counter()
+                outs[name] = fn(a, TUTORIAL_KS, seed)
+                times[name].append(time.perf_counter() - t)
+    mem = {}
+    for name, fn in (("ours", run_ours), ("sc3s", run_sc3s)):
+        a = big.copy()
+        gc.collect()
+        tracemalloc.start()
+        with limits(threads):
+            fn(a, TUTORIAL_KS, seed)
+        mem[name] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    to, tr = min(times["ours"]), min(times["sc3s"])
+    print(f"time (best of {repeats}): ours {to:.2f}s  sc3s {tr:.2f}s  -> ours is {tr / to:.2f}x faster")
+    print(f"peak traced memory: ours {mem['ours']:.0f} MiB  sc3s {mem['sc3s']:.0f} MiB  "
+          f"-> ratio sc3s/ours {mem['sc3s'] / mem['ours']:.2f}")
+    line = "ARI vs Leiden of the original cells (sanity, not ground truth):"
+    for k in TUTORIAL_KS:
+        line += (f"  k={k}: ours {adjusted_rand_score(leiden, outs['ours'][k]):.3f}"
+                 f" sc3s {adjusted_rand_score(leiden, outs['sc3s'][k]):.3f}")
+    print(line)
+    return to, tr, mem
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n-cells", type=int, nargs="+", default=[50000, 100000])
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="thread limit for both (0: library defaults)")
+    p.add_argument("--skip-accuracy", action="store_true")
+    args = p.parse_args()
+    # warm-up (numba compilation of our linkage, imports of both) outside the timings
+    warm = em.datasets.pbmc68k_counts()
+    run_ours(warm.copy(), [5], 0)
+    run_sc3s(warm.copy(), [5], 0)
+    if not args.skip_accuracy:
+        accuracy(args.seeds, args.threads)
+    for n in args.n_cells:
+        speed(n, args.repeats, args.threads)
+
+
+if __name__ == "__main__":
+    main()
