@@ -404,6 +404,7 @@ class UmapScatter(anywidget.AnyWidget):
             pos = value[value < n]  # decoded, sorted and unique already
             if pos.size > 1 and not (np.diff(pos) > 0).all():
                 pos = np.unique(pos)
+            pos.flags.writeable = False  # change the selection by assigning, not in place
             return pos
         if value is None or (not isinstance(value, dict) and len(value) == 0):
             pos = np.empty(0, dtype=np.int64)
@@ -412,6 +413,7 @@ class UmapScatter(anywidget.AnyWidget):
             pos = np.flatnonzero(mask).astype(np.int64)
         if hasattr(self, "_adata"):
             self._polygon = b""  # a selection made in Python has no polygon
+        pos.flags.writeable = False
         return pos
 
     @property
