@@ -223,13 +223,46 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1):
         scores[np.isnan(scores)] = 0
         pvals = 2 * stats.norm.sf(np.abs(scores))
 
-    if corr_method == "benjamini-hochberg":
-        padj = _bh(pvals)
-    else:
-        padj = np.minimum(pvals * x.shape[1], 1.0)
+    padj = _correct(pvals, corr_method)
     with np.errstate(divide="ignore", invalid="ignore"):
         lfc = np.log2((expm1(mean) + 1e-9) / (expm1(mean_r) + 1e-9))
     out.update(scores=scores, pvals=pvals, pvals_adj=padj, logfoldchanges=lfc)
+    return out
+
+
+def _correct(pvals, corr_method):
+    """Adjusted p-values over all genes of each group (None: left to the caller)."""
+    if corr_method is None:
+        return None
+    if corr_method == "benjamini-hochberg":
+        return _bh(pvals)
+    return np.minimum(pvals * pvals.shape[1], 1.0)
+
+
+def _is_dask(x) -> bool:
+    return type(x).__module__.split(".")[0] == "dask"
+
+
+def _compute_blocks(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, where):
+    """:func:`_compute` for in-memory matrices; a dask array is tested one block of
+    genes at a time (genes are independent), so only ``n_cells x block`` values are
+    in memory at once, and the correction runs over all genes at the end.  The
+    results are identical to the in-memory ones."""
+    if not _is_dask(x):
+        return _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1)
+    block = max(1, min(x.shape[1], (1 << 26) // max(1, x.shape[0])))
+    parts = []
+    for a in range(0, x.shape[1], block):
+        xb = x[:, a : a + block].compute()
+        xb = xb.tocsr() if sp.issparse(xb) else np.ascontiguousarray(xb)
+        _check_values(xb, where)
+        parts.append(_compute(xb, codes, n_groups, ref, method, tie_correct, None, expm1))
+    out = {"tested": parts[0]["tested"]}
+    for f in ("pts", "pts_rest", "scores", "pvals", "logfoldchanges"):
+        if f in parts[0]:
+            out[f] = np.concatenate([np.asarray(p_[f]) for p_ in parts], axis=1)
+    if "pvals" in out:
+        out["pvals_adj"] = _correct(out["pvals"], corr_method)
     return out
 
 
@@ -259,7 +292,9 @@ def _run(x, var, labels, groups_order, ref, *, method, corr_method, tie_correct,
     cell_codes = np.where(labels.codes >= 0, codes[labels.codes], REST) if len(codes) else np.full(len(labels), REST)
     cell_codes = np.ascontiguousarray(cell_codes, dtype=np.int64)
     n_groups = len(groups_order)
-    res = _compute(x, cell_codes, n_groups, ref, method, tie_correct, corr_method, expm1)
+    res = _compute_blocks(x, cell_codes, n_groups, ref, method, tie_correct, corr_method, expm1, "markers")
+    if method == "logreg" and _is_dask(x):
+        x = x.compute()  # scanpy's logistic regression needs the matrix in memory
     n_total = x.shape[1]
     n_top = n_total if n_genes is None or n_genes > n_total else int(n_genes)
     names = [str(g) for g in groups_order]
@@ -329,7 +364,8 @@ def _prepare(adata, *, mask_var, layer, use_raw, method, corr_method, n_genes, k
     if mask is not None:
         x = x[:, mask]
         var = var.iloc[np.flatnonzero(mask)]
-    _check_values(x, where)
+    if not _is_dask(x):  # dask arrays are checked block by block as they are read
+        _check_values(x, where)
     if (x.dtype.kind in "iub"):  # integer data: work in float64 (squares of int32 would overflow)
         x = x.astype(np.float64)
     return x, var, layer_used, gene_symbol
