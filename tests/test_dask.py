@@ -15,8 +15,11 @@ def pair():
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
     sc.pp.pca(a, n_comps=20, random_state=0)
-    em.knn(a, use_rep="X_pca", random_state=0)
-    em.leiden(a, resolution=0.5, random_state=0)
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=6, n_init=1, random_state=0).fit_predict(a.obsm["X_pca"])
+    a.obs["leiden"] = np.asarray(km).astype(str)
+    a.obs["leiden"] = a.obs["leiden"].astype("category")
     del a.layers["counts"]
     a.X = a.X.toarray()
     b = a.copy()
