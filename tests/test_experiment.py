@@ -33,12 +33,24 @@ def test_example_experiment_is_the_shipped_two_samples(_expm):
     assert list(a.obs["sample"].cat.categories) == list(_expm.samples)
     for name, s in _expm.samples.items():
         assert (a.obs["sample"] == name).sum() == s.n_obs
-    # counts kept, X normalised + log1p, PCA standing in for harmony
+    # counts kept, X normalised + log1p, Harmony-corrected PCA
     counts = a.layers["counts"]
     assert np.array_equal(counts[:5].toarray(), raw[a.obs_names[:5]].X.toarray())
     tot = np.expm1(a.X[:5]).sum(axis=1)
     assert np.allclose(tot, 1e4, rtol=1e-3)
-    assert a.obsm["harmony"].shape == (a.n_obs, 30) and np.allclose(a.obsm["harmony"], a.obsm["X_pca"])
+    # Harmony on the PCA: same shape, batch means pulled together, deterministic
+    h, pca = a.obsm["harmony"], np.asarray(a.obsm["X_pca"])
+    assert h.shape == (a.n_obs, 30) and h.dtype == np.float32 and not np.allclose(h, pca)
+    s5 = (a.obs["sample"] == "pbmc_5k").to_numpy()
+
+    def gap(x):
+        return np.linalg.norm(x[s5].mean(axis=0) - x[~s5].mean(axis=0)) / np.linalg.norm(x.std(axis=0))
+
+    assert gap(h) < 0.5 * gap(pca)
+    again = Experiment.from_samples(_expm.samples)["rna"].obsm["harmony"]
+    assert np.array_equal(again, h)
+    single = Experiment.from_samples({"pbmc_5k": _expm.samples["pbmc_5k"]})["rna"]  # nothing to correct
+    assert np.array_equal(single.obsm["harmony"], np.asarray(single.obsm["X_pca"], dtype=np.float32))
     assert a.var["vst.all.hvg"].dtype == bool and a.var["vst.all.hvg"].sum() == 2000
     assert "gene" in a.var
 
