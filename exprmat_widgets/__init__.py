@@ -24,12 +24,13 @@ def version() -> str:
 
 def __getattr__(name):
     # the widgets pull in anywidget and bokeh; load them only when asked for
-    if name in ("Annotator", "widgets"):
-        from . import widgets
+    # (import_module, not `from . import`, which would call this function again)
+    from importlib import import_module
 
+    if name in ("Annotator", "widgets"):
+        widgets = import_module(f"{__name__}.widgets")
         return widgets if name == "widgets" else getattr(widgets, name)
     if name in ("Experiment", "load_experiment", "experiment"):
-        from . import experiment
-
+        experiment = import_module(f"{__name__}.experiment")
         return experiment if name == "experiment" else getattr(experiment, name)
     raise AttributeError(f"module 'exprmat_widgets' has no attribute {name!r}")

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from .errors import ExprmatError, MissingKeyError
 
-__all__ = ["Experiment", "Modality", "load_experiment", "example_experiment"]
+__all__ = ["Experiment", "Modality", "example_experiment", "load_experiment"]
 
 MODALITIES = ("rna",)
 # module-level helpers that also make sense bound to a modality
@@ -45,7 +45,7 @@ class Modality:
     ``em.Annotator`` on the data.
     """
 
-    def __init__(self, experiment: "Experiment", name: str):
+    def __init__(self, experiment: Experiment, name: str):
         self._experiment = experiment
         self._name = name
 
@@ -109,7 +109,7 @@ class Modality:
 def _dtype_tag(x) -> str:
     if isinstance(x, pd.DataFrame):
         return "df"
-    if isinstance(x, pd.Series) or isinstance(x, pd.Index):
+    if isinstance(x, (pd.Series, pd.Index)):
         dt = x.dtype
         if isinstance(dt, pd.CategoricalDtype):
             return "cat"
@@ -163,7 +163,7 @@ def summary_lines(adata: ad.AnnData) -> list[str]:
     lines = []
     lines += _wrapped("obs", [f"{k} <{_dtype_tag(adata.obs[k])}>" for k in adata.obs.columns])
     lines += _wrapped("var", [f"{k} <{_dtype_tag(adata.var[k])}>" for k in adata.var.columns])
-    lines += _wrapped("layers", [f"{k} <{_dtype_tag(adata.layers[k])}>" for k in adata.layers.keys()])
+    lines += _wrapped("layers", [f"{k} <{_dtype_tag(adata.layers[k])}>" for k in adata.layers])
     for slot in ("obsm", "varm", "obsp"):
         m = getattr(adata, slot)
         lines += _wrapped(slot, [f"{k} <{_dtype_tag(m[k])}>" for k in sorted(m.keys())])
@@ -329,7 +329,7 @@ class Experiment:
         n_top_genes: int = 2000,
         n_comps: int = 30,
         random_state: int = 0,
-    ) -> "Experiment":
+    ) -> Experiment:
         """An experiment from raw-count samples (``{name: AnnData}``).
 
         The samples are concatenated (inner join of genes; ``obs[sample_key]``
