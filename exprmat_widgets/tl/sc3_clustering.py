@@ -40,7 +40,7 @@ import warnings
 import numba
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .. import _validate as v
@@ -163,6 +163,19 @@ def _check(adata, basis, key_added, n_clusters, d_range, n_runs, n_facility,
 
 # --------------------------------------------------------------------------- algorithm
 
+_controller = None
+
+
+def _single_thread():
+    """Limit BLAS / OpenMP to one thread (the controller, slow to build, is reused)."""
+    global _controller
+    if _controller is None:
+        import sklearn.cluster  # noqa: F401  (loads sklearn's OpenMP runtime first)
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1)
+
+
 
 def _seeds(random_state, *tag, n=1):
     """Independent seeds for one step, derived from (random_state, tag)."""
@@ -183,7 +196,8 @@ def _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
                 km = KMeans(n_clusters=n_facility, n_init=1, random_state=seed)
             else:
                 km = MiniBatchKMeans(
-                    n_clusters=n_facility, batch_size=batch_size, n_init=1, random_state=seed
+                    n_clusters=n_facility, batch_size=batch_size, n_init=1, random_state=seed,
+                    init_size=min(xd.shape[0], max(batch_size, 3 * n_facility)),
                 )
             with warnings.catch_warnings():  # duplicated cells: fewer distinct facilities, handled below
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -195,54 +209,129 @@ def _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
     return trials
 
 
-def _weighted_kmeans(x, w, k, seed, n_init=10, max_iter=100):
-    """Weighted k-means of a few hundred points (the facilities): k-means++ starts
-    then Lloyd iterations, best of ``n_init``; plain numpy, deterministic for ``seed``."""
-    rng = np.random.default_rng(seed)
-    n = x.shape[0]
-    n_trials = 2 + int(np.log(k))
-    sq = (x * x).sum(1)
-    cum_w = np.cumsum(w)
-    rows = np.arange(n)
-
-    def draw(cum, size):
-        return np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], side="right"), n - 1)
-
-    best, best_cost = None, np.inf
-    for _ in range(n_init):
-        # k-means++ (weighted, greedy: the best of a few candidates per step)
-        idx = [int(draw(cum_w, 1)[0])]
-        closest = np.maximum(sq - 2.0 * x @ x[idx[0]] + sq[idx[0]], 0.0)
-        for _ in range(1, k):
-            pot = np.cumsum(closest * w)
-            cand = draw(pot if pot[-1] > 0 else cum_w, n_trials)
-            d = np.minimum(closest[None, :], np.maximum(sq[cand][:, None] - 2.0 * x[cand] @ x.T + sq[None, :], 0.0))
-            j = int(np.argmin(d @ w))
-            idx.append(int(cand[j]))
-            closest = d[j]
-        c = x[idx]
-        labels = None
-        for _ in range(max_iter):
-            dist = np.maximum(sq[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :], 0.0)
-            new = np.argmin(dist, axis=1)
-            if labels is not None and np.array_equal(new, labels):
+@numba.njit(cache=True)
+def _lloyd_weighted(x, w, k, first, draws, max_iter):  # pragma: no cover - compiled
+    """Weighted k-means++ (greedy, ``draws.shape[2]`` candidates per centre) and Lloyd
+    iterations for each start; ``first`` / ``draws`` are uniform numbers in [0, 1)
+    drawn by the caller.  Returns the labels of the start with the lowest cost."""
+    n, dim = x.shape
+    n_init, _, n_trials = draws.shape
+    best = np.zeros(n, dtype=np.int64)
+    best_cost = np.inf
+    cum = np.empty(n)
+    closest = np.empty(n)
+    trial = np.empty(n)
+    best_trial = np.empty(n)
+    centres = np.empty((k, dim))
+    labels = np.empty(n, dtype=np.int64)
+    for s in range(n_init):
+        # --- k-means++: first centre by weight, then by weight * squared distance
+        acc = 0.0
+        for i in range(n):
+            acc += w[i]
+            cum[i] = acc
+        c0 = min(np.searchsorted(cum, first[s] * acc, side="right"), n - 1)
+        for j in range(dim):
+            centres[0, j] = x[c0, j]
+        for i in range(n):
+            d = 0.0
+            for j in range(dim):
+                diff = x[i, j] - centres[0, j]
+                d += diff * diff
+            closest[i] = d
+        for c in range(1, k):
+            acc = 0.0
+            for i in range(n):
+                acc += closest[i] * w[i]
+                cum[i] = acc
+            best_pot = np.inf
+            best_cand = 0
+            for t in range(n_trials):
+                if acc > 0:
+                    cand = min(np.searchsorted(cum, draws[s, c, t] * acc, side="right"), n - 1)
+                else:
+                    cand = min(int(draws[s, c, t] * n), n - 1)
+                pot = 0.0
+                for i in range(n):
+                    d = 0.0
+                    for j in range(dim):
+                        diff = x[i, j] - x[cand, j]
+                        d += diff * diff
+                    trial[i] = min(closest[i], d)
+                    pot += trial[i] * w[i]
+                if pot < best_pot:
+                    best_pot = pot
+                    best_cand = cand
+                    best_trial[:] = trial
+            for j in range(dim):
+                centres[c, j] = x[best_cand, j]
+            closest[:] = best_trial
+        # --- Lloyd
+        for it in range(max_iter):
+            changed = False
+            for i in range(n):
+                bi = 0
+                bd = np.inf
+                for c in range(k):
+                    d = 0.0
+                    for j in range(dim):
+                        diff = x[i, j] - centres[c, j]
+                        d += diff * diff
+                    if d < bd:
+                        bd = d
+                        bi = c
+                if it == 0 or labels[i] != bi:
+                    changed = True
+                labels[i] = bi
+                closest[i] = bd
+            if not changed and it > 0:
                 break
-            labels = new
-            mass = np.bincount(labels, weights=w, minlength=k)
-            empty = np.flatnonzero(mass == 0)
-            if empty.size:  # refill an empty cluster with the worst-served point
-                far = np.argsort(-(dist[rows, labels] * w), kind="stable")[: empty.size]
-                labels = labels.copy()
-                labels[far] = empty
-                mass = np.bincount(labels, weights=w, minlength=k)
-            member = np.zeros((k, n))
-            member[labels, rows] = w
-            c = (member @ x) / mass[:, None]
-        dist = np.maximum(sq[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :], 0.0)
-        cost = float(dist[rows, labels] @ w)
+            mass = np.zeros(k)
+            for i in range(n):
+                mass[labels[i]] += w[i]
+            for c in range(k):  # an empty cluster takes the worst-served point
+                if mass[c] == 0:
+                    far = 0
+                    fd = -1.0
+                    for i in range(n):
+                        if mass[labels[i]] > w[i] and closest[i] * w[i] > fd:
+                            fd = closest[i] * w[i]
+                            far = i
+                    mass[labels[far]] -= w[far]
+                    labels[far] = c
+                    mass[c] = w[far]
+                    closest[far] = 0.0
+            centres[:] = 0.0
+            for i in range(n):
+                for j in range(dim):
+                    centres[labels[i], j] += w[i] * x[i, j]
+            for c in range(k):
+                for j in range(dim):
+                    centres[c, j] /= mass[c]
+        cost = 0.0
+        for i in range(n):
+            d = 0.0
+            for j in range(dim):
+                diff = x[i, j] - centres[labels[i], j]
+                d += diff * diff
+            cost += d * w[i]
         if cost < best_cost:
-            best, best_cost = labels, cost
+            best_cost = cost
+            best[:] = labels
     return best
+
+
+def _weighted_kmeans(x, w, k, seed, n_init=10, max_iter=100):
+    """Weighted k-means of a few hundred points (the facilities): greedy k-means++
+    starts then Lloyd iterations, best of ``n_init``; deterministic for ``seed``."""
+    rng = np.random.default_rng(seed)
+    n_trials = 2 + int(np.log(k))
+    first = rng.random(n_init)
+    draws = rng.random((n_init, k, n_trials))
+    return _lloyd_weighted(
+        np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64),
+        int(k), first, draws, int(max_iter),
+    )
 
 
 def _facility_partitions(trials, k, random_state):
@@ -530,7 +619,7 @@ def sc3(
     n_trials = len(dims) * n_runs
     results = {}
     n_patterns = {}
-    with threadpool_limits(limits=1), tqdm(
+    with _single_thread(), tqdm(
         total=n_trials + len(ks), desc="sc3", leave=False, disable=x.shape[0] < 5000
     ) as progress:
         trials = _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
