@@ -251,6 +251,23 @@ function render({ model, el }) {
       applyMode();
     });
   }
+  // shift+drag draws a lasso in any mode: switch to lasso for this one drag (the listener runs
+  // in the capture phase, before regl-scatterplot's own mousedown handler on the canvas)
+  body.addEventListener(
+    'mousedown',
+    (e) => {
+      if (!e.shiftKey || e.button !== 0 || (model.get('mode') || 'pan') !== 'pan') return;
+      // no shift-click text selection (it would turn the drag into a drag-and-drop of text)
+      e.preventDefault();
+      scatterplot.set({ mouseMode: 'lasso', lassoType: 'freeform' });
+      const restore = () => {
+        window.removeEventListener('mouseup', restore, true);
+        setTimeout(applyMode, 0);
+      };
+      window.addEventListener('mouseup', restore, true);
+    },
+    true,
+  );
   clearBtn.addEventListener('click', () => {
     scatterplot.deselect({ preventEvent: true });
     sendSelection([], null);

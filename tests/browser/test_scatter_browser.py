@@ -301,7 +301,17 @@ def test_box_selection(pbmc_nb):
     inside = (screen[:, 0] > x0 - 3) & (screen[:, 0] < x1 + 3) & (screen[:, 1] > y0 - 3) & (
         screen[:, 1] < y1 + 3)
     assert inside[sel].all()
+    # in pan/zoom mode, shift+drag still draws a lasso
     _set_mode(page, kernel, "pan")
+    kernel.run("events.clear()")
+    page.keyboard.down("Shift")
+    try:
+        jh.drag_path(page, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], steps=6, box=box)
+    finally:
+        page.keyboard.up("Shift")
+    kernel.wait_for("len(events) > 0")
+    res = kernel.eval("_poly_check()")
+    assert res["n"] > 0 and res["mismatch_normalized"] == 0, res
 
 
 @pytest.mark.browser
