@@ -9,7 +9,7 @@ import pytest
 import scanpy as sc
 
 import exprmat_widgets as em
-import exprmat_widgets.colors  # noqa: F401  (em.colors)
+import exprmat_widgets.colors
 
 
 @pytest.fixture(scope="module")

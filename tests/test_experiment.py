@@ -69,7 +69,7 @@ def test_modality_binds_routines_lazily(expm, monkeypatch):
     monkeypatch.setattr(em.tl, "__all__", [*em.tl.__all__, "late_routine"])
     assert expm.rna.late_routine(x=2) == expm["rna"].n_obs + 2
     with pytest.raises(AttributeError, match="no routine 'nonexistent'"):
-        expm.rna.nonexistent
+        _ = expm.rna.nonexistent
     seen = {}
 
     class FakeAnnotator:

@@ -25,12 +25,12 @@ from ..history import command
 from ..selection import resolve_selection
 
 __all__ = [
+    "annotate",
     "exclude",
     "exclude_cells",
-    "annotate",
+    "label_cells",
     "merge_clusters",
     "rename_cluster",
-    "label_cells",
     "subcluster",
     "subset_cells",
 ]
