@@ -19,16 +19,21 @@ The scheme follows the scalable SC3 variant (``sc3s``, Quah et al. 2022):
    ``k`` clusters by average linkage weighted by their number of cells, which
    is exactly average linkage over the cells themselves (SC3's hierarchical
    clustering of the consensus matrix) without the cell-by-cell matrix.
-   When there are very many patterns, the most frequent ones are clustered
-   and the rest join the cluster they agree with most (average agreement).
+   When there are very many patterns, the most frequent ones (up to
+   ``MAX_PATTERNS``) are clustered and the rest join the cluster they agree
+   with most (average agreement).  Groups of fewer than ``MIN_CELLS`` cells
+   (cells the runs place inconsistently) are folded into the group they
+   agree with most, cutting the tree deeper so that k groups remain.
 
 Differences from ``sc3s`` (all deliberate, measured in
 ``benchmarks/sc3.py``): mini-batches of 1,024 cells by default (faster and a
-lower k-means cost than 100), k-means with several starts on the facilities,
-and average linkage instead of mini-batch k-means on the consensus matrix.
-All k-means runs are single-threaded (their per-step work is small, so
-threads only add overhead on a shared machine) and seeded from
-``random_state``: the result is identical for the same input and seed, so a
+lower k-means cost than 100; plain k-means when the data fit in one batch),
+weighted k-means with 10 starts on the facilities, and average linkage instead
+of mini-batch k-means on the consensus matrix (better and far more stable
+from seed to seed).  The work runs single-threaded (BLAS / OpenMP limited to
+one thread: the per-step work is small, so threads only add overhead, and
+results cannot depend on the thread count) and every random step is seeded
+from ``random_state``: the same input and seed give identical clusters, so a
 recorded history replays exactly.
 """
 
