@@ -481,7 +481,13 @@ def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_st
         except ReplayError:
             raise
         except Exception as e:
-            raise ReplayError(f"step {step} ({name}) failed on replay: {e}", step=step, command=name) from e
+            raise ReplayError(
+                f"step {step} ({name}) failed on replay: {e} (if the data were changed by hand "
+                "before this step, e.g. `adata.layers[...] = ...`, that change is not in the history; "
+                "use a recorded command such as em.derive_layer instead)",
+                step=step,
+                command=name,
+            ) from e
         new = get_records(adata)[-1]
         ok = new["output"] == record.get("output") if check else True
         if on_step is not None:

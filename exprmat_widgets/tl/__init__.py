@@ -15,6 +15,7 @@ _MODULES = (
     "composition",  # proportion
     "sc3_clustering",  # sc3
     "nmf_consensus",  # consensus_nmf, consensus_nmf_extract_k
+    "layers",  # derive_layer
 )
 
 __all__ = []
