@@ -66,12 +66,16 @@ def sweep(W, G, XHt, perm):
 
 
 def random_init(x_mean: float, n: int, g: int, k: int, seed: int, dtype):
-    """sklearn's ``init='random'``: ``|N(0,1)| * sqrt(mean(X) / k)``, H drawn before W."""
+    """sklearn's ``init='random'``: ``|N(0,1)| * sqrt(mean(X) / k)``, H drawn before W;
+    returned as C-contiguous ``W`` (n x k) and ``H.T`` (g x k) of ``dtype``."""
     avg = np.sqrt(x_mean / k)
     rng = np.random.RandomState(seed)
-    H = avg * rng.standard_normal(size=(k, g)).astype(dtype, copy=False)
-    W = avg * rng.standard_normal(size=(n, k)).astype(dtype, copy=False)
-    return np.ascontiguousarray(np.abs(W)), np.ascontiguousarray(np.abs(H).T)
+    H = avg * rng.standard_normal(size=(k, g))
+    W = avg * rng.standard_normal(size=(n, k))
+    return (
+        np.ascontiguousarray(np.abs(W), dtype=dtype),
+        np.ascontiguousarray(np.abs(H).T, dtype=dtype),
+    )
 
 
 def chunk_size(k: int, n_cells: int, n_iter: int) -> int:

@@ -162,6 +162,7 @@ def _std(X, ddof):
     """Per-column standard deviation of a sparse or dense matrix (float64)."""
     n = X.shape[0]
     if sp.issparse(X):
+        X = X if X.dtype == np.float64 else X.astype(np.float64)
         mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
         sq = np.asarray(X.multiply(X).mean(axis=0), dtype=np.float64).ravel()
     else:
