@@ -211,16 +211,32 @@ function render({ model, el }) {
   scatterplot.subscribe('lassoStart', () => {
     lassoActive = true;
   });
+  // A lasso closed where it started ends with a "click" on the canvas, which regl-scatterplot
+  // turns into selecting the point under the cursor: keep the lasso's selection instead.
+  let lastLasso = { t: -1e9, points: null };
+  const justLassoed = () => performance.now() - lastLasso.t < 400 && lastLasso.points;
   scatterplot.subscribe('lassoEnd', ({ coordinates }) => {
     lassoActive = false;
     el.dataset.lassoEndAt = String(Date.now());
-    sendSelection(scatterplot.get('selectedPoints'), coordinates);
+    const points = scatterplot.get('selectedPoints');
+    lastLasso = { t: performance.now(), points };
+    sendSelection(points, coordinates);
   });
   scatterplot.subscribe('select', ({ points }) => {
-    if (!lassoActive) sendSelection(points, null);
+    if (lassoActive) return;
+    if (justLassoed()) {
+      scatterplot.select(lastLasso.points, { preventEvent: true });
+      return;
+    }
+    sendSelection(points, null);
   });
   scatterplot.subscribe('deselect', () => {
-    if (!lassoActive) sendSelection([], null);
+    if (lassoActive) return;
+    if (justLassoed()) {
+      if (lastLasso.points.length) scatterplot.select(lastLasso.points, { preventEvent: true });
+      return;
+    }
+    sendSelection([], null);
   });
 
   const onSelectionChange = () => {

@@ -301,17 +301,20 @@ def test_box_selection(pbmc_nb):
     inside = (screen[:, 0] > x0 - 3) & (screen[:, 0] < x1 + 3) & (screen[:, 1] > y0 - 3) & (
         screen[:, 1] < y1 + 3)
     assert inside[sel].all()
-    # in pan/zoom mode, shift+drag still draws a lasso
+    # in pan/zoom mode, shift+drag still draws a lasso (around other cells: the selection
+    # must change for the observer to fire)
     _set_mode(page, kernel, "pan")
-    kernel.run("events.clear()")
+    mono = np.asarray(kernel.eval(
+        "np.flatnonzero(adata.obs['bulk_labels'] == 'CD14+ Monocyte').tolist()"))
     page.keyboard.down("Shift")
     try:
-        jh.drag_path(page, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], steps=6, box=box)
+        _lasso_around(page, kernel, np.median(screen[mono], axis=0), radius=45)
     finally:
         page.keyboard.up("Shift")
-    kernel.wait_for("len(events) > 0")
+    kernel.wait_for("w.last_polygon is not None")
     res = kernel.eval("_poly_check()")
     assert res["n"] > 0 and res["mismatch_normalized"] == 0, res
+    assert kernel.eval("w.mode") == "pan"
 
 
 @pytest.mark.browser
