@@ -128,3 +128,15 @@ def test_history_to_script_runs(pbmc, tmp_path):
     exec(compile(script, "script.py", "exec"), ns)  # the test runs the exported script
     out = sc.read_h5ad(tmp_path / "o.h5ad")
     assert (out.obs["leiden"] == pbmc.obs["leiden"]).all()
+
+
+def test_leiden_restrict_to_rewrites_the_key(pbmc_graph):
+    """Sub-clustering with the default key writes obs['leiden'] itself (scanpy would add 'leiden_R')."""
+    before = pbmc_graph.obs["leiden"].copy()
+    em.leiden(pbmc_graph, resolution=1.0, restrict_to=("leiden", ["0"]), random_state=0)
+    after = pbmc_graph.obs["leiden"]
+    assert "leiden_R" not in pbmc_graph.obs
+    assert any(str(c).startswith("0,") for c in after.cat.categories)
+    kept = (before != "0").to_numpy()
+    assert (after[kept].astype(str) == before[kept].astype(str)).all()
+    assert len(pbmc_graph.uns["leiden_colors"]) == len(after.cat.categories)

@@ -10,7 +10,6 @@ _MODULES = (
     "embedding",  # umap
     "clustering",  # leiden
     "annotation",  # exclude, annotate, merge_clusters, rename_cluster, label_cells, subcluster
-    "subset",  # build_subset
     "marker_genes",  # markers, selection_markers, filter_markers
     "composition",  # proportion
     "sc3_clustering",  # sc3

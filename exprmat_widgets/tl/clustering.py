@@ -110,5 +110,9 @@ def leiden(
         flavor=flavor,
         **kwargs,
     )
+    if restrict_to is not None and key_added == "leiden":  # scanpy writes 'leiden_R' in that case
+        adata.obs["leiden"] = adata.obs.pop("leiden_R")
+        if "leiden_R" in adata.uns:
+            adata.uns["leiden"] = adata.uns.pop("leiden_R")
     # clusters left as they were keep their colours; sub-clusters get unused ones
     sync_colors(adata, key_added, previous=previous)
