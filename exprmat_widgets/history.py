@@ -224,10 +224,16 @@ def _update(h, obj):
     elif isinstance(obj, pd.api.extensions.ExtensionArray):
         _update(h, np.asarray(obj, dtype=object))
     elif sp.issparse(obj):
+        # canonical form, so that storage details (index order and dtype after an h5ad
+        # round trip, matrix vs array classes) do not change the fingerprint of the values
         obj = sp.csr_matrix(obj) if obj.format not in ("csr", "csc") else obj
+        if not obj.has_sorted_indices:
+            obj = obj.copy()
+            obj.sort_indices()
         h.update(f"sparse{obj.format}{obj.shape}".encode())
-        for a in (obj.data, obj.indices, obj.indptr):
-            _update(h, a)
+        _update(h, obj.data)
+        _update(h, obj.indices.astype(np.int64, copy=False))
+        _update(h, obj.indptr.astype(np.int64, copy=False))
     elif isinstance(obj, np.ndarray):
         h.update(f"A{obj.dtype.str}{obj.shape}".encode())
         if obj.dtype.names:  # structured (scanpy's rank_genes_groups record arrays)

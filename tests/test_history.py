@@ -140,3 +140,20 @@ def test_leiden_restrict_to_rewrites_the_key(pbmc_graph):
     kept = (before != "0").to_numpy()
     assert (after[kept].astype(str) == before[kept].astype(str)).all()
     assert len(pbmc_graph.uns["leiden_colors"]) == len(after.cat.categories)
+
+
+def test_sparse_fingerprint_ignores_storage_details():
+    import scipy.sparse as sp
+
+    m = sp.random(50, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    shuffled = m.copy()
+    for i in range(m.shape[0]):  # reverse the column order inside each row
+        a, b = m.indptr[i], m.indptr[i + 1]
+        shuffled.indices[a:b] = m.indices[a:b][::-1]
+        shuffled.data[a:b] = m.data[a:b][::-1]
+    shuffled.has_sorted_indices = False
+    wide = sp.csr_array((m.data, m.indices.astype(np.int64), m.indptr.astype(np.int64)), shape=m.shape)
+    assert fingerprint(m) == fingerprint(shuffled) == fingerprint(wide)
+    other = m.copy()
+    other.data[0] += 1
+    assert fingerprint(other) != fingerprint(m)
