@@ -252,3 +252,17 @@ def test_replicates_are_sklearn_coordinate_descent(pbmc_base):
         )
         assert n_it[j] == n
         np.testing.assert_allclose(spectra[j * 4 : (j + 1) * 4], H, rtol=1e-4, atol=1e-5 * H.max())
+
+
+def test_numpy_sweep_fallback_equals_sklearn_kernel(rng):
+    from exprmat_widgets.tl import _nmf_engine as eng
+
+    W = np.abs(rng.normal(size=(200, 6)))
+    H = np.abs(rng.normal(size=(6, 40)))
+    X = np.abs(W @ H + rng.normal(scale=0.1, size=(200, 40)))
+    W0 = np.abs(rng.normal(size=(200, 6)))
+    G, XH, perm = H @ H.T, X @ H.T, np.arange(6, dtype=np.intp)
+    a, b = W0.copy(), W0.copy()
+    va, vb = eng.sweep(a, G, XH, perm), eng._sweep_numpy(b, G, XH, perm)
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert va == pytest.approx(vb, rel=1e-10)
