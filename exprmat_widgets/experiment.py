@@ -358,6 +358,10 @@ class Experiment:
         adata.obs[sample_key] = pd.Categorical(adata.obs[sample_key].astype(str), categories=names)
         if "gene" not in adata.var.columns:
             adata.var["gene"] = adata.var_names.astype(str)
+        if sp.issparse(adata.X):
+            # canonical storage (as after an h5ad round trip), so that a replay on freshly
+            # built data sums in the same order as on data read from disk
+            adata.X.sort_indices()
         if integrate:
             adata.layers["counts"] = adata.X.copy()
             sc.pp.normalize_total(adata, target_sum=1e4)
