@@ -137,8 +137,11 @@ def cmd_demo(args) -> int:
         nbformat.write(book, nb)
         print(f"executed {nb}")
         return 0
+    import os
+
+    headless = args.no_browser or not (os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32"))
     cmd = [sys.executable, "-m", "jupyter", "lab", str(nb.name), f"--ServerApp.ip={args.ip}",
-           f"--ServerApp.port={args.port}", "--ServerApp.open_browser=False" if args.no_browser else "",
+           f"--ServerApp.port={args.port}", "--ServerApp.open_browser=False" if headless else "",
            "--ServerApp.allow_root=True", f"--ServerApp.root_dir={workdir}"]
     print(f"opening {nb} in JupyterLab on http://{args.ip}:{args.port} (Ctrl-C to stop)")
     return subprocess.call([c for c in cmd if c], cwd=workdir)
