@@ -133,7 +133,10 @@ def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
     if not keep.all():
         # anndata's subset drops the categories left without cells in every categorical column;
         # materialising the view once (to_memory) avoids the second full copy of .copy()
-        adata._init_as_actual(adata[keep].to_memory())
+        view = adata[keep]
+        # a dask-backed X stays lazy (.copy keeps dask arrays); in memory, to_memory is cheaper
+        lazy = any(type(x).__module__.split(".")[0] == "dask" for x in (adata.X, *adata.layers.values()))
+        adata._init_as_actual(view.copy() if lazy else view.to_memory())
     for k, prev in previous.items():
         sync_colors(adata, k, previous=prev)
     print(f"[i] {verb} {adata.n_obs} observations from {n0}.")
