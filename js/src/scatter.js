@@ -73,8 +73,9 @@ function render({ model, el }) {
   const heightPx = () => Math.max(150, model.get('height') | 0);
   body.style.height = `${heightPx()}px`;
   const size = () => {
-    const r = body.getBoundingClientRect();
-    return { width: Math.max(100, Math.floor(r.width) || 600), height: heightPx() };
+    // clientWidth (inside the border): sizing from the border box made a canvas in a
+    // flex row grow by the border width on every resize
+    return { width: Math.max(100, body.clientWidth || 600), height: heightPx() };
   };
 
   // ---- scatterplot -------------------------------------------------------------------------
