@@ -11,8 +11,8 @@ fi
 
 python -m pip install -q -e ".[test]"
 # reference tools for comparison tests and benchmarks, kept out of the runtime dependencies
-python -m pip install -q cnmf
-python -m pip install -q --no-deps sc3s
+python -m pip install -q "cnmf==1.7.1"
+python -m pip install -q --no-deps "sc3s==0.1.1"
 
 # front end: build the bundle and run the JS unit tests (node's test runner)
 if [ -f js/package.json ]; then
