@@ -115,7 +115,7 @@ def accuracy(seeds, threads):
               f"min {o.min():.3f})  sc3s mean {r.mean():.3f} (sd {r.std():.3f}, min {r.min():.3f})  "
               f"ours better or equal on {(o >= r).sum()}/{seeds} seeds; "
               f"time ours {times['ours']:.2f}s sc3s {times['sc3s']:.2f}s")
-        rows.append((ks, o.mean(), r.mean()))
+        rows.append((ks, o.mean(), r.mean(), times['ours'], times['sc3s']))
     return rows
 
 
@@ -165,25 +165,39 @@ def speed(n_cells, repeats, threads, seed=0):
         line += (f"  k={k}: ours {adjusted_rand_score(leiden, outs['ours'][k]):.3f}"
                  f" sc3s {adjusted_rand_score(leiden, outs['sc3s'][k]):.3f}")
     print(line)
-    return to, tr, mem
+    return to, tr, mem, line.split(":", 1)[1].strip()
 
 
-def main():
+def main(argv=None):
+    """Prints the report; returns ``_common.row``-style dicts."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import row
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-cells", type=int, nargs="+", default=[50000, 100000])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="thread limit for both (0: library defaults)")
     p.add_argument("--skip-accuracy", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    rows = []
     # warm-up (numba compilation of our linkage, imports of both) outside the timings
     warm = em.datasets.pbmc68k_counts()
     run_ours(warm.copy(), [5], 0)
     run_sc3s(warm.copy(), [5], 0)
     if not args.skip_accuracy:
-        accuracy(args.seeds, args.threads)
+        for ks, o, r, t_o, t_r in accuracy(args.seeds, args.threads):
+            rows.append(row(f"sc3 accuracy n_clusters={ks}", "pbmc68k_counts (real)", (700, 50),
+                            (t_o, None), (t_r, None), reference="sc3s",
+                            note=f"total time of {args.seeds} seeds; ARI vs bulk_labels ours {o:.3f} sc3s {r:.3f}"))
     for n in args.n_cells:
-        speed(n, args.repeats, args.threads)
+        to, tr, mem, ari = speed(n, args.repeats, args.threads)
+        rows.append(row(f"sc3 n_clusters={TUTORIAL_KS}", "mouse 10k resampled (30 PCs)", (n, 30),
+                        (to, mem["ours"]), (tr, mem["sc3s"]), reference="sc3s",
+                        note=f"threads={args.threads or 'default'}; ARI vs Leiden: {ari}"))
+    return rows
 
 
 if __name__ == "__main__":
