@@ -48,7 +48,7 @@ def test_every_step_ran_and_shows_its_result(executed):
     assert "multiplier_facility not set, using default value of 3" in sc3 and "90" in sc3
     printed = _text(_cell(nb, "print(expm)")[-1])
     assert "cell.type" in printed and "subset lymphoid" in printed
-    assert "cnmf.10" in _text(_cell(nb, "print(expm)")[0])
+    assert "cnmf.10" in _text(_cell(nb, "print(expm)")[1])  # after consensus_nmf_extract_k
     props = _text(_cell(nb, "['integrated']")[0])
     for label in ("CD4.naive", "CD4.memory", "CD8.T", "NK", "pbmc_5k", "pbmc_10k"):
         assert label in props
