@@ -218,7 +218,14 @@ class UmapScatter(anywidget.AnyWidget):
             )
         return np.asarray(emb[:, :2], dtype=np.float64)
 
+    _emb_source = None
+
     def _send_coords(self) -> None:
+        # the same obsm array object (routines replace arrays, never write into them) and the
+        # same cells: nothing to recompute or send (saves ~0.2 s per action at 1M cells)
+        source = self._adata.obsm[embedding_key(self._adata, self.basis)]
+        if source is self._emb_source and self._coords_hash and not self._cells_changed():
+            return
         emb = self._embedding()
         finite = np.isfinite(emb).all(axis=1)
         if finite.any():
@@ -234,6 +241,7 @@ class UmapScatter(anywidget.AnyWidget):
         buf = np.ascontiguousarray(norm, dtype="<f4").tobytes()
         digest = _digest(buf)
         self._norm = norm
+        self._emb_source = source
         self._transform = {"cx": float(center[0]), "cy": float(center[1]), "scale": float(scale)}
         if digest != self._coords_hash:
             with self.hold_sync():
