@@ -113,7 +113,7 @@ def _dtype_tag(x) -> str:
         dt = x.dtype
         if isinstance(dt, pd.CategoricalDtype):
             return "cat"
-        if dt == object:
+        if dt == np.dtype(object):
             return "o"
         if pd.api.types.is_string_dtype(dt):
             return "str"

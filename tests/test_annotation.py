@@ -317,7 +317,7 @@ def test_subcluster_partial_selection_never_reuses_a_label(pbmc_graph):
     em.subcluster(a, second, resolution=0.5, random_state=0)
     labels2 = set(a.obs["leiden"].iloc[second].astype(str))
     assert labels1 and labels2 and not (labels1 & labels2)
-    assert all(l.startswith(f"{cats[0]},") for l in labels1 | labels2)
+    assert all(lab.startswith(f"{cats[0]},") for lab in labels1 | labels2)
     assert cats[0] not in a.obs["leiden"].cat.categories  # emptied
     assert len(a.uns["leiden_colors"]) == a.obs["leiden"].cat.categories.size
 

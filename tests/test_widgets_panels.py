@@ -311,7 +311,7 @@ def _record_sends(monkeypatch):
 
 
 def test_actions_send_only_what_changed(ann, monkeypatch):
-    adata, cp, sc_ = ann.adata, ann.clusters, ann.scatter
+    cp, sc_ = ann.clusters, ann.scatter
     rows_before = dict(cp._rows)
     sent = _record_sends(monkeypatch)
     # labelling into another column: the cluster list and the scatter's buffers stay as they are
