@@ -16,48 +16,10 @@ __all__ = ["plot_markers"]
 PLOT_TYPES = ("dotplot", "matrixplot", "stacked_violin", "tracksplot")
 
 
-def _private_filter(adata, key, n_genes, min_logfoldchange, max_logfoldchange, max_p_adjust, min_pct,
-                    max_pct_reference, gene_symbols):
-    """Minimal stand-in for ``em.filter_markers`` (used only when it is not available)."""
-    import scanpy as sc
-
-    df = sc.get.rank_genes_groups_df(adata, group=None, key=key)
-    if "group" not in df.columns:  # a single group
-        groups = list(adata.uns[key]["names"].dtype.names)
-        df.insert(0, "group", groups[0])
-    need_pct = min_pct is not None or max_pct_reference is not None
-    if need_pct and "pct_nz_group" not in df.columns:
-        raise ExprmatError(f"uns[{key!r}] has no pts: run em.markers(..., pts=True) to filter on min_pct / max_pct_reference.")
-    keep = np.ones(len(df), bool)
-    if min_logfoldchange is not None:
-        keep &= df["logfoldchanges"].to_numpy() >= min_logfoldchange
-    if max_logfoldchange is not None:
-        keep &= df["logfoldchanges"].to_numpy() <= max_logfoldchange
-    if max_p_adjust is not None:
-        keep &= df["pvals_adj"].to_numpy() <= max_p_adjust
-    if min_pct is not None:
-        keep &= df["pct_nz_group"].to_numpy() >= min_pct
-    if max_pct_reference is not None:
-        keep &= df["pct_nz_reference"].to_numpy() <= max_pct_reference
-    df = df[keep]
-    df = df.sort_values(["group", "scores"], ascending=[True, False], kind="stable")
-    if n_genes is not None:
-        df = df.groupby("group", sort=False, observed=True).head(int(n_genes))
-    if gene_symbols is not None:
-        sym = adata.var[gene_symbols].astype(str)
-        df = df.assign(symbol=sym.reindex(df["names"].astype(str)).to_numpy())
-    return df.reset_index(drop=True)
-
-
 def _marker_table(adata, key, **filters):
-    try:
-        from ..tl.marker_genes import filter_markers
-    except ImportError:
-        filter_markers = None
-    if filter_markers is not None:
-        return filter_markers(adata, key=key, **filters)
-    filters.pop("groupby", None)
-    return _private_filter(adata, key, **filters)
+    from ..tl.marker_genes import filter_markers  # the one marker filter (core routine)
+
+    return filter_markers(adata, key=key, **filters)
 
 
 def _first_axes(obj):
