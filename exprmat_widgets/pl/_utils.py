@@ -216,6 +216,15 @@ def new_figure(figsize, dpi):
     return plt.figure(**kw)
 
 
+def figure_and_axes(ax, figsize, dpi):
+    """``(fig, ax)``: the given axes and its figure, or one new axes in a constrained figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = new_figure(figsize, dpi)
+    fig.set_layout_engine("constrained")
+    return fig, fig.add_subplot(1, 1, 1)
+
+
 def empty_note(ax, text: str):
     """Mark an axes as intentionally empty with a visible note."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8,

@@ -53,12 +53,7 @@ def plot_cnmf_silhouette(adata, key: str = "cnmf", *, figsize=(4, 2), dpi=100, a
     are the stability axes (left, blue) and a twin error axes (right, red).
     """
     df = _stats_frame(adata, key)
-    if ax is None:
-        fig = u.new_figure(figsize, dpi)
-        fig.set_layout_engine("constrained")
-        ax = fig.add_subplot(1, 1, 1)
-    else:
-        fig = ax.figure
+    fig, ax = u.figure_and_axes(ax, figsize, dpi)
     ks = df["k"].to_numpy()
     c1, c2 = "#1f5fa8", "#c0392b"
     ax.plot(ks, df["stability"].to_numpy(dtype=float), "o-", color=c1, ms=3.5, lw=1.2, label="stability")

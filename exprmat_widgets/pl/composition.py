@@ -86,12 +86,7 @@ def plot_proportion(
     else:
         pal = u.category_colors(adata, minor, minors)
 
-    if ax is None:
-        fig = u.new_figure(figsize, dpi)
-        fig.set_layout_engine("constrained")
-        ax = fig.add_subplot(1, 1, 1)
-    else:
-        fig = ax.figure
+    fig, ax = u.figure_and_axes(ax, figsize, dpi)
     pos = np.arange(len(majors), dtype=float)
     vals = shown.to_numpy(dtype=float)
     horizontal = plot == "barh"

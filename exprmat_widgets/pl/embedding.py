@@ -335,14 +335,7 @@ def plot_embedding(
     if color is not None:
         values, kind, cats = u.feature(adata, color, layer=layer, gene_symbols=gene_symbols, use_raw=use_raw)
 
-    if ax is None:
-        import matplotlib.pyplot as plt  # noqa: F401
-
-        fig = u.new_figure(figsize, dpi)
-        fig.set_layout_engine("constrained")
-        ax = fig.add_subplot(1, 1, 1)
-    else:
-        fig = ax.figure
+    fig, ax = u.figure_and_axes(ax, figsize, dpi)
 
     rng = np.random.default_rng(random_state)
     na_rgba = np.array(mcolors.to_rgba(na_color), dtype=float)
