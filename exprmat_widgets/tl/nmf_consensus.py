@@ -70,35 +70,31 @@ def _values(X):
     return X.data if sp.issparse(X) else np.asarray(X).ravel()
 
 
-def _check_counts(X, label):
+def _check_nonnegative(X, label, role, fix, *, integer):
+    """One check for the two inputs: ``role`` is 'counts' or 'tpm', ``fix`` what to pass instead."""
     vals = _values(X)
     if vals.size == 0 or not np.any(vals):
-        raise ExprmatError(f"counts: {label} holds no nonzero value; pass the raw counts layer.")
+        raise ExprmatError(f"{role}: {label} holds no nonzero value; pass {fix}.")
     if not np.all(np.isfinite(vals)):
-        raise ExprmatError(f"counts: {label} contains NaN or infinite values; pass raw UMI counts.")
+        raise ExprmatError(f"{role}: {label} contains NaN or infinite values; pass {fix}.")
     if (vals < 0).any():
+        kind = "raw (non-negative integer) counts" if integer else "linear (not log, not scaled) normalised data"
+        raise ExprmatError(f"{role}: {label} has negative values; cNMF needs {kind}, e.g. {_EXAMPLE[role]}.")
+    if integer and np.any(vals != np.round(vals)):
         raise ExprmatError(
-            f"counts: {label} has negative values; cNMF needs raw (non-negative integer) counts, "
-            "e.g. counts='counts'."
+            f"{role}: {label} has non-integer values (it looks normalised); pass {fix}, e.g. {_EXAMPLE[role]}."
         )
-    if np.any(vals != np.round(vals)):
-        raise ExprmatError(
-            f"counts: {label} has non-integer values (it looks normalised); pass the raw UMI counts "
-            "layer, e.g. counts='counts'."
-        )
+
+
+_EXAMPLE = {"counts": "counts='counts'", "tpm": "`adata.layers['norm'] = np.expm1(adata.X)`"}
+
+
+def _check_counts(X, label):
+    _check_nonnegative(X, label, "counts", "the raw UMI counts layer", integer=True)
 
 
 def _check_tpm(T, label):
-    vals = _values(T)
-    if vals.size == 0 or not np.any(vals):
-        raise ExprmatError(f"tpm: {label} holds no nonzero value; pass linear normalised data.")
-    if not np.all(np.isfinite(vals)):
-        raise ExprmatError(f"tpm: {label} contains NaN or infinite values; pass linear normalised data.")
-    if (vals < 0).any():
-        raise ExprmatError(
-            f"tpm: {label} has negative values; it must be linear (not log, not scaled) normalised data, "
-            "e.g. `adata.layers['norm'] = np.expm1(adata.X)`."
-        )
+    _check_nonnegative(T, label, "tpm", "linear normalised data", integer=False)
 
 
 def _hvg_mask(adata, hvg, n_top_genes, tpm):
