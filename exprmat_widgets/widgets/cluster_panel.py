@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError
+from ._controls import action_button
 
 __all__ = ["ClusterPanel"]
 
@@ -130,30 +131,24 @@ class ClusterPanel:
         )
         self.resolution.add_class("em-resolution")
 
-        def button(desc, tip, handler, cls, style=""):
-            b = W.Button(description=desc, tooltip=tip, button_style=style, layout=W.Layout(width="auto"))
-            b.add_class(cls)
-            b.on_click(lambda _b: handler())
-            return b
-
-        self.exclude_button = button("Exclude", "drop the cells of the selected clusters (em.exclude)",
+        self.exclude_button = action_button("Exclude", "drop the cells of the selected clusters (em.exclude)",
                                      self.on_exclude, "em-exclude", "danger")
-        self.merge_button = button("Merge", "merge the selected clusters (em.merge_clusters)",
+        self.merge_button = action_button("Merge", "merge the selected clusters (em.merge_clusters)",
                                    self.on_merge, "em-merge")
-        self.rename_button = button("Rename", "rename the selected cluster (em.rename_cluster)",
+        self.rename_button = action_button("Rename", "rename the selected cluster (em.rename_cluster)",
                                     self.on_rename, "em-rename")
-        self.label_button = button("Label", "label the cells of the selected clusters (em.label_cells)",
+        self.label_button = action_button("Label", "label the cells of the selected clusters (em.label_cells)",
                                    self.on_label, "em-label-clusters", "primary")
-        self.recluster_button = button("Re-cluster", "Leiden on the selected clusters (em.subcluster)",
+        self.recluster_button = action_button("Re-cluster", "Leiden on the selected clusters (em.subcluster)",
                                        self.on_recluster, "em-recluster")
-        self.clear_button = button("Clear", "clear the cluster selection", self.clear_selection, "em-clear")
+        self.clear_button = action_button("Clear", "clear the cluster selection", self.clear_selection, "em-clear")
         self.lasso_info = W.HTML()
         self.lasso_info.add_class("em-lasso-info")
-        self.lasso_label_button = button("Label lasso", "label the lasso-selected cells (em.label_cells)",
+        self.lasso_label_button = action_button("Label lasso", "label the lasso-selected cells (em.label_cells)",
                                          self.on_label_lasso, "em-label-lasso", "primary")
-        self.lasso_exclude_button = button("Exclude lasso", "drop the lasso-selected cells (em.exclude_cells)",
+        self.lasso_exclude_button = action_button("Exclude lasso", "drop the lasso-selected cells (em.exclude_cells)",
                                            self.on_exclude_lasso, "em-exclude-lasso", "danger")
-        self.lasso_recluster_button = button("Re-cluster lasso", "Leiden on the lasso cells (em.subcluster)",
+        self.lasso_recluster_button = action_button("Re-cluster lasso", "Leiden on the lasso cells (em.subcluster)",
                                              self.on_recluster_lasso, "em-recluster-lasso")
         self.buttons = [
             self.exclude_button, self.merge_button, self.rename_button, self.label_button,

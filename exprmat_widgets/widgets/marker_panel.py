@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ExprmatError
+from ._controls import action_button
 
 __all__ = ["MarkerPanel", "group_summaries"]
 
@@ -110,15 +111,9 @@ class MarkerPanel:
                                  description="method", layout=W.Layout(width="200px"))
         self.method.add_class("em-marker-method")
 
-        def button(desc, tip, handler, cls, style=""):
-            b = W.Button(description=desc, tooltip=tip, button_style=style, layout=W.Layout(width="auto"))
-            b.add_class(cls)
-            b.on_click(lambda _b: handler())
-            return b
-
-        self.clusters_button = button("Markers of clusters", "em.markers for the selected clusters (all if none)",
+        self.clusters_button = action_button("Markers of clusters", "em.markers for the selected clusters (all if none)",
                                       self.on_markers, "em-markers", "info")
-        self.lasso_button = button("Markers of lasso", "em.selection_markers: lasso cells vs the rest",
+        self.lasso_button = action_button("Markers of lasso", "em.selection_markers: lasso cells vs the rest",
                                    self.on_selection_markers, "em-selection-markers", "info")
         style = {"description_width": "initial"}
         lay = W.Layout(width="150px")
@@ -137,7 +132,7 @@ class MarkerPanel:
         self.gene_text = W.Combobox(placeholder="gene", ensure_option=False, description="gene",
                                     layout=W.Layout(width="220px"))
         self.gene_text.add_class("em-gene")
-        self.gene_button = button("Colour UMAP", "colour the UMAP by this gene", self.on_gene, "em-gene-color")
+        self.gene_button = action_button("Colour UMAP", "colour the UMAP by this gene", self.on_gene, "em-gene-color")
         self.info = W.HTML()
         self.info.add_class("em-marker-info")
         self.buttons = [self.clusters_button, self.lasso_button]
