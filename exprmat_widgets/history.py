@@ -265,20 +265,39 @@ def fingerprint(obj) -> str:
     return h.hexdigest()
 
 
-_names_cache: dict[int, tuple[Any, str]] = {}
+_names_cache: dict[int, tuple[Any, np.ndarray, str]] = {}
+
+
+def _names_entry(idx, element_hashes: np.ndarray) -> str:
+    """Cache the per-name hashes of the (immutable) index ``idx`` and return its fingerprint."""
+    h = _h()
+    h.update(b"names")
+    h.update(memoryview(np.ascontiguousarray(element_hashes)).cast("B"))
+    value = h.hexdigest()
+    if len(_names_cache) > 64:
+        _names_cache.clear()
+    _names_cache[id(idx)] = (idx, element_hashes, value)
+    return value
 
 
 def obs_names_hash(adata) -> str:
-    """Hash of ``adata.obs_names`` (cached for the index object, which is immutable)."""
+    """Fingerprint of ``adata.obs_names``: a hash of the 64-bit hashes of the names
+    (pandas' ``hash_array``, fixed key), cached for the index object, which is immutable."""
     idx = adata.obs_names
     hit = _names_cache.get(id(idx))
     if hit is not None and hit[0] is idx:
-        return hit[1]
-    value = fingerprint(np.asarray(idx, dtype=object))
-    if len(_names_cache) > 64:
-        _names_cache.clear()
-    _names_cache[id(idx)] = (idx, value)
-    return value
+        return hit[2]
+    names = np.asarray(idx, dtype=object)
+    return _names_entry(idx, pd.util.hash_array(names, categorize=False))
+
+
+def carry_obs_names_hash(old_index, new_index, rows: np.ndarray) -> None:
+    """After ``new_index = old_index[rows]``, seed the fingerprint cache of ``new_index``
+    from the cached per-name hashes of ``old_index`` (a gather instead of re-hashing
+    every name: exclusions on a million cells stay cheap)."""
+    hit = _names_cache.get(id(old_index))
+    if hit is not None and hit[0] is old_index:
+        _names_entry(new_index, hit[1][rows])
 
 
 def input_fingerprint(adata) -> dict:

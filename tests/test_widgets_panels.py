@@ -335,11 +335,26 @@ def test_actions_send_only_what_changed(ann, monkeypatch):
         r = cp._rows[name]
         assert r is rows_before[name]
         assert not [k for w, k in sent if w in (r.count, r.swatch)]
-    # an exclusion re-sends the coordinates
+    # an exclusion re-sends the coordinates, and the remaining cells stay where they were
+    # on the screen (same transform), also after excluding the outermost cells
+    before = pd.DataFrame(sc_.normalized_coords, index=ann.adata.obs_names)
+    transform = dict(sc_._transform)
     sent.clear()
     cp.select(["7"])
     cp.exclude_button.click()
     assert "_coords" in {k for w, k in sent if w is sc_}
+    assert sc_._transform == transform
+    np.testing.assert_array_equal(sc_.normalized_coords, before.loc[ann.adata.obs_names].to_numpy())
+    x = before[0].loc[ann.adata.obs_names]
+    edge = ann.adata.obs["leiden"].astype(str)[x.idxmax()]
+    cp.select([edge])
+    cp.exclude_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    np.testing.assert_array_equal(sc_.normalized_coords, before.loc[ann.adata.obs_names].to_numpy())
+    # a new embedding of the same cells is framed anew
+    ann.adata.obsm["X_umap"] = ann.adata.obsm["X_umap"] * 10
+    ann.refresh()
+    assert sc_._transform["scale"] == pytest.approx(transform["scale"] / 10, rel=0.2)
 
 
 def test_long_action_shows_progress_and_blocks_a_second_one(pbmc_graph):

@@ -16,12 +16,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+import scipy.sparse as sp
 from natsort import natsorted
 
+from .. import _rows
 from .. import _validate as v
 from ..colors import colors_of, sync_colors
 from ..errors import ExprmatError, MissingKeyError
-from ..history import command
+from ..history import carry_obs_names_hash, command
 from ..selection import resolve_selection
 
 __all__ = [
@@ -124,6 +126,54 @@ def _selection(adata, cells, polygon, basis, what: str) -> np.ndarray:
     return mask
 
 
+def _fast_subset_possible(adata) -> bool:
+    """Whether every per-cell array is one :mod:`exprmat_widgets._rows` gathers (in memory,
+    CSR / numpy / DataFrame values); otherwise anndata's own subsetting is used."""
+    if adata.isbacked:
+        return False
+    values = [*adata.layers.values(), *adata.obsm.values()]
+    if adata.X is not None:
+        values.append(adata.X)
+    if adata.raw is not None:
+        values.append(adata.raw.X)
+    return all(_rows.can_take(x) for x in values) and all(
+        isinstance(x, np.ndarray) or sp.issparse(x) for x in adata.obsp.values()
+    )
+
+
+def _fast_subset(adata, rows: np.ndarray) -> None:
+    """Keep the cells at positions ``rows`` (sorted), gathering every per-cell array in
+    parallel; the same result as ``adata[rows].copy()`` (categories left without cells
+    are dropped), without the view and its second pass."""
+    old_names = adata.obs_names
+    obs = adata.obs.iloc[rows]
+    with pd.option_context("mode.chained_assignment", None):
+        for k in obs.columns:
+            col = obs[k]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                obs[k] = col.cat.remove_unused_categories()
+    parts = dict(
+        X=None if adata.X is None else _rows.take_rows(adata.X, rows),
+        obs=obs,
+        var=adata.var,
+        uns=dict(adata.uns),
+        obsm={k: _rows.take_rows(x, rows) for k, x in adata.obsm.items()},
+        varm=dict(adata.varm),
+        obsp={k: _rows.take_square(x, rows) for k, x in adata.obsp.items()},
+        varp=dict(adata.varp),
+        layers={k: _rows.take_rows(x, rows) for k, x in adata.layers.items()},
+    )
+    if adata.raw is not None:
+        raw = adata.raw
+        parts["raw"] = {"X": _rows.take_rows(raw.X, rows), "var": raw.var, "varm": dict(raw.varm)}
+    if parts["X"] is None:
+        parts["shape"] = (rows.size, adata.n_vars)
+    # names of a subset of unique names are unique: skip anndata's check (a hash of every name)
+    with ad.settings.override(check_uniqueness=False):
+        adata._init_as_actual(**parts)
+    carry_obs_names_hash(old_names, adata.obs_names, rows)
+
+
 def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
     """Keep the cells of ``keep`` in place; every categorical obs column drops the
     categories left without cells and its colours follow (survivors keep theirs)."""
@@ -131,12 +181,12 @@ def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
     cat_cols = [k for k in adata.obs.columns if isinstance(adata.obs[k].dtype, pd.CategoricalDtype)]
     previous = {k: colors_of(adata, k) for k in cat_cols if f"{k}_colors" in adata.uns}
     if not keep.all():
-        # anndata's subset drops the categories left without cells in every categorical column;
-        # materialising the view once (to_memory) avoids the second full copy of .copy()
-        view = adata[keep]
-        # a dask-backed X stays lazy (.copy keeps dask arrays); in memory, to_memory is cheaper
-        lazy = any(type(x).__module__.split(".")[0] == "dask" for x in (adata.X, *adata.layers.values()))
-        adata._init_as_actual(view.copy() if lazy else view.to_memory())
+        if _fast_subset_possible(adata):
+            _fast_subset(adata, np.flatnonzero(keep))
+        else:
+            # anndata's subset drops the categories left without cells in every categorical
+            # column; a dask-backed X stays lazy (.copy keeps dask arrays)
+            adata._init_as_actual(adata[keep].copy())
     for k, prev in previous.items():
         sync_colors(adata, k, previous=prev)
     print(f"[i] {verb} {adata.n_obs} observations from {n0}.")

@@ -233,9 +233,15 @@ class UmapScatter(anywidget.AnyWidget):
             hi = emb[finite].max(axis=0)
         else:
             lo = hi = np.zeros(2)
-        center = (lo + hi) / 2.0
-        span = float(max(hi[0] - lo[0], hi[1] - lo[1]))
-        scale = 1.9 / span if span > 0 else 1.0  # a 5% margin around the cells
+        t = self._transform
+        if t and self.basis == self._transform_basis and self._cells_changed() and self._within(lo, hi, t):
+            # the same embedding with fewer (or the same) cells, e.g. after an exclusion:
+            # keep the view still, so the remaining cells do not jump on the screen
+            center, scale = np.array([t["cx"], t["cy"]]), float(t["scale"])
+        else:
+            center = (lo + hi) / 2.0
+            span = float(max(hi[0] - lo[0], hi[1] - lo[1]))
+            scale = 1.9 / span if span > 0 else 1.0  # a 5% margin around the cells
         norm = ((emb - center) * scale).astype(np.float32)
         norm[~finite] = np.nan
         buf = np.ascontiguousarray(norm, dtype="<f4").tobytes()
@@ -243,11 +249,23 @@ class UmapScatter(anywidget.AnyWidget):
         self._norm = norm
         self._emb_source = source
         self._transform = {"cx": float(center[0]), "cy": float(center[1]), "scale": float(scale)}
+        self._transform_basis = self.basis
         if digest != self._coords_hash:
             with self.hold_sync():
                 self._n = int(emb.shape[0])
                 self._coords = buf
                 self._coords_hash = digest
+
+    _transform_basis = None
+
+    @staticmethod
+    def _within(lo, hi, t) -> bool:
+        """Whether the box ``lo``-``hi`` still fits the view of transform ``t`` (inside the
+        [-1, 1] square) without being much smaller than it (a new embedding rescales)."""
+        c = np.array([t["cx"], t["cy"]])
+        a, b = (lo - c) * t["scale"], (hi - c) * t["scale"]
+        fits = bool((a >= -1.0).all() and (b <= 1.0).all())
+        return fits and float(max(b - a)) >= 0.5
 
     def _send_keys(self) -> None:
         keys = [str(c) for c in self._adata.obs.columns]

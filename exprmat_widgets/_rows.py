@@ -1,0 +1,140 @@
+"""Fast row subsetting of the arrays an AnnData holds along its cells.
+
+Excluding a cluster from a million cells copies every per-cell array once: the
+CSR matrices (``X``, layers) row by row, the embeddings, and the kNN graphs in
+``obsp`` along both axes.  scipy's ``csr_row_index`` does the row gather in one
+thread and anndata's view machinery adds a second pass over the index
+(uniqueness checks, category clean-up per view).  The kernels here do the
+gathers in parallel with numba (the rows are split into one contiguous chunk
+per thread, each thread writes its own slice of the output), which is what no
+library offers for an in-place exclusion; everything else is plain numpy /
+pandas.
+
+Used by :func:`exprmat_widgets.tl.annotation._subset_inplace`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = ["can_take", "take_rows", "take_square"]
+
+
+@numba.njit(parallel=True, cache=True)
+def _gather_rows(indptr, indices, data, rows, new_indptr, out_indices, out_data, n_chunks):
+    m = rows.size
+    for c in numba.prange(n_chunks):
+        lo = m * c // n_chunks
+        hi = m * (c + 1) // n_chunks
+        for i in range(lo, hi):
+            a = indptr[rows[i]]
+            o = new_indptr[i]
+            for j in range(indptr[rows[i] + 1] - a):
+                out_indices[o + j] = indices[a + j]
+                out_data[o + j] = data[a + j]
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_square(indptr, indices, rows, new_col, counts, n_chunks):
+    m = rows.size
+    for c in numba.prange(n_chunks):
+        lo = m * c // n_chunks
+        hi = m * (c + 1) // n_chunks
+        for i in range(lo, hi):
+            r = rows[i]
+            n = 0
+            for k in range(indptr[r], indptr[r + 1]):
+                if new_col[indices[k]] >= 0:
+                    n += 1
+            counts[i] = n
+
+
+@numba.njit(parallel=True, cache=True)
+def _gather_square(indptr, indices, data, rows, new_col, new_indptr, out_indices, out_data, n_chunks):
+    m = rows.size
+    for c in numba.prange(n_chunks):
+        lo = m * c // n_chunks
+        hi = m * (c + 1) // n_chunks
+        for i in range(lo, hi):
+            r = rows[i]
+            o = new_indptr[i]
+            for k in range(indptr[r], indptr[r + 1]):
+                j = new_col[indices[k]]
+                if j >= 0:
+                    out_indices[o] = j
+                    out_data[o] = data[k]
+                    o += 1
+
+
+def _chunks() -> int:
+    return max(1, numba.get_num_threads())
+
+
+def _indptr_of(lengths: np.ndarray, dtype) -> np.ndarray:
+    indptr = np.empty(lengths.size + 1, dtype=np.int64)
+    indptr[0] = 0
+    np.cumsum(lengths, out=indptr[1:])
+    if np.dtype(dtype) != np.int64 and indptr[-1] <= np.iinfo(dtype).max:
+        indptr = indptr.astype(dtype)
+    return indptr
+
+
+def _csr_like(matrix, data, indices, indptr, shape):
+    """A CSR of the same class (matrix or array) as ``matrix``."""
+    cls = sp.csr_array if isinstance(matrix, sp.sparray) else sp.csr_matrix
+    out = cls((data, indices, indptr), shape=shape)
+    if getattr(matrix, "_has_sorted_indices", False):  # known sorted: the gathers keep the order
+        out.has_sorted_indices = True
+    return out
+
+
+def _plain_csr(value) -> bool:
+    return sp.issparse(value) and value.format == "csr" and value.data.dtype.kind in "biuf"
+
+
+def can_take(value) -> bool:
+    """Whether :func:`take_rows` handles ``value`` without anndata's view machinery."""
+    if isinstance(value, pd.DataFrame):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1 and not isinstance(value, np.ma.MaskedArray)
+    return _plain_csr(value)
+
+
+def take_rows(value, rows: np.ndarray):
+    """The rows ``rows`` (sorted positions) of a CSR matrix, a numpy array or a DataFrame, as a new object."""
+    if isinstance(value, pd.DataFrame):
+        return value.iloc[rows]
+    if isinstance(value, np.ndarray):
+        return np.take(value, rows, axis=0)
+    indptr = value.indptr
+    lengths = indptr[rows + 1] - indptr[rows]
+    new_indptr = _indptr_of(lengths, indptr.dtype)
+    nnz = int(new_indptr[-1])
+    out_indices = np.empty(nnz, dtype=value.indices.dtype)
+    out_data = np.empty(nnz, dtype=value.data.dtype)
+    _gather_rows(indptr, value.indices, value.data, rows, new_indptr, out_indices, out_data, _chunks())
+    return _csr_like(value, out_data, out_indices, new_indptr, (rows.size, value.shape[1]))
+
+
+def take_square(value, rows: np.ndarray):
+    """Rows and columns ``rows`` of a square cell x cell matrix (a kNN graph in ``obsp``)."""
+    if isinstance(value, np.ndarray):
+        return value[np.ix_(rows, rows)]
+    if not _plain_csr(value):
+        return value[rows][:, rows]
+    n = value.shape[0]
+    new_col = np.full(n, -1, dtype=np.int64)
+    new_col[rows] = np.arange(rows.size)
+    counts = np.empty(rows.size, dtype=np.int64)
+    _count_square(value.indptr, value.indices, rows, new_col, counts, _chunks())
+    new_indptr = _indptr_of(counts, value.indptr.dtype)
+    nnz = int(new_indptr[-1])
+    out_indices = np.empty(nnz, dtype=value.indices.dtype)
+    out_data = np.empty(nnz, dtype=value.data.dtype)
+    _gather_square(value.indptr, value.indices, value.data, rows, new_col, new_indptr, out_indices,
+                   out_data, _chunks())
+    return _csr_like(value, out_data, out_indices, new_indptr, (rows.size, rows.size))
