@@ -35,13 +35,18 @@ try:  # scikit-learn's compiled coordinate-descent sweep (what solver='cd' runs)
 except Exception:  # pragma: no cover - a future sklearn may move it
     _sk_sweep = None
 
+try:  # numba kernels: stacked replicates, fused passes over X
+    from . import _nmf_kernels as _kern
+except Exception:  # pragma: no cover - numba missing
+    _kern = None
+
 # accelerated HALS (off: 1 = sklearn's plain coordinate descent): extra sweeps per
 # product, stopped when a sweep's projected gradient falls below INNER_EPS times the first
 INNER_W = 1
 INNER_H = 1
 INNER_EPS = 0.1
 # width of a chunk (replicates x k) and memory budget of one chunk
-CHUNK_COLS = 80
+CHUNK_COLS = 160
 CHUNK_BYTES = 192 * 2**20
 
 
@@ -84,14 +89,107 @@ def chunk_size(k: int, n_cells: int, n_iter: int) -> int:
     return int(max(1, min(n_iter, CHUNK_COLS // k, by_mem)))
 
 
-def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000, inner_w=None, inner_h=None):
-    """Run one NMF per seed on ``X`` (float32 CSR; ``XT`` its transpose).
+def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000, inner_w=None, inner_h=None, width=None, blocks=None):
+    """Run one NMF per seed on ``X`` (CSR, float32 or float64; ``XT`` is only used by the
+    fallback path).  See :func:`factorize_stream`; ``inner_w``/``inner_h`` > 1 use the
+    older per-replicate path (extra sweeps per product).
 
     Returns the spectra stacked (``len(seeds) * k`` x genes, float32) and the
     number of outer iterations of each replicate.
     """
     inner_w = INNER_W if inner_w is None else inner_w
     inner_h = INNER_H if inner_h is None else inner_h
+    if inner_w > 1 or inner_h > 1 or _kern is None or not sp.isspmatrix_csr(X):
+        if XT is None:
+            XT = X.T
+        return _factorize_chunk_sweeps(X, XT, x_mean, k, seeds, tol, max_iter, inner_w, inner_h)
+    todo = list(enumerate(int(s) for s in seeds))[::-1]
+    width = width or chunk_size(k, X.shape[0], len(seeds))
+    out = factorize_stream(X, x_mean, k, lambda: todo.pop() if todo else None, width, tol, max_iter, blocks)
+    spectra = np.vstack([out[j][0].T for j in range(len(seeds))]).astype(np.float32, copy=False)
+    return spectra, [out[j][1] for j in range(len(seeds))]
+
+
+def csr_arrays(X):
+    """What the kernels read of a CSR ``X``: its arrays and its per-block column copy."""
+    return (
+        np.ascontiguousarray(X.indptr),
+        np.ascontiguousarray(X.indices),
+        np.ascontiguousarray(X.data),
+        *_kern.block_csc(X),
+    )
+
+
+def factorize_stream(X, x_mean, k, take, width, tol=1e-4, max_iter=1000, arrays=None, on_done=None):
+    """Replicates of one ``k`` on a CSR ``X``, ``width`` at a time, stacked side by side.
+
+    ``take()`` gives the next ``(index, seed)`` or ``None`` when there is none left
+    (it may be shared by several streams).  The stacked replicates advance together
+    through the numba kernels of :mod:`._nmf_kernels` (one fused pass over ``X`` per
+    iteration); when one meets the stopping rule its slot takes the next seed, so
+    the stack stays wide until the seeds run out.  A replicate's arithmetic does not
+    depend on its slot or its neighbours: results are the same for any ``width``
+    and any sharing of ``take``.  ``on_done(index)`` is called as each finishes.
+
+    Returns ``{index: (Ht (genes x k), n_iterations)}``.
+    """
+    n, g = X.shape
+    dtype = X.dtype
+    arrays = csr_arrays(X) if arrays is None else arrays
+    W = np.empty((n, width * k), dtype=dtype)
+    Ht = np.empty((g, width * k), dtype=dtype)
+    slots = []  # (index, n_it, vinit) of the replicate in each slot
+    out = {}
+
+    def start(c):
+        nxt = take()
+        if nxt is None:
+            return None
+        j, seed = nxt
+        w0, h0 = random_init(x_mean, n, g, k, int(seed), dtype)
+        W[:, c * k : (c + 1) * k] = w0
+        Ht[:, c * k : (c + 1) * k] = h0
+        return [j, 0, 0.0]
+
+    for c in range(width):
+        st = start(c)
+        if st is None:
+            break
+        slots.append(st)
+    if len(slots) < width:
+        W = np.ascontiguousarray(W[:, : len(slots) * k])
+        Ht = np.ascontiguousarray(Ht[:, : len(slots) * k])
+    XtW = np.empty_like(Ht)
+    while slots:
+        viol = np.zeros(len(slots))
+        _kern.w_pass(*arrays, W, Ht, _kern.grams(Ht, k), k, XtW, viol)
+        _kern.dense_pass(Ht, _kern.grams(W, k), XtW, k, viol)
+        drop = []
+        for c, st in enumerate(slots):
+            st[1] += 1
+            if st[1] == 1:
+                st[2] = viol[c]
+            if st[2] == 0 or viol[c] / st[2] <= tol or st[1] >= max_iter:
+                out[st[0]] = (Ht[:, c * k : (c + 1) * k].copy(), st[1])
+                if on_done is not None:
+                    on_done(st[0])
+                nxt = start(c)
+                if nxt is None:
+                    drop.append(c)
+                else:
+                    slots[c] = nxt
+        if drop:
+            keep = [c for c in range(len(slots)) if c not in drop]
+            slots = [slots[c] for c in keep]
+            if slots:
+                cols = np.concatenate([np.arange(c * k, (c + 1) * k) for c in keep])
+                W = np.ascontiguousarray(W[:, cols])
+                Ht = np.ascontiguousarray(Ht[:, cols])
+                XtW = np.empty_like(Ht)
+    return out
+
+
+def _factorize_chunk_sweeps(X, XT, x_mean, k, seeds, tol, max_iter, inner_w, inner_h):
     n, g = X.shape
     dtype = X.dtype
     Ws, Hts = [], []

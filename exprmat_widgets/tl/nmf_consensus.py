@@ -314,41 +314,57 @@ def consensus_nmf(
     sd[sd == 0] = 1.0
     Xn = _scale_cols(Ch, 1.0 / sd)  # float64 CSR, for refits and error
     X32 = Xn.astype(np.float32)
-    XT32 = X32.T  # CSC view: the fastest layout for X.T @ W
     x_mean = float(X32.sum(dtype=np.float64)) / (X32.shape[0] * X32.shape[1])
     seeds = _seeds(int(random_state), ks, n_iter)
 
-    # ---- replicates, in chunks fixed by (k, n_cells, n_iter)
-    tasks = []
-    for k in ks:
-        b = eng.chunk_size(k, adata.n_obs, n_iter)
-        for s in range(0, n_iter, b):
-            tasks.append((k, s, seeds[k][s : s + b]))
-    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0] * len(tasks[i][2]))
-    results = {}
+    # ---- replicates: per thread one stream of stacked replicates of one k at a time;
+    # streams pull seeds from shared per-k queues (a replicate's result does not depend
+    # on which stream or thread runs it, see eng.factorize_stream)
+    import threading
+
     from threadpoolctl import threadpool_limits
 
+    pending = {k: [(i, int(sd_)) for i, sd_ in enumerate(seeds[k])][::-1] for k in ks}
+    streams = {k: 0 for k in ks}
+    results = {k: {} for k in ks}
+    lock = threading.Lock()
+    arrays = eng.csr_arrays(X32)
     bar = _progress(len(ks) * n_iter, "cNMF replicates", progress)
+
+    def done(_):
+        with lock:
+            bar.update(1)
+
+    def worker():
+        while True:
+            with lock:
+                open_ks = [k for k in ks if pending[k]]
+                if not open_ks:
+                    return
+                k = min(open_ks, key=lambda q: (streams[q], -q))
+                streams[k] += 1
+
+            def take(k=k):
+                with lock:
+                    return pending[k].pop() if pending[k] else None
+
+            try:
+                width = eng.chunk_size(k, adata.n_obs, n_iter)
+                out = eng.factorize_stream(X32, x_mean, k, take, width, tol, max_nmf_iter, arrays, done)
+            finally:
+                with lock:
+                    streams[k] -= 1
+            with lock:
+                results[k].update(out)
+
     with threadpool_limits(limits=1):
-
-        def run(i):
-            k, _, sd_ = tasks[i]
-            return eng.factorize_chunk(X32, XT32, x_mean, k, sd_, tol=tol, max_iter=max_nmf_iter)
-
         try:
             if n_threads == 1:
-                for i in order:
-                    results[i] = run(i)
-                    bar.update(len(tasks[i][2]))
+                worker()
             else:
                 with ThreadPoolExecutor(max_workers=n_threads) as ex:
-                    futs = {ex.submit(run, i): i for i in order}
-                    from concurrent.futures import as_completed
-
-                    for f in as_completed(futs):
-                        i = futs[f]
-                        results[i] = f.result()
-                        bar.update(len(tasks[i][2]))
+                    for f in [ex.submit(worker) for _ in range(n_threads)]:
+                        f.result()
         finally:
             bar.close()
 
@@ -356,9 +372,8 @@ def consensus_nmf(
         store = {}
         stats = []
         for k in ks:
-            parts = [results[i] for i in range(len(tasks)) if tasks[i][0] == k]
-            pooled = np.vstack([p[0] for p in parts])
-            n_its = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts])
+            pooled = np.vstack([results[k][i][0].T for i in range(n_iter)]).astype(np.float32, copy=False)
+            n_its = np.asarray([results[k][i][1] for i in range(n_iter)], dtype=np.int64)
             entry = _consensus(
                 pooled, Xn, k, n_iter, density_threshold, local_neighborhood_size, int(random_state), tol, max_nmf_iter
             )
