@@ -41,8 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import io
-import logging
 import time
 import tracemalloc
 import warnings
@@ -54,28 +52,14 @@ from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 import exprmat_widgets as em
+from exprmat_widgets.tl.sc3_clustering import quiet_sc3s
 
 warnings.filterwarnings("ignore")
 TUTORIAL_KS = [5, 10, 20, 30]
 
 
-@contextlib.contextmanager
-def quiet():
-    """Silence sc3s (it sets the root logger to INFO) and our progress prints."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-        root.setLevel(level)
-
-
 def run_ours(adata, ks, seed, basis="X_pca"):
-    with quiet():
+    with quiet_sc3s():
         em.sc3(adata, basis=basis, n_clusters=ks, random_state=seed)
     return {k: adata.obs[f"sc3.{k}"] for k in ks}
 
@@ -83,7 +67,7 @@ def run_ours(adata, ks, seed, basis="X_pca"):
 def run_sc3s(adata, ks, seed):
     import sc3s
 
-    with quiet():
+    with quiet_sc3s():
         sc3s.tl.consensus(adata, n_clusters=ks, random_state=seed)
     return {k: adata.obs[f"sc3s_{k}"] for k in ks}
 

@@ -4,7 +4,6 @@ outputs, determinism and replay, internals, bad input."""
 import contextlib
 import io
 import json
-import logging
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 import exprmat_widgets as em
 from exprmat_widgets.tl import sc3_clustering as sc3mod
+from exprmat_widgets.tl._kmeans import weighted_kmeans
 
 SEEDS = range(10)
 
@@ -26,21 +26,6 @@ SEEDS = range(10)
 def counts():
     """em.datasets.pbmc68k_counts(): 700 PBMC, X_pca, 10 cell types in obs['bulk_labels']."""
     return em.datasets.pbmc68k_counts()
-
-
-@contextlib.contextmanager
-def _quiet_sc3s():
-    """sc3s calls logging.basicConfig(level=INFO) on the root logger: undo that afterwards."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-        root.setLevel(level)
 
 
 def _mean_ari(base, ks, seeds, run):
@@ -63,7 +48,7 @@ def _ours(a, ks, s):
 def _reference(a, ks, s):
     import sc3s
 
-    with _quiet_sc3s():
+    with sc3mod.quiet_sc3s():
         sc3s.tl.consensus(a, n_clusters=ks, random_state=s)
     return "sc3s_10"
 
@@ -212,10 +197,10 @@ def test_patterns_and_weighted_kmeans(rng):
     # weighted k-means equals k-means on the points repeated by their weights
     x = np.concatenate([rng.normal(c, 0.3, size=(15, 2)) for c in ((0, 0), (5, 0), (0, 5))])
     w = rng.integers(1, 5, len(x)).astype(float)
-    lab = sc3mod._weighted_kmeans(x, w, 3, seed=0)
+    lab = weighted_kmeans(x, w, 3, seed=0)
     truth = np.repeat(np.arange(3), 15)
     assert adjusted_rand_score(truth, lab) == 1.0
-    assert np.array_equal(lab, sc3mod._weighted_kmeans(x, w, 3, seed=0))
+    assert np.array_equal(lab, weighted_kmeans(x, w, 3, seed=0))
 
 
 # ----------------------------------------------------------------------------- bad input

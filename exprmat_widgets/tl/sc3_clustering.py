@@ -39,8 +39,10 @@ recorded history replays exactly.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import numbers
-import warnings
 
 import numba
 import numpy as np
@@ -52,6 +54,7 @@ from .. import _validate as v
 from ..colors import sync_colors
 from ..errors import ExprmatError
 from ..history import command
+from ._kmeans import facility_kmeans, weighted_kmeans
 
 __all__ = ["sc3"]
 
@@ -189,154 +192,15 @@ def _seeds(random_state, *tag, n=1):
 
 
 def _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress):
-    """One mini-batch k-means per (d, run): labels (cells -> facility), centres, sizes."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.exceptions import ConvergenceWarning
-
+    """One facility k-means per (d, run): centres, labels (cells -> facility), sizes."""
     trials = []
     for d in dims:
         xd = np.ascontiguousarray(x[:, :d])
         for seed in _seeds(random_state, 0, d, n=n_runs):
-            if batch_size >= xd.shape[0]:  # one batch holds every cell: plain k-means
-                km = KMeans(n_clusters=n_facility, n_init=1, random_state=seed)
-            else:
-                km = MiniBatchKMeans(
-                    n_clusters=n_facility, batch_size=batch_size, n_init=1, random_state=seed,
-                    init_size=min(xd.shape[0], max(batch_size, 3 * n_facility)),
-                )
-            with warnings.catch_warnings():  # duplicated cells: fewer distinct facilities, handled below
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                km.fit(xd)
-            labels = km.labels_.astype(np.int64)
-            sizes = np.bincount(labels, minlength=n_facility)
-            trials.append((km.cluster_centers_, labels, sizes))
+            centres, labels = facility_kmeans(xd, n_facility, seed, batch_size)
+            trials.append((centres, labels, np.bincount(labels, minlength=n_facility)))
             progress.update(1)
     return trials
-
-
-@numba.njit(cache=True)
-def _lloyd_weighted(x, w, k, first, draws, max_iter):  # pragma: no cover - compiled
-    """Weighted k-means++ (greedy, ``draws.shape[2]`` candidates per centre) and Lloyd
-    iterations for each start; ``first`` / ``draws`` are uniform numbers in [0, 1)
-    drawn by the caller.  Returns the labels of the start with the lowest cost."""
-    n, dim = x.shape
-    n_init, _, n_trials = draws.shape
-    best = np.zeros(n, dtype=np.int64)
-    best_cost = np.inf
-    cum = np.empty(n)
-    closest = np.empty(n)
-    trial = np.empty(n)
-    best_trial = np.empty(n)
-    centres = np.empty((k, dim))
-    labels = np.empty(n, dtype=np.int64)
-    for s in range(n_init):
-        # --- k-means++: first centre by weight, then by weight * squared distance
-        acc = 0.0
-        for i in range(n):
-            acc += w[i]
-            cum[i] = acc
-        c0 = min(np.searchsorted(cum, first[s] * acc, side="right"), n - 1)
-        for j in range(dim):
-            centres[0, j] = x[c0, j]
-        for i in range(n):
-            d = 0.0
-            for j in range(dim):
-                diff = x[i, j] - centres[0, j]
-                d += diff * diff
-            closest[i] = d
-        for c in range(1, k):
-            acc = 0.0
-            for i in range(n):
-                acc += closest[i] * w[i]
-                cum[i] = acc
-            best_pot = np.inf
-            best_cand = 0
-            for t in range(n_trials):
-                if acc > 0:
-                    cand = min(np.searchsorted(cum, draws[s, c, t] * acc, side="right"), n - 1)
-                else:
-                    cand = min(int(draws[s, c, t] * n), n - 1)
-                pot = 0.0
-                for i in range(n):
-                    d = 0.0
-                    for j in range(dim):
-                        diff = x[i, j] - x[cand, j]
-                        d += diff * diff
-                    trial[i] = min(closest[i], d)
-                    pot += trial[i] * w[i]
-                if pot < best_pot:
-                    best_pot = pot
-                    best_cand = cand
-                    best_trial[:] = trial
-            for j in range(dim):
-                centres[c, j] = x[best_cand, j]
-            closest[:] = best_trial
-        # --- Lloyd
-        for it in range(max_iter):
-            changed = False
-            for i in range(n):
-                bi = 0
-                bd = np.inf
-                for c in range(k):
-                    d = 0.0
-                    for j in range(dim):
-                        diff = x[i, j] - centres[c, j]
-                        d += diff * diff
-                    if d < bd:
-                        bd = d
-                        bi = c
-                if it == 0 or labels[i] != bi:
-                    changed = True
-                labels[i] = bi
-                closest[i] = bd
-            if not changed and it > 0:
-                break
-            mass = np.zeros(k)
-            for i in range(n):
-                mass[labels[i]] += w[i]
-            for c in range(k):  # an empty cluster takes the worst-served point
-                if mass[c] == 0:
-                    far = 0
-                    fd = -1.0
-                    for i in range(n):
-                        if mass[labels[i]] > w[i] and closest[i] * w[i] > fd:
-                            fd = closest[i] * w[i]
-                            far = i
-                    mass[labels[far]] -= w[far]
-                    labels[far] = c
-                    mass[c] = w[far]
-                    closest[far] = 0.0
-            centres[:] = 0.0
-            for i in range(n):
-                for j in range(dim):
-                    centres[labels[i], j] += w[i] * x[i, j]
-            for c in range(k):
-                for j in range(dim):
-                    centres[c, j] /= mass[c]
-        cost = 0.0
-        for i in range(n):
-            d = 0.0
-            for j in range(dim):
-                diff = x[i, j] - centres[labels[i], j]
-                d += diff * diff
-            cost += d * w[i]
-        if cost < best_cost:
-            best_cost = cost
-            best[:] = labels
-    return best
-
-
-def _weighted_kmeans(x, w, k, seed, n_init=10, max_iter=100):
-    """Weighted k-means of a few hundred points (the facilities): greedy k-means++
-    starts then Lloyd iterations, best of ``n_init``; deterministic for ``seed``."""
-    rng = np.random.default_rng(seed)
-    n_trials = 2 + int(np.log(k))
-    first = rng.random(n_init)
-    draws = rng.random((n_init, k, n_trials))
-    return _lloyd_weighted(
-        np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64),
-        int(k), first, draws, int(max_iter),
-    )
 
 
 def _facility_partitions(trials, k, random_state):
@@ -348,9 +212,7 @@ def _facility_partitions(trials, k, random_state):
         if used.size <= k:  # fewer non-empty facilities than clusters: each is its own group
             group = np.arange(used.size)
         else:
-            group = _weighted_kmeans(
-                np.asarray(centres[used], dtype=np.float64), sizes[used].astype(np.float64), k, seed
-            )
+            group = weighted_kmeans(centres[used], sizes[used], k, seed)
         fmap = np.full(sizes.size, -1, dtype=np.int64)
         fmap[used] = group
         codes[:, t] = fmap[labels]
@@ -359,16 +221,21 @@ def _facility_partitions(trials, k, random_state):
 
 def _patterns(codes):
     """Distinct rows of ``codes``: (pattern of each cell, patterns x runs codes, cells per pattern)."""
-    key = np.zeros(codes.shape[0], dtype=np.int64)
+    n = codes.shape[0]
+    key = np.zeros(n, dtype=np.int64)
+    span = 1  # key < span
     for t in range(codes.shape[1]):
-        # re-densify after each run so the combined key never overflows
-        _, key = np.unique(key * (int(codes[:, t].max()) + 1) + codes[:, t], return_inverse=True)
-        key = key.ravel().astype(np.int64)
-    n_pat = int(key.max()) + 1
-    counts = np.bincount(key, minlength=n_pat)
-    first = np.full(n_pat, codes.shape[0], dtype=np.int64)
-    np.minimum.at(first, key, np.arange(codes.shape[0]))
-    return key, codes[first], counts
+        base = int(codes[:, t].max()) + 1
+        if span * base >= 2**62:  # re-densify so the combined key never overflows
+            _, key = np.unique(key, return_inverse=True)
+            key = key.ravel().astype(np.int64)
+            span = int(key.max()) + 1
+        key = key * base + codes[:, t]
+        span *= base
+    uniq, first, key = np.unique(key, return_index=True, return_inverse=True)
+    key = key.ravel().astype(np.int64)
+    # patterns in lexicographic order of their codes
+    return key, codes[first], np.bincount(key, minlength=uniq.size)
 
 
 @numba.njit(cache=True)
@@ -376,65 +243,80 @@ def _hamming(pats):  # pragma: no cover - compiled
     """Fraction of runs in which two patterns are in different clusters (patterns x
     patterns, diagonal inf): the distance of the cell-to-cluster consensus matrix."""
     n, n_runs = pats.shape
-    dist = np.empty((n, n), dtype=np.float64)
+    pt = np.empty((n_runs, n), dtype=np.int32)
     for i in range(n):
+        for t in range(n_runs):
+            pt[t, i] = pats[i, t]
+    dist = np.empty((n, n), dtype=np.float64)
+    cnt = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        cnt[:] = 0
+        for t in range(n_runs):
+            v = pt[t, i]
+            row = pt[t]
+            for j in range(n):
+                cnt[j] += row[j] != v
+        for j in range(n):
+            dist[i, j] = cnt[j] / n_runs
         dist[i, i] = np.inf
-        for j in range(i + 1, n):
-            c = 0
-            for t in range(n_runs):
-                if pats[i, t] != pats[j, t]:
-                    c += 1
-            dist[i, j] = c / n_runs
-            dist[j, i] = c / n_runs
     return dist
 
 
 @numba.njit(cache=True)
 def _nn_chain_average(dist, size):  # pragma: no cover - compiled
-    """Nearest-neighbour chain for average linkage; ``dist`` (diagonal inf) and ``size``
-    are overwritten.  Returns the merges (a, b, height) in the order they were made."""
+    """Nearest-neighbour chain for average linkage; ``dist`` (symmetric, diagonal inf)
+    and ``size`` are overwritten.  Returns the merges (a, b, height) in the order they
+    were made; ties go to the lowest index."""
     n = dist.shape[0]
-    active = np.ones(n, dtype=np.bool_)
+    act = np.arange(n)  # active items, in increasing order
+    n_act = n
     chain = np.empty(n, dtype=np.int64)
     out_a = np.empty(n - 1, dtype=np.int64)
     out_b = np.empty(n - 1, dtype=np.int64)
     out_h = np.empty(n - 1, dtype=np.float64)
     clen = 0
-    nxt = 0
     for m in range(n - 1):
         a = -1
         b = -1
         best = np.inf
         while True:
             if clen == 0:
-                while not active[nxt]:
-                    nxt += 1
-                chain[0] = nxt
+                chain[0] = act[0]
                 clen = 1
             a = chain[clen - 1]
+            row = dist[a]
             best = np.inf
             b = -1
-            for j in range(n):
-                if active[j] and j != a and dist[a, j] < best:
-                    best = dist[a, j]
+            for q in range(n_act):
+                j = act[q]
+                if row[j] < best:
+                    best = row[j]
                     b = j
             if clen > 1:
                 p = chain[clen - 2]
-                if dist[a, p] <= best:
+                if row[p] <= best:
                     b = p
-                    best = dist[a, p]
+                    best = row[p]
                     break
             chain[clen] = b
             clen += 1
         clen -= 2
         sa = size[a]
         sb = size[b]
-        for j in range(n):
-            if active[j] and j != a and j != b:
-                d = (sa * dist[a, j] + sb * dist[b, j]) / (sa + sb)
-                dist[a, j] = d
+        ra = dist[a]
+        rb = dist[b]
+        w = 0
+        for q in range(n_act):
+            j = act[q]
+            if j == b:
+                continue
+            act[w] = j
+            w += 1
+            if j != a:
+                d = (sa * ra[j] + sb * rb[j]) / (sa + sb)
+                ra[j] = d
                 dist[j, a] = d
-        active[b] = False
+        n_act = w
         size[a] = sa + sb
         out_a[m] = a
         out_b[m] = b
@@ -448,32 +330,66 @@ def _average_linkage(dist, weights, overwrite=False):
     Nearest-neighbour-chain algorithm (exact for average linkage, O(n^2)); the
     Lance-Williams update uses the item sizes, so it equals average linkage
     over the cells the items stand for.  Ties go to the lowest index.
-    Returns ``[(a, b), ...]`` in merge order (increasing height).  ``dist``
-    (float64, C order) is used as work space when ``overwrite``.
+    Returns an (n - 1) x 2 array of merged items ``(a, b)`` in merge order
+    (increasing height).  ``dist`` (float64, C order) is used as work space
+    when ``overwrite``.
     """
     n = dist.shape[0]
     if n < 2:
-        return []
+        return np.empty((0, 2), dtype=np.int64)
     d = dist if overwrite else np.array(dist, dtype=np.float64, order="C", copy=True)
     np.fill_diagonal(d, np.inf)
     a, b, h = _nn_chain_average(d, np.asarray(weights, dtype=np.float64).copy())
     order = np.argsort(h, kind="stable")  # ties keep merge order
-    return list(zip(a[order].tolist(), b[order].tolist()))
+    return np.stack([a[order], b[order]], axis=1)
+
+
+@numba.njit(cache=True)
+def _find(parent, i):  # pragma: no cover - compiled
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True)
+def _roots(merges, n, n_merges):  # pragma: no cover - compiled
+    """Union-find root of each item after the first ``n_merges`` merges."""
+    parent = np.arange(n)
+    for m in range(n_merges):
+        parent[_find(parent, merges[m, 1])] = _find(parent, merges[m, 0])
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = _find(parent, i)
+    return out
+
+
+@numba.njit(cache=True)
+def _n_big(merges, n, weights, min_size):  # pragma: no cover - compiled
+    """Number of groups weighing at least ``min_size`` after each number of merges
+    (0 .. n - 1)."""
+    parent = np.arange(n)
+    size = weights.copy()
+    out = np.empty(merges.shape[0] + 1, dtype=np.int64)
+    big = 0
+    for i in range(n):
+        big += size[i] >= min_size
+    out[0] = big
+    for m in range(merges.shape[0]):
+        ra = _find(parent, merges[m, 0])
+        rb = _find(parent, merges[m, 1])
+        big -= (size[ra] >= min_size) + (size[rb] >= min_size)
+        parent[rb] = ra
+        size[ra] += size[rb]
+        big += size[ra] >= min_size
+        out[m + 1] = big
+    return out
 
 
 def _cut(merges, n, k):
     """Clusters 0..k-1 of n items after the first n - k merges."""
-    parent = np.arange(n)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in merges[: max(n - k, 0)]:
-        parent[find(b)] = find(a)
-    roots = np.array([find(i) for i in range(n)])
+    merges = np.asarray(merges, dtype=np.int64).reshape(-1, 2)
+    roots = _roots(merges, n, min(max(n - k, 0), merges.shape[0]))
     return np.unique(roots, return_inverse=True)[1].ravel()
 
 
@@ -515,11 +431,11 @@ def _consensus(codes, k, max_patterns=MAX_PATTERNS):
             _hamming(np.ascontiguousarray(pats[core])), counts[core], overwrite=True
         )
         min_cells = _min_cells(codes.shape[0], k)
-        for kk in range(k, n_core + 1):
-            groups = _cut(merges, n_core, kk)
-            sizes = np.bincount(groups, weights=counts[core])
-            if (sizes >= min_cells).sum() >= k:
-                break
+        # the fewest groups (>= k) of which at least k have min_cells cells
+        n_big = _n_big(merges, n_core, counts[core].astype(np.float64), float(min_cells))
+        ok = np.flatnonzero(n_big[: n_core - k + 1] >= k)
+        groups = _cut(merges, n_core, n_core - (int(ok[-1]) if ok.size else 0))
+        sizes = np.bincount(groups, weights=counts[core])
         big = sizes >= min_cells
         if not big.all() and big.any():
             keep = big[groups]
@@ -540,13 +456,35 @@ def _consensus(codes, k, max_patterns=MAX_PATTERNS):
 
 def _relabel_by_size(labels):
     """Labels '0', '1', ... by decreasing cluster size (ties: first cell)."""
-    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
-    order = np.lexsort((first, -counts))
-    rank = np.empty(uniq.size, dtype=np.int64)
-    rank[order] = np.arange(uniq.size)
-    new = rank[np.searchsorted(uniq, labels)]
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels)
+    uniq = np.flatnonzero(counts)
+    first = np.full(counts.size, labels.size, dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(labels.size))
+    order = np.lexsort((first[uniq], -counts[uniq]))
+    rank = np.full(counts.size, -1, dtype=np.int64)
+    rank[uniq[order]] = np.arange(uniq.size)
+    new = rank[labels]
     cats = [str(i) for i in range(uniq.size)]
     return pd.Categorical.from_codes(new, categories=cats)
+
+
+@contextlib.contextmanager
+def quiet_sc3s():
+    """Run the reference ``sc3s`` (or our ``sc3``) without output: stdout / stderr are
+    swallowed and the root logger is restored afterwards (``sc3s`` calls
+    ``logging.basicConfig(level=INFO)``).  Used by the tests and the benchmark
+    that compare ``sc3`` with ``sc3s``; not part of ``em.*``."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+        root.setLevel(level)
 
 
 # --------------------------------------------------------------------------- command
