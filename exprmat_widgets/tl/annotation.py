@@ -151,7 +151,13 @@ def _fast_subset(adata, rows: np.ndarray) -> None:
         for k in obs.columns:
             col = obs[k]
             if isinstance(col.dtype, pd.CategoricalDtype):
-                obs[k] = col.cat.remove_unused_categories()
+                # pandas' remove_unused_categories sorts the codes (np.unique); a bincount
+                # finds the used categories in one pass
+                codes = col.cat.codes.to_numpy()
+                n_cats = len(col.cat.categories)
+                used = np.bincount(codes[codes >= 0], minlength=n_cats) > 0
+                if not used.all():
+                    obs[k] = col.cat.remove_categories(col.cat.categories[~used])
     parts = dict(
         X=None if adata.X is None else _rows.take_rows(adata.X, rows),
         obs=obs,

@@ -44,6 +44,7 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
+from .. import _rows
 from ..errors import ExprmatError
 from ..history import get_records
 from .cluster_panel import ClusterPanel
@@ -190,6 +191,8 @@ class Annotator(W.VBox):
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[set], None]] = []
 
+        # the exclusion kernels load while the user looks at the first frame
+        threading.Thread(target=_rows.warm_up, args=(adata,), daemon=True).start()
         self.status = W.HTML(value="", layout=W.Layout(min_height="1.6em"))
         self.status.add_class("em-status")
         self.scatter = scatter if scatter is not None else _make_scatter(adata, basis, key, height)

@@ -227,12 +227,15 @@ class UmapScatter(anywidget.AnyWidget):
         if source is self._emb_source and self._coords_hash and not self._cells_changed():
             return
         emb = self._embedding()
-        finite = np.isfinite(emb).all(axis=1)
-        if finite.any():
-            lo = emb[finite].min(axis=0)
-            hi = emb[finite].max(axis=0)
-        else:
-            lo = hi = np.zeros(2)
+        lo, hi = emb.min(axis=0), emb.max(axis=0)
+        finite = None  # every cell finite: min and max are (NaN and inf would show there)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            finite = np.isfinite(emb).all(axis=1)
+            if finite.any():
+                lo = emb[finite].min(axis=0)
+                hi = emb[finite].max(axis=0)
+            else:
+                lo = hi = np.zeros(2)
         t = self._transform
         if t and self.basis == self._transform_basis and self._cells_changed() and self._within(lo, hi, t):
             # the same embedding with fewer (or the same) cells, e.g. after an exclusion:
@@ -243,7 +246,8 @@ class UmapScatter(anywidget.AnyWidget):
             span = float(max(hi[0] - lo[0], hi[1] - lo[1]))
             scale = 1.9 / span if span > 0 else 1.0  # a 5% margin around the cells
         norm = ((emb - center) * scale).astype(np.float32)
-        norm[~finite] = np.nan
+        if finite is not None:
+            norm[~finite] = np.nan
         buf = np.ascontiguousarray(norm, dtype="<f4").tobytes()
         digest = _digest(buf)
         self._norm = norm
@@ -544,8 +548,11 @@ class UmapScatter(anywidget.AnyWidget):
             if cells_changed:
                 self._names_ref = a.obs_names
                 self._highlight = b""
-                keep = a.obs_names.get_indexer(pd.Index([] if selected is None else selected))
-                self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
+                if selected is None or len(selected) == 0:  # no lookup in a million names
+                    self.selection = np.empty(0, dtype=np.int64)
+                else:
+                    keep = a.obs_names.get_indexer(pd.Index(selected))
+                    self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
 
     @traitlets.observe("selection")
     def _snapshot_names(self, change):
