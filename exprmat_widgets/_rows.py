@@ -62,35 +62,25 @@ def _gather_rows(indptr, indices, data, rows, new_indptr, out_indices, out_data,
 
 
 @numba.njit(parallel=True, cache=True)
-def _count_square(indptr, indices, rows, new_col, counts, n_chunks):
+def _square_pass(indptr, indices, data, rows, new_col, new_indptr, out_indices, out_data, counts,
+                 n_chunks, fill):
+    # fill=False: count the kept entries of each kept row into counts; fill=True: write them
     m = rows.size
     for c in numba.prange(n_chunks):
         lo = m * c // n_chunks
         hi = m * (c + 1) // n_chunks
         for i in range(lo, hi):
             r = rows[i]
-            n = 0
-            for k in range(indptr[r], indptr[r + 1]):
-                if new_col[indices[k]] >= 0:
-                    n += 1
-            counts[i] = n
-
-
-@numba.njit(parallel=True, cache=True)
-def _gather_square(indptr, indices, data, rows, new_col, new_indptr, out_indices, out_data, n_chunks):
-    m = rows.size
-    for c in numba.prange(n_chunks):
-        lo = m * c // n_chunks
-        hi = m * (c + 1) // n_chunks
-        for i in range(lo, hi):
-            r = rows[i]
-            o = new_indptr[i]
+            o = new_indptr[i] if fill else 0
             for k in range(indptr[r], indptr[r + 1]):
                 j = new_col[indices[k]]
                 if j >= 0:
-                    out_indices[o] = j
-                    out_data[o] = data[k]
+                    if fill:
+                        out_indices[o] = j
+                        out_data[o] = data[k]
                     o += 1
+            if not fill:
+                counts[i] = o
 
 
 def _chunks() -> int:
@@ -156,14 +146,16 @@ def take_square(value, rows: np.ndarray):
     new_col = np.full(n, -1, dtype=np.int64)
     new_col[rows] = np.arange(rows.size)
     counts = np.empty(rows.size, dtype=np.int64)
-    _count_square(value.indptr, value.indices, rows, new_col, counts, _chunks())
+    no_out = np.empty(0, dtype=value.indices.dtype), np.empty(0, dtype=value.data.dtype)
+    _square_pass(value.indptr, value.indices, value.data, rows, new_col, counts, *no_out, counts,
+                 _chunks(), False)
     new_indptr = _indptr_of(counts, value.indptr.dtype)
     nnz = int(new_indptr[-1])
     with _plain_pages():
         out_indices = np.empty(nnz, dtype=value.indices.dtype)
         out_data = np.empty(nnz, dtype=value.data.dtype)
-    _gather_square(value.indptr, value.indices, value.data, rows, new_col, new_indptr, out_indices,
-                   out_data, _chunks())
+    _square_pass(value.indptr, value.indices, value.data, rows, new_col, new_indptr, out_indices,
+                 out_data, counts, _chunks(), True)
     return _csr_like(value, out_data, out_indices, new_indptr, (rows.size, rows.size))
 
 

@@ -183,6 +183,45 @@ def _rank_sums_dense(x, codes, sizes, n_total, n_groups):
     return rsum, ties
 
 
+@numba.njit(cache=True)
+def _close_tie_block_ref(j, positive, touched, n_t, bc, below, nnz, sizes, ref, zero_ref, rsum, ties):
+    """Add one block of tied non-zero values of gene ``j`` (``bc[g]`` entries of each touched
+    group ``g``) to the rank sums of "group vs reference"; returns the reference's tie term."""
+    bref = bc[ref]
+    fref = np.float64(bref)
+    ref_tie = fref * fref * fref - fref
+    for u in range(n_t):
+        g = touched[u]
+        if g == ref:
+            continue
+        zeros = 0
+        if positive:  # the zero block of g and of the reference ranks below this block
+            zeros = (sizes[g] - nnz[g]) + zero_ref
+        base = below[g] + below[ref] + zeros
+        w = bc[g] + bref
+        rsum[j, g] += bc[g] * (base + (w + 1) / 2.0)
+        fw = np.float64(w)
+        ties[j, g] += (fw * fw * fw - fw) - ref_tie
+    for u in range(n_t):
+        g = touched[u]
+        below[g] += bc[g]
+        bc[g] = 0
+    return ref_tie
+
+
+@numba.njit(cache=True)
+def _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, rsum, ties):
+    """Add the zero block of gene ``j`` (ranked after the negative values) for every group."""
+    for g in range(n_groups):
+        if g == ref:
+            continue
+        zc = (sizes[g] - nnz[g]) + zero_ref
+        zero_rank = neg[g] + neg[ref] + (zc + 1) / 2.0
+        rsum[j, g] += (sizes[g] - nnz[g]) * zero_rank
+        fz = np.float64(zc)
+        ties[j, g] += common + (fz * fz * fz - fz)
+
+
 @numba.njit(parallel=True, cache=True)
 def _rank_sums_ref_csc(data, indices, indptr, codes, sizes, n_groups, ref):
     # every group against one reference group, one sort per gene: the rank of an entry of
@@ -229,35 +268,10 @@ def _rank_sums_ref_csc(data, indices, indptr, codes, sizes, n_groups, ref):
                     touched[n_t] = g
                     n_t += 1
                 bc[g] += 1
-            bref = bc[ref]
-            fref = np.float64(bref)
-            ref_tie = fref * fref * fref - fref
-            for u in range(n_t):
-                g = touched[u]
-                if g == ref:
-                    continue
-                zeros = 0
-                if v0 > 0:
-                    zeros = (sizes[g] - nnz[g]) + zero_ref
-                base = below[g] + below[ref] + zeros
-                w = bc[g] + bref
-                rsum[j, g] += bc[g] * (base + (w + 1) / 2.0)
-                fw = np.float64(w)
-                ties[j, g] += (fw * fw * fw - fw) - ref_tie
-            common += ref_tie
-            for u in range(n_t):
-                g = touched[u]
-                below[g] += bc[g]
-                bc[g] = 0
+            common += _close_tie_block_ref(j, v0 > 0, touched, n_t, bc, below, nnz, sizes, ref,
+                                           zero_ref, rsum, ties)
             t0 = t1
-        for g in range(n_groups):
-            if g == ref:
-                continue
-            zc = (sizes[g] - nnz[g]) + zero_ref
-            zero_rank = neg[g] + neg[ref] + (zc + 1) / 2.0
-            rsum[j, g] += (sizes[g] - nnz[g]) * zero_rank
-            fz = np.float64(zc)
-            ties[j, g] += common + (fz * fz * fz - fz)
+        _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, rsum, ties)
     return rsum, ties
 
 
@@ -399,35 +413,10 @@ def _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
                     touched[n_t] = g
                     n_t += 1
                 bc[g] += 1
-            bref = bc[ref]
-            fref = np.float64(bref)
-            ref_tie = fref * fref * fref - fref
-            for u in range(n_t):
-                g = touched[u]
-                if g == ref:
-                    continue
-                zeros = 0
-                if positive:
-                    zeros = (sizes[g] - nnz[g]) + zero_ref
-                base = below[g] + below[ref] + zeros
-                w = bc[g] + bref
-                rsum[j, g] += bc[g] * (base + (w + 1) / 2.0)
-                fw = np.float64(w)
-                ties[j, g] += (fw * fw * fw - fw) - ref_tie
-            common += ref_tie
-            for u in range(n_t):
-                g = touched[u]
-                below[g] += bc[g]
-                bc[g] = 0
+            common += _close_tie_block_ref(j, positive, touched, n_t, bc, below, nnz, sizes, ref,
+                                           zero_ref, rsum, ties)
             t0 = t1
-        for g in range(n_groups):
-            if g == ref:
-                continue
-            zc = (sizes[g] - nnz[g]) + zero_ref
-            zero_rank = neg[g] + neg[ref] + (zc + 1) / 2.0
-            rsum[j, g] += (sizes[g] - nnz[g]) * zero_rank
-            fz = np.float64(zc)
-            ties[j, g] += common + (fz * fz * fz - fz)
+        _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, rsum, ties)
 
 
 @numba.njit(cache=True)
