@@ -3,10 +3,13 @@
 The scheme follows the scalable SC3 variant (``sc3s``, Quah et al. 2022):
 
 1. **Facilities.**  On the first ``d`` dimensions of a representation in
-   ``obsm`` (for each ``d`` of ``d_range``), mini-batch k-means with many
-   centroids (``n_facility``, by default ``3 * max(n_clusters)``) is run
-   ``n_runs`` times with different seeds.  Every cell is assigned to one
-   facility per run: the cell-to-facility binary matrix of all runs.
+   ``obsm`` (for each ``d`` of ``d_range``), k-means with many centroids
+   (``n_facility``, by default ``3 * max(n_clusters)``) is run ``n_runs``
+   times with different seeds (numba kernels in ``tl/_kmeans.py``: greedy
+   k-means++ on a sample, then Lloyd iterations when the cells fit in one
+   batch, else 20-50 mini-batch steps and a last pass over all cells).
+   Every cell is assigned to one facility per run: the cell-to-facility
+   binary matrix of all runs.
 2. **Facilities into k clusters.**  For each requested ``k`` and each run, the
    facilities are grouped into ``k`` clusters by weighted k-means (weights:
    the number of cells of each facility); each cell inherits the cluster of
@@ -26,14 +29,16 @@ The scheme follows the scalable SC3 variant (``sc3s``, Quah et al. 2022):
    agree with most, cutting the tree deeper so that k groups remain.
 
 Differences from ``sc3s`` (all deliberate, measured in
-``benchmarks/sc3.py``): mini-batches of 1,024 cells by default (faster and a
-lower k-means cost than 100; plain k-means when the data fit in one batch),
-weighted k-means with 10 starts on the facilities, and average linkage instead
-of mini-batch k-means on the consensus matrix (better and far more stable
-from seed to seed).  The work runs single-threaded (BLAS / OpenMP limited to
-one thread: the per-step work is small, so threads only add overhead, and
-results cannot depend on the thread count) and every random step is seeded
-from ``random_state``: the same input and seed give identical clusters, so a
+``benchmarks/sc3.py``): mini-batches of 1,024 cells by default and a fixed
+number of steps (about two passes over the data, 20 to 50 steps) followed
+by one pass over all cells that also moves each facility to the mean of its
+cells (plain k-means when the data fit in one batch), weighted k-means with
+10 starts on the facilities, and average linkage instead of mini-batch
+k-means on the consensus matrix (better and far more stable from seed to
+seed).  The work runs single-threaded (BLAS / OpenMP limited to one thread:
+the per-step work is small, so threads only add overhead, and results cannot
+depend on the thread count) and every random step is seeded from
+``random_state``: the same input and seed give identical clusters, so a
 recorded history replays exactly.
 """
 
@@ -539,8 +544,9 @@ def sc3(
         ``n_facility = multiplier_facility * max(n_clusters)`` when
         ``n_facility`` is not given (default 3, capped at ``n_cells - 1``).
     batch_size
-        Cells per mini-batch of the facility k-means (default 1,024).  With
-        no more cells than that, the facilities come from plain k-means.
+        Cells per mini-batch of the facility k-means (default 1,024; about
+        ``2 * n_cells / batch_size`` steps, 20 to 50).  With no more cells
+        than that, the facilities come from plain k-means (Lloyd).
     random_state
         Integer seed; the same seed gives the same clusters.
 
