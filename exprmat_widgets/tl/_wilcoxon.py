@@ -98,6 +98,17 @@ def group_stats(x, codes: np.ndarray, n_groups: int):
     return _stats_dense(np.ascontiguousarray(x), codes, n_groups)
 
 
+@numba.njit(cache=True)
+def _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties):
+    """Add the zero block of gene ``j`` (after the ``n_neg`` negative values) to every group's
+    rank sum (``cnt[g]``: the group's entries ranked so far) and close its tie term."""
+    zero_rank = n_neg + (n_zero + 1) / 2.0
+    for g in range(rsum.shape[1]):
+        rsum[j, g] += (sizes[g] - cnt[g]) * zero_rank
+    w = np.float64(n_zero)
+    ties[j] = tie + (w * w * w - w)
+
+
 @numba.njit(parallel=True, cache=True)
 def _rank_sums_csc(data, indices, indptr, codes, sizes, n_total, n_groups):
     n_genes = indptr.size - 1
@@ -141,11 +152,7 @@ def _rank_sums_csc(data, indices, indptr, codes, sizes, n_total, n_groups):
             w = np.float64(t1 - t0)
             tie += w * w * w - w
             t0 = t1
-        zero_rank = n_neg + (n_zero + 1) / 2.0
-        for g in range(n_groups):
-            rsum[j, g] += (sizes[g] - cnt[g]) * zero_rank
-        w = np.float64(n_zero)
-        ties[j] = tie + (w * w * w - w)
+        _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties)
     return rsum, ties
 
 
@@ -374,11 +381,7 @@ def _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
             w = np.float64(t1 - t0)
             tie += w * w * w - w
             t0 = t1
-        zero_rank = n_neg + (n_zero + 1) / 2.0
-        for g in range(n_groups):
-            rsum[j, g] += (sizes[g] - cnt[g]) * zero_rank
-        w = np.float64(n_zero)
-        ties[j] = tie + (w * w * w - w)
+        _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties)
 
 
 @numba.njit(parallel=True, cache=True)
