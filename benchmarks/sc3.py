@@ -9,29 +9,32 @@ machine; ``--threads 0`` leaves both libraries at their defaults).
    index at k = 10 (the true number of types) against the labels, mean over
    ``--seeds`` seeds, for ``n_clusters=[10]`` and for the tutorial's
    ``[5, 10, 20, 30]``.
-2. Speed and memory on large data: ``em.datasets.mouse_10k()`` (10,000 real
-   mouse cells), log-normalised, 30 PCs, resampled with replacement to
-   ``--n-cells`` cells (labelled "resampled" below).  Tutorial setting:
+2. Speed and memory: ``--n-cells 700`` runs on the 700 real cells above;
+   larger sizes use ``em.datasets.mouse_10k()`` (10,000 real mouse cells),
+   log-normalised, 30 PCs, resampled with replacement to ``--n-cells`` cells
+   (labelled "resampled" below).  Tutorial setting:
    ``n_clusters=[5, 10, 20, 30]``, ``n_runs=5``, default facilities (90).
    Wall time (best of ``--repeats``) and peak traced memory (tracemalloc, a
-   separate run) for each tool, and the ratios.  Agreement (ARI) with Leiden
-   clusters of the 10,000 original cells is printed as a sanity check (not a
-   ground truth).
+   separate run) for each tool, the ratios, and CPU times (less sensitive to
+   a loaded machine).  Agreement (ARI) with the cell types (700 cells) or
+   with Leiden clusters of the 10,000 original cells (resampled data: a
+   sanity check, not a ground truth) is printed too.
 
-Measured 2026-11-25 on the shared 2-core build machine (load ~6), sc3s 0.1.1,
-scikit-learn 1.9.1, numpy 2.4:
-  accuracy, ARI at k=10 (mean of 10 seeds): n_clusters=[10] ours 0.517 (sd 0.032)
-    vs sc3s 0.486 (sd 0.076); n_clusters=[5,10,20,30] ours 0.509 (sd 0.032) vs
-    sc3s 0.434 (sd 0.050) (ours >= sc3s on 7/10 and 10/10 seeds); 700-cell runs
-    1.7-1.9x faster.
-  --threads 1: 50,000 resampled cells ours 1.67 s vs sc3s 6.59 s (3.95x), peak
-    memory 34 vs 155 MiB; 100,000 resampled cells 3.28 s vs 20.09 s (6.1x),
-    50 vs 332 MiB.  (10,000 cells: only ~1.2x, the facility k-means dominates.)
+Measured 2026-11-25 18:21 UTC on the shared 2-core build machine (load ~3.7),
+sc3s 0.1.1, scikit-learn 1.9.1, numpy 2.4, numba 0.68, --threads 1 (both), best of 3:
+  accuracy, ARI at k=10 vs bulk_labels (mean of 10 seeds): n_clusters=[10] ours 0.561
+    (sd 0.052) vs sc3s 0.486 (sd 0.076); n_clusters=[5,10,20,30] ours 0.519 (sd 0.044)
+    vs sc3s 0.434 (sd 0.050) (ours >= sc3s on 9/10 seeds for both).
+  speed, n_clusters=[5,10,20,30] (wall time; peak traced memory):
+    700 real cells          ours 0.044 s vs sc3s 0.166 s (3.80x);  1 vs 2 MiB
+    10,000 resampled cells  ours 0.150 s vs sc3s 0.468 s (3.11x); 21 vs 33 MiB
+    50,000 resampled cells  ours 0.334 s vs sc3s 3.69 s (11.0x);  34 vs 155 MiB
+    100,000 resampled cells ours 0.756 s vs sc3s 17.5 s (23.2x);  51 vs 332 MiB
   --threads 0 (library defaults; sc3s's tiny OpenMP mini-batches oversubscribe
     a busy machine, ours always limits itself to one thread): 50,000 cells
-    2.51 s vs 134.8 s.
+    2.51 s vs 134.8 s (earlier version of ours).
 
-Run:  python benchmarks/sc3.py [--n-cells 50000 100000] [--seeds 10] [--threads 1]
+Run:  python benchmarks/sc3.py [--n-cells 700 10000 50000 100000] [--seeds 10] [--threads 1]
 Needs the reference: pip install --no-deps sc3s  (its numpy<2 pin is not needed:
 sc3s 0.1.1 runs with numpy 2).
 """
@@ -178,7 +181,8 @@ def main(argv=None):
     from _common import row
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n-cells", type=int, nargs="+", default=[50000, 100000])
+    p.add_argument("--n-cells", type=int, nargs="+", default=[700, 10000, 50000, 100000],
+                   help="700: the real pbmc68k_counts cells; otherwise mouse_10k resampled")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="thread limit for both (0: library defaults)")
