@@ -337,6 +337,27 @@ def snapshot(adata) -> dict:
     }
 
 
+def shallow_copy(adata):
+    """A new AnnData holding the same arrays and columns as ``adata`` (no data copied).
+
+    Exact as a starting point for :func:`replay` for the same reason :func:`snapshot` is:
+    recorded commands replace columns, arrays and ``uns`` entries instead of writing into
+    them, so later commands on ``adata`` leave the copy as it was.  (Writing into
+    ``adata``'s arrays by hand would show in both: take ``adata.copy()`` then.)
+    """
+    import anndata as ad
+
+    with ad.settings.override(check_uniqueness=False):  # the names were accepted once already
+        return ad.AnnData(
+            X=adata.X,
+            obs=adata.obs.copy(deep=False),
+            var=adata.var.copy(deep=False),
+            uns=dict(adata.uns),
+            raw=adata.raw,
+            **{m: dict(getattr(adata, m)) for m in _MAPPINGS},
+        )
+
+
 def restore(adata, snap: dict) -> None:
     """Put ``adata`` back in the state captured by :func:`snapshot`."""
     adata.__dict__.clear()

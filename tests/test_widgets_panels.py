@@ -386,3 +386,31 @@ def test_long_action_shows_progress_and_blocks_a_second_one(pbmc_graph):
     ann.history.verify_button.click()
     ann.wait(60)
     assert "no start copy" in ann.history.verify_status.value
+
+
+def test_start_copy_is_shallow_and_stays_as_it_was(pbmc_graph):
+    """The default start copy shares the arrays (no memory cost) and is not changed by the
+    actions (routines replace arrays, never write into them): verify replays from it."""
+    before = _state(pbmc_graph)
+    names = list(pbmc_graph.obs_names)
+    ann = em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False)
+    start = ann.start
+    assert start.X is pbmc_graph.X and start.obsm["X_umap"] is pbmc_graph.obsm["X_umap"]
+    assert start.obsp["connectivities"] is pbmc_graph.obsp["connectivities"]
+    cp, hp = ann.clusters, ann.history
+    cp.select(["0", "1"])
+    cp.merge_button.click()
+    cp.select(["3"])
+    cp.label_text.value = "T"
+    cp.label_button.click()
+    cp.select(["2"])
+    cp.exclude_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert pbmc_graph.n_obs < len(names)
+    assert _state(start) == before and list(start.obs_names) == names
+    hp.verify_button.click()
+    assert "replay ok: 3 command(s)" in hp.verify_status.value, hp.verify_status.value
+    deep = em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False, keep_start="deep")
+    assert deep.start.X is not pbmc_graph.X
+    with pytest.raises(em.ExprmatError, match="keep_start"):
+        em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False, keep_start="yes")

@@ -21,12 +21,14 @@ Every button of every panel calls exactly one core routine through
   those, and the scatter is told to refresh (it re-sends only buffers whose
   content changed).
 
-Memory: the annotator keeps a deep copy of the AnnData as it was when the
-annotator opened (``Annotator.start``), used by the history panel's
-"verify" button to replay the commands made since then and check each
-fingerprint.  This doubles the memory of the data (about the size of
-``adata.X`` plus the obsm/obsp arrays); pass ``keep_start=False`` to skip it
-(verification is then unavailable) or ``start=`` to share an existing copy.
+Memory: the annotator keeps the AnnData as it was when it opened
+(``Annotator.start``), used by the history panel's "verify" button to replay
+the commands made since then and check each fingerprint.  By default this is
+a shallow copy that shares every array with the data (no memory cost: the
+recorded commands replace arrays and columns instead of writing into them);
+``keep_start='deep'`` takes a full copy instead (for sessions that also write
+into arrays by hand), ``keep_start=False`` keeps nothing (verification is
+then unavailable) and ``start=`` passes an existing copy.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import pandas as pd
 
 from .. import _rows
 from ..errors import ExprmatError
-from ..history import get_records
+from ..history import get_records, shallow_copy
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -135,10 +137,10 @@ class Annotator(W.VBox):
         changeable in the panel.  Defaults to ``'cell.type'``.
     start
         A copy of the data as they were before the commands to verify; by
-        default a deep copy is taken now (see memory note in the module).
+        default a shallow copy is taken now (see the memory note in the module).
     keep_start
-        ``False`` keeps no copy (the "verify" button then explains why it
-        cannot run).
+        ``True`` (shallow copy, shares the arrays), ``'deep'`` (full copy) or
+        ``False`` (no copy: the "verify" button then explains why it cannot run).
     background
         Run actions in a worker thread (default: only inside a Jupyter kernel).
     scatter
@@ -158,7 +160,7 @@ class Annotator(W.VBox):
         *,
         label_key: str = "cell.type",
         start=None,
-        keep_start: bool = True,
+        keep_start: bool | str = True,
         background: bool | None = None,
         scatter=None,
         height: int = 480,
@@ -180,8 +182,13 @@ class Annotator(W.VBox):
         self.adata = adata
         self.basis = basis
         self.background = _in_kernel() if background is None else bool(background)
-        self.start = start if start is not None else (adata.copy() if keep_start else None)
+        if keep_start not in (True, False, "deep"):
+            raise ExprmatError(f"Annotator: keep_start must be True, 'deep' or False, got {keep_start!r}.")
+        # commands to verify: those made from now on, or all of them on a given start copy
         self.start_step = len(get_records(adata)) if start is None else 0
+        if start is None and keep_start:
+            start = adata.copy() if keep_start == "deep" else shallow_copy(adata)
+        self.start = start
         self.busy = False
         self.last_error: str | None = None
         self.last_result: Any = None
