@@ -349,7 +349,8 @@ def consensus_nmf(
                     return pending[k].pop() if pending[k] else None
 
             try:
-                width = eng.chunk_size(k, adata.n_obs, n_iter)
+                # narrow enough that every thread finds seeds of the big ks to pull
+                width = eng.chunk_size(k, adata.n_obs, -(-n_iter // n_threads))
                 out = eng.factorize_stream(X32, x_mean, k, take, width, tol, max_nmf_iter, arrays, done)
             finally:
                 with lock:
