@@ -308,7 +308,7 @@ def facility_kmeans(x, k, seed, batch_size, n_steps=None, n_refine=0, max_iter=1
     ``batch_size >= n``: Lloyd iterations until no row changes centre (at
     most ``max_iter``).  Otherwise ``n_steps`` mini-batch steps of
     ``batch_size`` rows drawn with replacement (default: about two passes
-    over the data, 20 to 50 steps), ``n_refine`` Lloyd iterations over all
+    over the data, 10 to 50 steps), ``n_refine`` Lloyd iterations over all
     rows, then every row goes to its nearest centre and the centres become
     the means of their rows.  Deterministic for ``seed``.
     Returns ``(centres, labels)``.
@@ -323,7 +323,7 @@ def facility_kmeans(x, k, seed, batch_size, n_steps=None, n_refine=0, max_iter=1
     if batch_size >= n:
         return centres, _lloyd(x, centres, int(max_iter))
     if n_steps is None:
-        n_steps = int(np.clip(np.ceil(2 * n / batch_size), 20, 50))
+        n_steps = int(np.clip(np.ceil(2 * n / batch_size), 10, 50))
     _minibatch(x, centres, rng.integers(0, n, size=(n_steps, batch_size)))
     if n_refine:
         _lloyd(x, centres, int(n_refine))

@@ -7,7 +7,7 @@ The scheme follows the scalable SC3 variant (``sc3s``, Quah et al. 2022):
    (``n_facility``, by default ``3 * max(n_clusters)``) is run ``n_runs``
    times with different seeds (numba kernels in ``tl/_kmeans.py``: greedy
    k-means++ on a sample, then Lloyd iterations when the cells fit in one
-   batch, else 20-50 mini-batch steps and a last pass over all cells).
+   batch, else 10-50 mini-batch steps and a last pass over all cells).
    Every cell is assigned to one facility per run: the cell-to-facility
    binary matrix of all runs.
 2. **Facilities into k clusters.**  For each requested ``k`` and each run, the
@@ -30,7 +30,7 @@ The scheme follows the scalable SC3 variant (``sc3s``, Quah et al. 2022):
 
 Differences from ``sc3s`` (all deliberate, measured in
 ``benchmarks/sc3.py``): mini-batches of 1,024 cells by default and a fixed
-number of steps (about two passes over the data, 20 to 50 steps) followed
+number of steps (about two passes over the data, 10 to 50 steps) followed
 by one pass over all cells that also moves each facility to the mean of its
 cells (plain k-means when the data fit in one batch), weighted k-means with
 10 starts on the facilities, and average linkage instead of mini-batch
@@ -545,7 +545,7 @@ def sc3(
         ``n_facility`` is not given (default 3, capped at ``n_cells - 1``).
     batch_size
         Cells per mini-batch of the facility k-means (default 1,024; about
-        ``2 * n_cells / batch_size`` steps, 20 to 50).  With no more cells
+        ``2 * n_cells / batch_size`` steps, 10 to 50).  With no more cells
         than that, the facilities come from plain k-means (Lloyd).
     random_state
         Integer seed; the same seed gives the same clusters.
