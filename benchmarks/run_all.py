@@ -103,7 +103,7 @@ def collect(name: str, args, emit=lambda rows: None) -> list[dict]:
                                reference="bare pandas/anndata" if bare is not None else "",
                                note=note))
             out.append(row("annotator build (Annotator())", "mouse 10k resampled", (n, MOUSE_GENES),
-                           (t_build, None), None, note="incl. deep start copy"))
+                           (t_build, None), None, note="incl. shallow start copy"))
         return out
     if name == "widget":
         out = []
