@@ -200,7 +200,7 @@ def _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
     """One facility k-means per (d, run): centres, labels (cells -> facility), sizes."""
     trials = []
     for d in dims:
-        xd = np.ascontiguousarray(x[:, :d])
+        xd = np.ascontiguousarray(x[:, :d], dtype=np.float64)
         for seed in _seeds(random_state, 0, d, n=n_runs):
             centres, labels = facility_kmeans(xd, n_facility, seed, batch_size)
             trials.append((centres, labels, np.bincount(labels, minlength=n_facility)))
@@ -564,7 +564,7 @@ def sc3(
     )
     for m in messages:
         print(m)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)  # each d_range subset is copied to float64 once, in _facilities
     n_trials = len(dims) * n_runs
     results = {}
     n_patterns = {}
