@@ -3,15 +3,18 @@
 * :func:`facility_kmeans` — k-means with many centres ("facilities") on up to
   millions of cells: greedy k-means++ on a sample of cells, then either Lloyd
   iterations (data that fit in one batch) or a fixed number of mini-batch
-  steps followed by one Lloyd refinement over all cells.  Distances are
-  computed as ``||c||^2 - 2 x.c`` with BLAS matrix products.
+  steps followed by a last pass over all cells.  Distances to the centres
+  are computed as ``||x||^2 - 2 x.c + ||c||^2``, vectorised over the centres.
 * :func:`weighted_kmeans` — weighted k-means of a few hundred points (the
   facilities, weighted by their number of cells), best of several starts;
   k-means++ works on a precomputed point-to-point distance matrix.
 
 All random numbers are drawn by the callers' ``numpy.random.Generator`` from
 a seed and passed in, so results depend only on the seed (not on numba's
-random state nor on the thread count: the callers limit BLAS to one thread).
+random state).  The kernels are single-threaded, call no BLAS and allow no
+floating-point reassociation or contraction (no ``fastmath``), so the same
+input and seed give bit-identical results whatever the thread settings and
+the CPU's vector width.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def _kmeanspp(x, k, first, draws):  # pragma: no cover - compiled
     return chosen
 
 
-@numba.njit(cache=True, fastmath={"contract"})
+@numba.njit(cache=True)
 def _nearest(x, centres, labels, dist):  # pragma: no cover - compiled
     """Nearest centre of each row of ``x`` (labels) and the squared distance
     (``||x||^2 - 2 x.c + ||c||^2``, the products vectorised over the centres)."""
@@ -208,6 +211,22 @@ def _minibatch(x, centres, batches):  # pragma: no cover - compiled
                 counts[c] += nb[c]
                 for j in range(dim):
                     centres[c, j] += (sums[c, j] - nb[c] * centres[c, j]) / counts[c]
+
+
+@numba.njit(cache=True)
+def _sq_distances(x):  # pragma: no cover - compiled
+    """Squared Euclidean distances between the rows of ``x`` (a few hundred)."""
+    n, dim = x.shape
+    out = np.zeros((n, n))
+    for a in range(n):
+        for b in range(a + 1, n):
+            d = 0.0
+            for j in range(dim):
+                diff = x[a, j] - x[b, j]
+                d += diff * diff
+            out[a, b] = d
+            out[b, a] = d
+    return out
 
 
 @numba.njit(cache=True)
@@ -335,8 +354,7 @@ def weighted_kmeans(x, w, k, seed, n_init=10, max_iter=100):
     cells): greedy k-means++ starts then Lloyd iterations, best of ``n_init``;
     deterministic for ``seed``.  Returns the labels."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    sq = (x * x).sum(1)
-    dmat = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+    dmat = _sq_distances(x)
     rng = np.random.default_rng(seed)
     first = rng.random(n_init)
     draws = rng.random((n_init, k, _n_trials(k)))

@@ -35,9 +35,9 @@ by one pass over all cells that also moves each facility to the mean of its
 cells (plain k-means when the data fit in one batch), weighted k-means with
 10 starts on the facilities, and average linkage instead of mini-batch
 k-means on the consensus matrix (better and far more stable from seed to
-seed).  The work runs single-threaded (BLAS / OpenMP limited to one thread:
-the per-step work is small, so threads only add overhead, and results cannot
-depend on the thread count) and every random step is seeded from
+seed).  The work runs single-threaded in numba kernels that call no BLAS
+(the per-step work is small, so threads would only add overhead, and results
+cannot depend on the thread count) and every random step is seeded from
 ``random_state``: the same input and seed give identical clusters, so a
 recorded history replays exactly.
 """
@@ -52,7 +52,6 @@ import numbers
 import numba
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .. import _validate as v
@@ -175,19 +174,6 @@ def _check(adata, basis, key_added, n_clusters, d_range, n_runs, n_facility,
 
 
 # --------------------------------------------------------------------------- algorithm
-
-_controller = None
-
-
-def _single_thread():
-    """Limit BLAS / OpenMP to one thread (the controller, slow to build, is reused)."""
-    global _controller
-    if _controller is None:
-        import sklearn.cluster  # noqa: F401  (loads sklearn's OpenMP runtime first)
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1)
-
 
 
 def _seeds(random_state, *tag, n=1):
@@ -568,7 +554,7 @@ def sc3(
     n_trials = len(dims) * n_runs
     results = {}
     n_patterns = {}
-    with _single_thread(), tqdm(
+    with tqdm(
         total=n_trials + len(ks), desc="sc3", leave=False, disable=x.shape[0] < 5000
     ) as progress:
         trials = _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
