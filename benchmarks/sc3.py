@@ -20,16 +20,18 @@ machine; ``--threads 0`` leaves both libraries at their defaults).
    with Leiden clusters of the 10,000 original cells (resampled data: a
    sanity check, not a ground truth) is printed too.
 
-Measured 2026-11-25 18:21 UTC on the shared 2-core build machine (load ~3.7),
+Measured 2026-11-25 18:36 UTC on the shared 2-core build machine (load ~3),
 sc3s 0.1.1, scikit-learn 1.9.1, numpy 2.4, numba 0.68, --threads 1 (both), best of 3:
   accuracy, ARI at k=10 vs bulk_labels (mean of 10 seeds): n_clusters=[10] ours 0.561
     (sd 0.052) vs sc3s 0.486 (sd 0.076); n_clusters=[5,10,20,30] ours 0.519 (sd 0.044)
     vs sc3s 0.434 (sd 0.050) (ours >= sc3s on 9/10 seeds for both).
   speed, n_clusters=[5,10,20,30] (wall time; peak traced memory):
-    700 real cells          ours 0.044 s vs sc3s 0.166 s (3.80x);  1 vs 2 MiB
-    10,000 resampled cells  ours 0.150 s vs sc3s 0.468 s (3.11x); 21 vs 33 MiB
-    50,000 resampled cells  ours 0.334 s vs sc3s 3.69 s (11.0x);  34 vs 155 MiB
-    100,000 resampled cells ours 0.756 s vs sc3s 17.5 s (23.2x);  51 vs 332 MiB
+    700 real cells          ours 0.047 s vs sc3s 0.167 s (3.53x);  1 vs 2 MiB
+    10,000 resampled cells  ours 0.164 s vs sc3s 0.482 s (2.95x); 19 vs 33 MiB
+    50,000 resampled cells  ours 0.359 s vs sc3s 3.80 s (10.6x);  23 vs 155 MiB
+    100,000 resampled cells ours 0.505 s vs sc3s 12.3 s (24.4x);  28 vs 332 MiB
+  (2,000 and 5,000 resampled cells: 2.3x and 2.6x; peak memory there is ~13-19 MiB
+    vs sc3s 7-17 MiB, the pattern distance matrix of average linkage.)
   --threads 0 (library defaults; sc3s's tiny OpenMP mini-batches oversubscribe
     a busy machine, ours always limits itself to one thread): 50,000 cells
     2.51 s vs 134.8 s (earlier version of ours).
