@@ -268,7 +268,7 @@ def test_numpy_sweep_fallback_equals_sklearn_kernel(rng):
     assert va == pytest.approx(vb, rel=1e-10)
 
 
-def test_replicate_streams_do_not_depend_on_width_or_sharing(pbmc_base):
+def test_replicate_streams_do_not_depend_on_width_sharing_or_neighbours(pbmc_base):
     """The numba kernels stack replicates side by side; a replicate's result is the same
     bit for bit whatever the stack width or the streams sharing the seeds, and matches
     the per-replicate path built on sklearn's compiled sweep."""
@@ -298,6 +298,20 @@ def test_replicate_streams_do_not_depend_on_width_or_sharing(pbmc_base):
     got.update(eng.factorize_stream(X, x_mean, 4, lambda: todo.pop() if todo else None, 1, arrays=arrays))
     np.testing.assert_array_equal(np.vstack([got[j][0].T for j in range(5)]), one)
     assert [got[j][1] for j in range(5)] == n1
+    # one pool mixing two k (budget 7 columns: a k=4 and a k=3 replicate side by side)
+    three_k, n3k = eng.factorize_chunk(X, None, x_mean, 3, seeds[:3])
+    items = [((4, j), 4, seeds[j]) for j in range(3)] + [((3, j), 3, seeds[j]) for j in range(3)]
+
+    def take_mixed(free):
+        for q, it in enumerate(items):
+            if it[1] <= free:
+                return items.pop(q)
+        return None
+
+    mixed = eng.factorize_pool(X, x_mean, take_mixed, 7, arrays=arrays)
+    np.testing.assert_array_equal(np.vstack([mixed[(4, j)][0].T for j in range(3)]), one[:12])
+    np.testing.assert_array_equal(np.vstack([mixed[(3, j)][0].T for j in range(3)]), three_k)
+    assert [mixed[(3, j)][1] for j in range(3)] == n3k
     old, n_old = eng._factorize_chunk_sweeps(X, X.T, x_mean, 4, seeds, 1e-4, 1000, 1, 1)
     assert n_old == n1
     np.testing.assert_allclose(old, one, rtol=1e-4, atol=1e-5 * float(old.max()))

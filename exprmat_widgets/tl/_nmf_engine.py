@@ -3,26 +3,32 @@
 The replicates are scikit-learn's coordinate-descent NMF (``solver='cd'``,
 Frobenius loss, ``init='random'``, ``tol``/``max_iter`` as in
 :func:`sklearn.decomposition.non_negative_factorization`): the same random
-initialisation, sklearn's compiled coordinate-descent sweep and the same
+initialisation, the same coordinate updates in the same order and the same
 stopping rule, so a replicate lands where sklearn's does for the same seed (a
-test checks this in float64).  What differs is the bookkeeping:
+test checks this in float64).  What differs is how the work is done:
 
-* replicates of the same ``k`` run in *chunks*: the sparse products ``X @ H.T``
-  and ``X.T @ W`` of all replicates of a chunk are done in one pass over ``X``
-  (a sparse product is bound by reading ``X``, so a wider right-hand side costs
-  little more than a narrow one);
+* the iterations run in numba kernels (:mod:`._nmf_kernels`): one fused pass over
+  the rows of ``X`` computes ``X @ H.T`` for a block of cells, updates that block of
+  ``W`` by coordinate descent vectorised across cells, and scatters its share of
+  ``X.T @ W_new`` for the H update; sums over nonzeros are unrolled without
+  changing their rounding;
+* replicates of the same ``k`` are stacked side by side in a *stream* of
+  ``width`` slots (one long contiguous vector per nonzero); a replicate that
+  meets the stopping rule hands its slot to the next seed, so the stack stays
+  wide; several streams (threads) may pull seeds from one queue;
 * the factorisation runs in float32 (half the memory traffic);
 * non-negative least-squares refits (``update_H=False`` in sklearn's terms)
   compute ``X @ H.T`` once instead of at every sweep: the result is the same,
   as ``H`` does not change;
 * optional extra sweeps per product (``INNER_W``/``INNER_H`` > 1, Gillis &
-  Glineur's accelerated HALS) reach the tolerance in fewer passes over ``X`` but
-  move replicates to other local optima than sklearn's; off by default so the
-  programs stay those of the ``cnmf`` package.
+  Glineur's accelerated HALS, on the older per-replicate path) reach the
+  tolerance in fewer passes over ``X`` but move replicates to other local optima
+  than sklearn's; off by default so the programs stay those of the ``cnmf``
+  package.
 
-Chunks are fixed by ``k``, the number of cells and ``n_iter`` only, so the result
-does not depend on how many threads run them.  Memory holds one chunk per thread
-plus the pooled spectra.
+A replicate's arithmetic does not depend on its slot, its neighbours, the width
+or the thread running it, so results do not depend on the number of threads
+(tested bit for bit).  Memory holds one stream per thread plus the pooled spectra.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ except Exception:  # pragma: no cover - numba missing
 INNER_W = 1
 INNER_H = 1
 INNER_EPS = 0.1
-# width of a chunk (replicates x k) and memory budget of one chunk
+# width of a stream (replicates x k columns) and memory budget of one stream
 CHUNK_COLS = 160
 CHUNK_BYTES = 192 * 2**20
 
@@ -84,7 +90,8 @@ def random_init(x_mean: float, n: int, g: int, k: int, seed: int, dtype):
 
 
 def chunk_size(k: int, n_cells: int, n_iter: int) -> int:
-    """Replicates per chunk: fixed by ``k``, the number of cells and ``n_iter`` only."""
+    """Replicates stacked per stream (its width) for ``k``, the number of cells and
+    ``n_iter`` (the seeds it may get): at most ``CHUNK_COLS`` columns and ``CHUNK_BYTES``."""
     by_mem = CHUNK_BYTES // max(1, 3 * 4 * n_cells * k)
     return int(max(1, min(n_iter, CHUNK_COLS // k, by_mem)))
 
@@ -121,71 +128,93 @@ def csr_arrays(X):
 
 
 def factorize_stream(X, x_mean, k, take, width, tol=1e-4, max_iter=1000, arrays=None, on_done=None):
-    """Replicates of one ``k`` on a CSR ``X``, ``width`` at a time, stacked side by side.
+    """Replicates of one ``k``, ``width`` at a time: :func:`factorize_pool` with a
+    budget of ``width * k`` columns.  ``take()`` gives the next ``(index, seed)`` or
+    ``None``.  Returns ``{index: (Ht (genes x k), n_iterations)}``."""
 
-    ``take()`` gives the next ``(index, seed)`` or ``None`` when there is none left
-    (it may be shared by several streams).  The stacked replicates advance together
-    through the numba kernels of :mod:`._nmf_kernels` (one fused pass over ``X`` per
-    iteration); when one meets the stopping rule its slot takes the next seed, so
-    the stack stays wide until the seeds run out.  A replicate's arithmetic does not
-    depend on its slot or its neighbours: results are the same for any ``width``
-    and any sharing of ``take``.  ``on_done(index)`` is called as each finishes.
+    def take_k(free):
+        if free < k:
+            return None
+        nxt = take()
+        return None if nxt is None else (nxt[0], k, nxt[1])
 
-    Returns ``{index: (Ht (genes x k), n_iterations)}``.
+    return factorize_pool(X, x_mean, take_k, width * k, tol, max_iter, arrays, on_done)
+
+
+def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None, on_done=None):
+    """Replicates (of any ``k``) on a CSR ``X``, stacked side by side up to ``budget``
+    columns (the sum of their ``k``).
+
+    ``take(free)`` gives the next ``(key, k, seed)`` with ``k <= free`` or ``None``
+    (it may be shared by several pools running on other threads).  The stacked
+    replicates advance together through the numba kernels of :mod:`._nmf_kernels`
+    (one fused pass over ``X`` per iteration); when some meet the stopping rule
+    their columns go to the next replicates taken, so the stack stays wide until
+    the queue runs dry.  A replicate's arithmetic does not depend on its place or
+    its neighbours: results are the same for any budget and any sharing of
+    ``take``.  ``on_done(key)`` is called as each finishes.
+
+    Returns ``{key: (Ht (genes x k), n_iterations)}``.
     """
     n, g = X.shape
     dtype = X.dtype
     arrays = csr_arrays(X) if arrays is None else arrays
-    W = np.empty((n, width * k), dtype=dtype)
-    Ht = np.empty((g, width * k), dtype=dtype)
-    slots = []  # (index, n_it, vinit) of the replicate in each slot
     out = {}
+    slots = []  # [key, k, n_it, vinit] per stacked replicate, in column order
+    W = np.empty((n, 0), dtype=dtype)
+    Ht = np.empty((g, 0), dtype=dtype)
 
-    def start(c):
-        nxt = take()
-        if nxt is None:
-            return None
-        j, seed = nxt
-        w0, h0 = random_init(x_mean, n, g, k, int(seed), dtype)
-        W[:, c * k : (c + 1) * k] = w0
-        Ht[:, c * k : (c + 1) * k] = h0
-        return [j, 0, 0.0]
+    def restack(keep):
+        """Keep the slots ``keep`` (positions) and fill the free columns from ``take``."""
+        nonlocal W, Ht, slots
+        offs = np.concatenate([[0], np.cumsum([sl[1] for sl in slots])]).astype(np.int64)
+        kept = [slots[c] for c in keep]
+        used = sum(sl[1] for sl in kept)
+        new = []
+        while True:
+            nxt = take(budget - used)
+            if nxt is None:
+                break
+            new.append(nxt)
+            used += nxt[1]
+        if len(kept) == len(slots) and not new:
+            return
+        W2 = np.empty((n, used), dtype=dtype)
+        H2 = np.empty((g, used), dtype=dtype)
+        o = 0
+        for c in keep:
+            kc = slots[c][1]
+            W2[:, o : o + kc] = W[:, offs[c] : offs[c] + kc]
+            H2[:, o : o + kc] = Ht[:, offs[c] : offs[c] + kc]
+            o += kc
+        for key, kk, seed in new:
+            w0, h0 = random_init(x_mean, n, g, kk, int(seed), dtype)
+            W2[:, o : o + kk] = w0
+            H2[:, o : o + kk] = h0
+            o += kk
+            kept.append([key, kk, 0, 0.0])
+        W, Ht, slots = W2, H2, kept
 
-    for c in range(width):
-        st = start(c)
-        if st is None:
-            break
-        slots.append(st)
-    if len(slots) < width:
-        W = np.ascontiguousarray(W[:, : len(slots) * k])
-        Ht = np.ascontiguousarray(Ht[:, : len(slots) * k])
-    XtW = np.empty_like(Ht)
+    restack([])
     while slots:
+        offs = np.concatenate([[0], np.cumsum([sl[1] for sl in slots])]).astype(np.int64)
+        XtW = np.empty_like(Ht)
         viol = np.zeros(len(slots))
-        _kern.w_pass(*arrays, W, Ht, _kern.grams(Ht, k), k, XtW, viol)
-        _kern.dense_pass(Ht, _kern.grams(W, k), XtW, k, viol)
-        drop = []
-        for c, st in enumerate(slots):
-            st[1] += 1
-            if st[1] == 1:
-                st[2] = viol[c]
-            if st[2] == 0 or viol[c] / st[2] <= tol or st[1] >= max_iter:
-                out[st[0]] = (Ht[:, c * k : (c + 1) * k].copy(), st[1])
+        _kern.w_pass(*arrays, W, Ht, _kern.grams(Ht, offs), offs, XtW, viol)
+        _kern.dense_pass(Ht, _kern.grams(W, offs), XtW, offs, viol)
+        keep = []
+        for c, sl in enumerate(slots):
+            sl[2] += 1
+            if sl[2] == 1:
+                sl[3] = viol[c]
+            if sl[3] == 0 or viol[c] / sl[3] <= tol or sl[2] >= max_iter:
+                out[sl[0]] = (Ht[:, offs[c] : offs[c + 1]].copy(), sl[2])
                 if on_done is not None:
-                    on_done(st[0])
-                nxt = start(c)
-                if nxt is None:
-                    drop.append(c)
-                else:
-                    slots[c] = nxt
-        if drop:
-            keep = [c for c in range(len(slots)) if c not in drop]
-            slots = [slots[c] for c in keep]
-            if slots:
-                cols = np.concatenate([np.arange(c * k, (c + 1) * k) for c in keep])
-                W = np.ascontiguousarray(W[:, cols])
-                Ht = np.ascontiguousarray(Ht[:, cols])
-                XtW = np.empty_like(Ht)
+                    on_done(sl[0])
+            else:
+                keep.append(c)
+        if len(keep) < len(slots):
+            restack(keep)
     return out
 
 

@@ -17,8 +17,8 @@ What differs is only where the work happens:
 * one pass over the CSR rows of ``X`` computes ``X @ H.T`` for a block, updates the
   block of W and immediately scatters ``X.T @ W_new`` for the same rows: ``X`` is
   read once per iteration instead of twice;
-* ``R`` replicates of the same ``k`` are stacked side by side (``W`` is
-  ``n x R*k``) so the per-nonzero work is one long contiguous vector.
+* ``R`` replicates (of any ``k``) are stacked side by side (``W`` is
+  ``n x sum(k)``) so the per-nonzero work is one long contiguous vector.
 
 Every quantity is computed in a fixed order that depends only on the shapes (not on
 threads), so a run is bit-identical on replay.
@@ -33,15 +33,18 @@ BLOCK = 64  # rows per block: a k x BLOCK tile of W and of X @ H.T stays in L1
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _cd_block(wT, xhT, G, k, n_rep, nb, vacc, grad):
-    """Coordinate-descent sweep of ``nb`` rows held transposed (``wT``: R*k x B) with
-    ``xhT`` (R*k x B) the matching rows of ``X @ H.T`` and ``G`` (R x k x k) the Grams.
+def _cd_block(wT, xhT, G, offs, nb, vacc, grad):
+    """Coordinate-descent sweep of ``nb`` rows held transposed (``wT``: m x B; replicate
+    ``r`` owns rows ``offs[r]:offs[r+1]``) with ``xhT`` (m x B) the matching rows of
+    ``X @ H.T`` and ``G`` (R x kmax x kmax) the Grams.
 
     The gradient sum runs over ``s`` in increasing order, four terms per pass
     (``(((g + a) + b) + c) + d`` keeps the sequential rounding)."""
-    k4 = k - k % 4
+    n_rep = offs.shape[0] - 1
     for r in range(n_rep):
-        base = r * k
+        base = offs[r]
+        k = offs[r + 1] - base
+        k4 = k - k % 4
         for t in range(k):
             c = base + t
             Gt = G[r, t]
@@ -104,17 +107,18 @@ def block_csc(X, super_rows=SUPER):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, k, XtW, viol):
-    """Update W (n x R*k, in place) for ``R`` stacked replicates given ``Ht`` (g x R*k)
-    and ``G`` (R x k x k, ``H_r @ H_r.T``); fills ``XtW`` (g x R*k) with ``X.T @ W_new``
-    and adds each replicate's violation to ``viol`` (R).
+def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, offs, XtW, viol):
+    """Update W (n x m, in place) for ``R`` stacked replicates (replicate ``r`` owns
+    columns ``offs[r]:offs[r+1]``) given ``Ht`` (g x m) and ``G`` (R x kmax x kmax,
+    ``H_r @ H_r.T``); fills ``XtW`` (g x m) with ``X.T @ W_new`` and adds each
+    replicate's violation to ``viol`` (R).
 
     ``indptr/indices/data``: CSR of X; ``bptr/brows/bvals``: :func:`block_csc` of X.
     Sums over nonzeros run four terms per pass, ``(((a + x) + y) + z) + w``, which
     keeps the rounding of the plain sequential sum."""
     n, m = W.shape
     g = Ht.shape[0]
-    n_rep = m // k
+    n_rep = offs.shape[0] - 1
     dt = W.dtype
     xh = np.empty((BLOCK, m), dtype=dt)
     xhT = np.empty((m, BLOCK), dtype=dt)
@@ -156,7 +160,7 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, k, XtW, viol):
                 for c in range(m):
                     xhT[c, ii] = xrow[c]
                     wT[c, ii] = wrow[c]
-            _cd_block(wT, xhT, G, k, n_rep, nb, vacc, grad)
+            _cd_block(wT, xhT, G, offs, nb, vacc, grad)
             for ii in range(nb):
                 wrow = W[i0 + ii]
                 for c in range(m):
@@ -195,11 +199,12 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, k, XtW, viol):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dense_pass(W, G, XH, k, viol):
-    """Coordinate-descent sweep of ``W`` (rows x R*k, in place) given ``XH`` (same shape)
-    and ``G`` (R x k x k); adds each replicate's violation to ``viol``."""
+def dense_pass(W, G, XH, offs, viol):
+    """Coordinate-descent sweep of ``W`` (rows x m, in place; replicate ``r`` owns
+    columns ``offs[r]:offs[r+1]``) given ``XH`` (same shape) and ``G`` (R x kmax x
+    kmax); adds each replicate's violation to ``viol``."""
     n, m = W.shape
-    n_rep = m // k
+    n_rep = offs.shape[0] - 1
     dt = W.dtype
     xhT = np.empty((m, BLOCK), dtype=dt)
     wT = np.empty((m, BLOCK), dtype=dt)
@@ -213,7 +218,7 @@ def dense_pass(W, G, XH, k, viol):
             for c in range(m):
                 xhT[c, ii] = xrow[c]
                 wT[c, ii] = wrow[c]
-        _cd_block(wT, xhT, G, k, n_rep, nb, vacc, grad)
+        _cd_block(wT, xhT, G, offs, nb, vacc, grad)
         for ii in range(nb):
             wrow = W[i0 + ii]
             for c in range(m):
@@ -226,12 +231,13 @@ def dense_pass(W, G, XH, k, viol):
         viol[r] += acc
 
 
-def grams(A, k):
-    """``A_r.T @ A_r`` of each stacked replicate (``A``: rows x R*k) as R x k x k."""
-    n_rep = A.shape[1] // k
-    out = np.empty((n_rep, k, k), dtype=A.dtype)
+def grams(A, offs):
+    """``A_r.T @ A_r`` of each stacked replicate (columns ``offs[r]:offs[r+1]`` of ``A``)
+    as an R x kmax x kmax array (zero padded)."""
+    n_rep = len(offs) - 1
+    kmax = int(np.max(np.diff(offs)))
+    out = np.zeros((n_rep, kmax, kmax), dtype=A.dtype)
     for r in range(n_rep):
-        blk = A[:, r * k : (r + 1) * k]
-        out[r] = blk.T @ blk
+        blk = A[:, offs[r] : offs[r + 1]]
+        out[r, : blk.shape[1], : blk.shape[1]] = blk.T @ blk
     return out
-

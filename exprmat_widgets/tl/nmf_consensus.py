@@ -2,7 +2,8 @@
 
 :func:`consensus_nmf` selects highly variable genes (HVGs), scales their counts
 to unit variance, factorises them ``n_iter`` times per ``k`` (scikit-learn's
-coordinate-descent NMF, Frobenius loss, random init; see ``_nmf_engine``),
+coordinate-descent NMF, Frobenius loss, random init, run by the numba kernels
+of ``_nmf_kernels``; see ``_nmf_engine``),
 pools the spectra of the replicates, drops outlier components by local density,
 clusters the rest into ``k`` consensus programs with k-means and refits usages.
 It stores what extraction needs in ``uns[key_added]`` and the per-k stability
@@ -234,8 +235,9 @@ def consensus_nmf(
     n_iter
         NMF replicates per ``k``.
     ncpus
-        Threads running replicates (clamped to the cores available); results do
-        not depend on it.
+        Threads running replicates (clamped to the cores available): each runs a
+        stream of stacked replicates in numba kernels that release the GIL, so
+        the threads run in parallel; results do not depend on it.
     min_counts
         HVGs with fewer total counts are not used.
     density_threshold, local_neighborhood_size
@@ -317,46 +319,39 @@ def consensus_nmf(
     x_mean = float(X32.sum(dtype=np.float64)) / (X32.shape[0] * X32.shape[1])
     seeds = _seeds(int(random_state), ks, n_iter)
 
-    # ---- replicates: per thread one stream of stacked replicates of one k at a time;
-    # streams pull seeds from shared per-k queues (a replicate's result does not depend
-    # on which stream or thread runs it, see eng.factorize_stream)
+    # ---- replicates: per thread one pool of stacked replicates (any k), all pulling
+    # from one queue, big k first (a replicate's result does not depend on which pool
+    # or thread runs it, nor on its neighbours; see eng.factorize_pool)
     import threading
 
     from threadpoolctl import threadpool_limits
 
-    pending = {k: [(i, int(sd_)) for i, sd_ in enumerate(seeds[k])][::-1] for k in ks}
-    streams = {k: 0 for k in ks}
+    queue = [(k, i, int(sd_)) for k in sorted(ks, reverse=True) for i, sd_ in enumerate(seeds[k])]
     results = {k: {} for k in ks}
     lock = threading.Lock()
     arrays = eng.csr_arrays(X32)
+    total_cols = sum(k * n_iter for k in ks)
+    by_mem = eng.CHUNK_BYTES // (3 * 4 * adata.n_obs)
+    budget = int(max(max(ks), min(eng.CHUNK_COLS, by_mem, -(-total_cols // n_threads))))
     bar = _progress(len(ks) * n_iter, "cNMF replicates", progress)
+
+    def take(free):
+        with lock:
+            for q, (k, i, sd_) in enumerate(queue):
+                if k <= free:
+                    del queue[q]
+                    return (k, i), k, sd_
+        return None
 
     def done(_):
         with lock:
             bar.update(1)
 
     def worker():
-        while True:
-            with lock:
-                open_ks = [k for k in ks if pending[k]]
-                if not open_ks:
-                    return
-                k = min(open_ks, key=lambda q: (streams[q], -q))
-                streams[k] += 1
-
-            def take(k=k):
-                with lock:
-                    return pending[k].pop() if pending[k] else None
-
-            try:
-                # narrow enough that every thread finds seeds of the big ks to pull
-                width = eng.chunk_size(k, adata.n_obs, -(-n_iter // n_threads))
-                out = eng.factorize_stream(X32, x_mean, k, take, width, tol, max_nmf_iter, arrays, done)
-            finally:
-                with lock:
-                    streams[k] -= 1
-            with lock:
-                results[k].update(out)
+        out = eng.factorize_pool(X32, x_mean, take, budget, tol, max_nmf_iter, arrays, done)
+        with lock:
+            for (k, i), val in out.items():
+                results[k][i] = val
 
     with threadpool_limits(limits=1):
         try:
