@@ -351,6 +351,12 @@ def test_actions_send_only_what_changed(ann, monkeypatch):
     cp.exclude_button.click()
     assert ann.status_kind == "ok", ann.status_text
     np.testing.assert_array_equal(sc_.normalized_coords, before.loc[ann.adata.obs_names].to_numpy())
+    # undo re-sends the coordinates shown before (same arrays: from the cache, same buffer)
+    coords_before_undo = sc_._coords
+    ann.history.undo_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert sc_._coords != coords_before_undo
+    np.testing.assert_array_equal(sc_.normalized_coords, before.loc[ann.adata.obs_names].to_numpy())
     # a new embedding of the same cells is framed anew
     ann.adata.obsm["X_umap"] = ann.adata.obsm["X_umap"] * 10
     ann.refresh()

@@ -226,6 +226,13 @@ class UmapScatter(anywidget.AnyWidget):
         source = self._adata.obsm[embedding_key(self._adata, self.basis)]
         if source is self._emb_source and self._coords_hash and not self._cells_changed():
             return
+        names = self._adata.obs_names
+        t = self._transform
+        for entry in self._coords_cache:
+            # back to arrays shown before (an undo restores the same objects): re-send those
+            if entry[0] is source and entry[1] is names and entry[2] == t and self.basis == entry[3]:
+                self._install_coords(source, *entry[2:])
+                return
         emb = self._embedding()
         lo, hi = emb.min(axis=0), emb.max(axis=0)
         finite = None  # every cell finite: min and max are (NaN and inf would show there)
@@ -236,7 +243,6 @@ class UmapScatter(anywidget.AnyWidget):
                 hi = emb[finite].max(axis=0)
             else:
                 lo = hi = np.zeros(2)
-        t = self._transform
         if t and self.basis == self._transform_basis and self._cells_changed() and self._within(lo, hi, t):
             # the same embedding with fewer (or the same) cells, e.g. after an exclusion:
             # keep the view still, so the remaining cells do not jump on the screen
@@ -249,18 +255,24 @@ class UmapScatter(anywidget.AnyWidget):
         if finite is not None:
             norm[~finite] = np.nan
         buf = np.ascontiguousarray(norm, dtype="<f4").tobytes()
-        digest = _digest(buf)
-        self._norm = norm
-        self._emb_source = source
-        self._transform = {"cx": float(center[0]), "cy": float(center[1]), "scale": float(scale)}
-        self._transform_basis = self.basis
-        if digest != self._coords_hash:
-            with self.hold_sync():
-                self._n = int(emb.shape[0])
-                self._coords = buf
-                self._coords_hash = digest
+        transform = {"cx": float(center[0]), "cy": float(center[1]), "scale": float(scale)}
+        entry = (source, names, transform, self.basis, norm, buf, _digest(buf))
+        self._coords_cache = [entry, *self._coords_cache[:2]]
+        self._install_coords(source, *entry[2:])
 
     _transform_basis = None
+    _coords_cache: list = []  # (obsm array, obs_names, transform, basis, norm, buffer, digest)
+
+    def _install_coords(self, source, transform, basis, norm, buf, digest) -> None:
+        self._norm = norm
+        self._emb_source = source
+        self._transform = transform
+        self._transform_basis = basis
+        if digest != self._coords_hash:
+            with self.hold_sync():
+                self._n = int(norm.shape[0])
+                self._coords = buf
+                self._coords_hash = digest
 
     @staticmethod
     def _within(lo, hi, t) -> bool:
