@@ -401,6 +401,8 @@ def _rich(a):
     a.obsp["dense"] = rng.random((a.n_obs, a.n_obs)).astype(np.float32)
     a.varm["loadings"] = rng.random((a.n_vars, 3))
     a.obs["text"] = [f"t{i}" for i in range(a.n_obs)]
+    # categories out of lexical order (as after a merge): the subset must keep their order
+    a.obs["leiden"] = a.obs["leiden"].cat.reorder_categories(a.obs["leiden"].cat.categories[::-1])
     return a
 
 

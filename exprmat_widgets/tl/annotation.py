@@ -150,12 +150,16 @@ def _fast_subset(adata, rows: np.ndarray) -> None:
     for k in obs.columns:
         col = obs[k]
         if isinstance(col.dtype, pd.CategoricalDtype):
-            # pandas' remove_unused_categories sorts the codes (np.unique); a bincount
-            # finds the used categories in one pass
+            # pandas' remove_unused_categories sorts the codes (np.unique), and
+            # remove_categories may reorder the rest; a bincount and a code table keep
+            # the order in one pass
             codes = col.cat.codes.to_numpy()
             used = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)) > 0
             if not used.all():
-                obs[k] = col.cat.remove_categories(col.cat.categories[~used])
+                lut = np.full(used.size + 1, -1, dtype=codes.dtype)  # code -1 reads the last
+                lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
+                dtype = pd.CategoricalDtype(col.cat.categories[used], ordered=col.cat.ordered)
+                obs[k] = pd.Categorical.from_codes(lut[codes], dtype=dtype)
     X = None if adata.X is None else _rows.take_rows(adata.X, rows)
     obsm = {k: _rows.take_rows(x, rows) for k, x in adata.obsm.items()}
     obsp = {k: _rows.take_square(x, rows) for k, x in adata.obsp.items()}
