@@ -179,8 +179,10 @@ def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None
             used += nxt[1]
         if len(kept) == len(slots) and not new:
             return
-        W2 = np.empty((n, used), dtype=dtype)
-        H2 = np.empty((g, used), dtype=dtype)
+        # zero columns pad the stack to a multiple of 8 (whole SIMD vectors; they stay 0)
+        width = used + (-used) % 8
+        W2 = np.zeros((n, width), dtype=dtype)
+        H2 = np.zeros((g, width), dtype=dtype)
         o = 0
         for c in keep:
             kc = slots[c][1]
