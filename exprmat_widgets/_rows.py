@@ -49,16 +49,21 @@ def _plain_pages():
 
 @numba.njit(parallel=True, cache=True)
 def _gather_rows(indptr, indices, data, rows, new_indptr, out_indices, out_data, n_chunks):
+    # each run of consecutive kept rows is one block copy (an exclusion keeps long runs)
     m = rows.size
     for c in numba.prange(n_chunks):
-        lo = m * c // n_chunks
         hi = m * (c + 1) // n_chunks
-        for i in range(lo, hi):
-            a = indptr[rows[i]]
-            o = new_indptr[i]
-            for j in range(indptr[rows[i] + 1] - a):
-                out_indices[o + j] = indices[a + j]
-                out_data[o + j] = data[a + j]
+        i = m * c // n_chunks
+        while i < hi:
+            j = i + 1
+            while j < hi and rows[j] == rows[j - 1] + 1:
+                j += 1
+            a = np.int64(indptr[rows[i]])
+            b = np.int64(indptr[rows[j - 1] + 1])
+            o = np.int64(new_indptr[i])
+            out_indices[o:o + b - a] = indices[a:b]
+            out_data[o:o + b - a] = data[a:b]
+            i = j
 
 
 @numba.njit(parallel=True, cache=True)
