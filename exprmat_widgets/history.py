@@ -291,6 +291,12 @@ def obs_names_hash(adata) -> str:
     return _names_entry(idx, pd.util.hash_array(names, categorize=False))
 
 
+def cached_name_hashes(index) -> np.ndarray | None:
+    """The per-name 64-bit hashes of ``index`` if :func:`obs_names_hash` has seen it, else None."""
+    hit = _names_cache.get(id(index))
+    return hit[1] if hit is not None and hit[0] is index else None
+
+
 def carry_obs_names_hash(old_index, new_index, rows: np.ndarray) -> None:
     """After ``new_index = old_index[rows]``, seed the fingerprint cache of ``new_index``
     from the cached per-name hashes of ``old_index`` (a gather instead of re-hashing

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import ExprmatError, MissingKeyError
 
-__all__ = ["resolve_selection", "encode_selection", "decode_selection"]
+__all__ = ["resolve_selection", "encode_selection", "decode_selection", "positions_in"]
 
 NAMES_LIMIT = 5000
 
@@ -104,3 +104,29 @@ def encode_selection(adata, cells) -> dict:
     out["n_selected"] = n_sel
     out.update(extra)
     return out
+
+
+def positions_in(old_names: pd.Index, positions: np.ndarray, new_names: pd.Index) -> np.ndarray:
+    """Sorted positions in ``new_names`` of the cells ``old_names[positions]`` still there
+    (e.g. a selection kept across an exclusion).
+
+    When both indexes were fingerprinted by the history (their per-name hashes are cached),
+    the names are matched by those hashes and the matches checked by name, so a million
+    new names need no hash table; otherwise ``get_indexer`` does it.
+    """
+    from .history import cached_name_hashes
+
+    positions = np.asarray(positions, dtype=np.int64)
+    if positions.size == 0:
+        return positions
+    h_old, h_new = cached_name_hashes(old_names), cached_name_hashes(new_names)
+    if h_old is not None and h_new is not None:
+        wanted = np.sort(h_old[positions])
+        at = np.searchsorted(wanted, h_new).clip(max=wanted.size - 1)
+        found = np.flatnonzero(wanted[at] == h_new)
+        names = np.asarray(new_names[found], dtype=object)
+        expected = set(np.asarray(old_names[positions], dtype=object).tolist())
+        if all(n in expected for n in names.tolist()) and len(set(names.tolist())) == names.size:
+            return found
+    pos = new_names.get_indexer(old_names[positions])
+    return np.sort(pos[pos >= 0]).astype(np.int64)

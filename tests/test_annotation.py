@@ -450,3 +450,25 @@ def test_exclude_equals_anndata_subset(pbmc_graph, fast):
     assert obs_names_hash(a) == recorded
     em.undo(a)
     assert a.n_obs == keep.size
+
+
+def test_selection_positions_kept_across_an_exclusion(pbmc_graph):
+    """positions_in maps selected cells to their new positions after an exclusion, through
+    the per-name hashes the history cached (no hash table of all names), and without them."""
+    from exprmat_widgets.history import _names_cache, cached_name_hashes
+    from exprmat_widgets.selection import positions_in
+
+    a = pbmc_graph
+    old = a.obs_names
+    picked = np.array([0, 3, 10, 50, 51, a.n_obs - 1])
+    cats = list(a.obs["leiden"].cat.categories)
+    em.exclude(a, "leiden", [cats[0]])
+    new = a.obs_names
+    expected = np.sort(new.get_indexer(old[picked]))
+    expected = expected[expected >= 0]
+    assert cached_name_hashes(old) is not None and cached_name_hashes(new) is not None
+    got = positions_in(old, picked, new)
+    assert np.array_equal(got, expected) and list(new[got]) == [n for n in old[picked] if n in set(new)]
+    _names_cache.clear()  # no cached hashes: the get_indexer path gives the same
+    assert np.array_equal(positions_in(old, picked, new), expected)
+    assert positions_in(old, np.array([], dtype=int), new).size == 0

@@ -70,7 +70,7 @@ from scipy import sparse
 
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError, MissingKeyError
-from ..selection import resolve_selection
+from ..selection import positions_in, resolve_selection
 
 __all__ = ["UmapScatter", "embedding_key"]
 
@@ -548,11 +548,7 @@ class UmapScatter(anywidget.AnyWidget):
         """Re-read the AnnData: only changed buffers are re-sent (hash comparison)."""
         a = self._adata
         cells_changed = self._cells_changed()
-        selected = None
-        if cells_changed and self._selection_names_index is not None:
-            old = self._selection_names_index
-            pos = self.selection
-            selected = old[pos[pos < len(old)]]
+        old, pos = self._selection_names_index, self.selection
         with self.hold_sync():
             self._send_coords()
             self._send_keys()
@@ -563,11 +559,11 @@ class UmapScatter(anywidget.AnyWidget):
             if cells_changed:
                 self._names_ref = a.obs_names
                 self._highlight = b""
-                if selected is None or len(selected) == 0:  # no lookup in a million names
+                # the selected cells that are still there stay selected
+                if old is None or len(pos) == 0:
                     self.selection = np.empty(0, dtype=np.int64)
                 else:
-                    keep = a.obs_names.get_indexer(pd.Index(selected))
-                    self.selection = np.sort(keep[keep >= 0]).astype(np.int64)
+                    self.selection = positions_in(old, pos[pos < len(old)], a.obs_names)
 
     @traitlets.observe("selection")
     def _snapshot_names(self, change):
