@@ -265,45 +265,54 @@ def fingerprint(obj) -> str:
     return h.hexdigest()
 
 
-_names_cache: dict[int, tuple[Any, np.ndarray, str]] = {}
+_names_cache: dict[int, tuple] = {}  # id(index) -> (index, per-name hashes, digest, parent)
 
 
-def _names_entry(idx, element_hashes: np.ndarray) -> str:
-    """Cache the per-name hashes of the (immutable) index ``idx`` and return its fingerprint."""
+def _names_entry(idx, element_hashes: np.ndarray, parent=None) -> str:
+    """Cache the per-name hashes of the (immutable) index ``idx`` and return its fingerprint;
+    ``parent`` is ``(old_index, rows)`` when ``idx`` is ``old_index[rows]``."""
     h = _h()
     h.update(b"names")
     h.update(memoryview(np.ascontiguousarray(element_hashes)).cast("B"))
     value = h.hexdigest()
-    if len(_names_cache) > 64:
+    if len(_names_cache) > 16:  # at 1M cells an entry holds ~16 MB (hashes, kept rows)
         _names_cache.clear()
-    _names_cache[id(idx)] = (idx, element_hashes, value)
+    _names_cache[id(idx)] = (idx, element_hashes, value, parent)
     return value
+
+
+def _names_hit(idx):
+    hit = _names_cache.get(id(idx))
+    return hit if hit is not None and hit[0] is idx else None
 
 
 def obs_names_hash(adata) -> str:
     """Fingerprint of ``adata.obs_names``: a hash of the 64-bit hashes of the names
     (pandas' ``hash_array``, fixed key), cached for the index object, which is immutable."""
     idx = adata.obs_names
-    hit = _names_cache.get(id(idx))
-    if hit is not None and hit[0] is idx:
+    hit = _names_hit(idx)
+    if hit is not None:
         return hit[2]
     names = np.asarray(idx, dtype=object)
     return _names_entry(idx, pd.util.hash_array(names, categorize=False))
 
 
-def cached_name_hashes(index) -> np.ndarray | None:
-    """The per-name 64-bit hashes of ``index`` if :func:`obs_names_hash` has seen it, else None."""
-    hit = _names_cache.get(id(index))
-    return hit[1] if hit is not None and hit[0] is index else None
-
-
 def carry_obs_names_hash(old_index, new_index, rows: np.ndarray) -> None:
     """After ``new_index = old_index[rows]``, seed the fingerprint cache of ``new_index``
     from the cached per-name hashes of ``old_index`` (a gather instead of re-hashing
-    every name: exclusions on a million cells stay cheap)."""
-    hit = _names_cache.get(id(old_index))
-    if hit is not None and hit[0] is old_index:
-        _names_entry(new_index, hit[1][rows])
+    every name: exclusions on a million cells stay cheap) and remember ``rows``."""
+    hit = _names_hit(old_index)
+    if hit is not None:
+        _names_entry(new_index, hit[1][rows], parent=(old_index, rows))
+
+
+def subset_rows(old_index, new_index) -> np.ndarray | None:
+    """``rows`` with ``new_index = old_index[rows]`` if an exclusion made ``new_index`` from
+    ``old_index`` in this session (see :func:`carry_obs_names_hash`), else None."""
+    hit = _names_hit(new_index)
+    if hit is None or hit[3] is None or hit[3][0] is not old_index:
+        return None
+    return hit[3][1]
 
 
 def input_fingerprint(adata) -> dict:

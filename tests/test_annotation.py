@@ -454,8 +454,8 @@ def test_exclude_equals_anndata_subset(pbmc_graph, fast):
 
 def test_selection_positions_kept_across_an_exclusion(pbmc_graph):
     """positions_in maps selected cells to their new positions after an exclusion, through
-    the per-name hashes the history cached (no hash table of all names), and without them."""
-    from exprmat_widgets.history import _names_cache, cached_name_hashes
+    the rows the exclusion kept (no hash table of all names), and without them."""
+    from exprmat_widgets.history import _names_cache, subset_rows
     from exprmat_widgets.selection import positions_in
 
     a = pbmc_graph
@@ -466,9 +466,9 @@ def test_selection_positions_kept_across_an_exclusion(pbmc_graph):
     new = a.obs_names
     expected = np.sort(new.get_indexer(old[picked]))
     expected = expected[expected >= 0]
-    assert cached_name_hashes(old) is not None and cached_name_hashes(new) is not None
+    assert subset_rows(old, new) is not None and subset_rows(new, old) is None
     got = positions_in(old, picked, new)
     assert np.array_equal(got, expected) and list(new[got]) == [n for n in old[picked] if n in set(new)]
-    _names_cache.clear()  # no cached hashes: the get_indexer path gives the same
+    _names_cache.clear()  # nothing remembered: the get_indexer path gives the same
     assert np.array_equal(positions_in(old, picked, new), expected)
     assert positions_in(old, np.array([], dtype=int), new).size == 0
