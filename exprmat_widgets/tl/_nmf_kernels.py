@@ -87,6 +87,35 @@ def _cd_block(wT, xhT, G, offs, nb, vacc, grad):
 SUPER = 16 * BLOCK  # rows per scatter block: their share of W stays in L2
 
 
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _sweep_rows(W, i0, nb, xh_rows, G, offs, xhT, wT, vacc, grad):
+    """Coordinate-descent sweep of rows ``i0:i0+nb`` of ``W`` given their ``X @ H.T`` rows
+    (``xh_rows[ii]`` for row ``i0+ii``): transposed into lane-major buffers, swept by
+    :func:`_cd_block`, written back."""
+    m = W.shape[1]
+    for ii in range(nb):
+        wrow = W[i0 + ii]
+        xrow = xh_rows[ii]
+        for c in range(m):
+            xhT[c, ii] = xrow[c]
+            wT[c, ii] = wrow[c]
+    _cd_block(wT, xhT, G, offs, nb, vacc, grad)
+    for ii in range(nb):
+        wrow = W[i0 + ii]
+        for c in range(m):
+            wrow[c] = wT[c, ii]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _add_lanes(vacc, viol):
+    """Add each replicate's violation, summed lane by lane in a fixed order, to ``viol``."""
+    for r in range(vacc.shape[0]):
+        acc = 0.0
+        for ii in range(vacc.shape[1]):
+            acc += vacc[r, ii]
+        viol[r] += acc
+
+
 def block_csc(X, super_rows=SUPER):
     """Column-major copy of ``X`` (CSR) per block of ``super_rows`` rows: ``ptr``
     (n_blocks x (g+1)) offsets into ``rows`` (row within the block, increasing) and
@@ -154,17 +183,7 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, offs, XtW, viol)
                     hrow = Ht[indices[p]]
                     for c in range(m):
                         acc[c] += v * hrow[c]
-            for ii in range(nb):
-                wrow = W[i0 + ii]
-                xrow = xh[ii]
-                for c in range(m):
-                    xhT[c, ii] = xrow[c]
-                    wT[c, ii] = wrow[c]
-            _cd_block(wT, xhT, G, offs, nb, vacc, grad)
-            for ii in range(nb):
-                wrow = W[i0 + ii]
-                for c in range(m):
-                    wrow[c] = wT[c, ii]
+            _sweep_rows(W, i0, nb, xh, G, offs, xhT, wT, vacc, grad)
         # X.T @ W_new, this block of rows' share (rows in increasing order per gene)
         b = s0 // SUPER
         for j in range(g):
@@ -191,11 +210,7 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, offs, XtW, viol)
                 for c in range(m):
                     out[c] += v * w[c]
 
-    for r in range(n_rep):  # fixed order: lane by lane
-        acc2 = 0.0
-        for ii in range(BLOCK):
-            acc2 += vacc[r, ii]
-        viol[r] += acc2
+    _add_lanes(vacc, viol)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -212,23 +227,9 @@ def dense_pass(W, G, XH, offs, viol):
     vacc = np.zeros((n_rep, BLOCK))
     for i0 in range(0, n, BLOCK):
         nb = min(BLOCK, n - i0)
-        for ii in range(nb):
-            wrow = W[i0 + ii]
-            xrow = XH[i0 + ii]
-            for c in range(m):
-                xhT[c, ii] = xrow[c]
-                wT[c, ii] = wrow[c]
-        _cd_block(wT, xhT, G, offs, nb, vacc, grad)
-        for ii in range(nb):
-            wrow = W[i0 + ii]
-            for c in range(m):
-                wrow[c] = wT[c, ii]
+        _sweep_rows(W, i0, nb, XH[i0:i0 + nb], G, offs, xhT, wT, vacc, grad)
 
-    for r in range(n_rep):  # fixed order: lane by lane
-        acc = 0.0
-        for ii in range(BLOCK):
-            acc += vacc[r, ii]
-        viol[r] += acc
+    _add_lanes(vacc, viol)
 
 
 def grams(A, offs):
