@@ -220,6 +220,23 @@ def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None
     return out
 
 
+def _sweep_side(targets, others, product, active, k, inner, perm) -> dict:
+    """One side of the alternating update for each active replicate ``j``: sweep
+    ``targets[j]`` given the Gram matrix of ``others[j]`` and its ``k`` columns of the
+    stacked ``product``; up to ``inner`` sweeps.  Returns the first sweep's violation."""
+    viol = {}
+    for c, j in enumerate(active):
+        B = others[j]
+        G = B.T @ B
+        p = np.ascontiguousarray(product[:, c * k : (c + 1) * k])
+        v = sweep(targets[j], G, p, perm)
+        for _ in range(inner - 1):
+            if sweep(targets[j], G, p, perm) <= INNER_EPS * v:
+                break
+        viol[j] = v
+    return viol
+
+
 def _factorize_chunk_sweeps(X, XT, x_mean, k, seeds, tol, max_iter, inner_w, inner_h):
     n, g = X.shape
     dtype = X.dtype
@@ -237,28 +254,12 @@ def _factorize_chunk_sweeps(X, XT, x_mean, k, seeds, tol, max_iter, inner_w, inn
             break
         Hb = np.hstack([Hts[j] for j in active]) if len(active) > 1 else Hts[active[0]]
         XH = X @ Hb
-        viol = {}
-        for c, j in enumerate(active):
-            W, Ht = Ws[j], Hts[j]
-            G = Ht.T @ Ht
-            xh = np.ascontiguousarray(XH[:, c * k : (c + 1) * k])
-            v = sweep(W, G, xh, perm)
-            for _ in range(inner_w - 1):
-                if sweep(W, G, xh, perm) <= INNER_EPS * v:
-                    break
-            viol[j] = v
+        viol = _sweep_side(Ws, Hts, XH, active, k, inner_w, perm)
         del XH, Hb
         Wb = np.hstack([Ws[j] for j in active]) if len(active) > 1 else Ws[active[0]]
         XW = XT @ Wb
         del Wb
-        for c, j in enumerate(active):
-            W, Ht = Ws[j], Hts[j]
-            G = W.T @ W
-            xw = np.ascontiguousarray(XW[:, c * k : (c + 1) * k])
-            v = sweep(Ht, G, xw, perm)
-            for _ in range(inner_h - 1):
-                if sweep(Ht, G, xw, perm) <= INNER_EPS * v:
-                    break
+        for j, v in _sweep_side(Hts, Ws, XW, active, k, inner_h, perm).items():
             viol[j] += v
         del XW
         still = []
