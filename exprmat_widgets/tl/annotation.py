@@ -70,15 +70,21 @@ def _previous_colors(adata, key: str) -> dict:
     return {str(k): c for k, c in colors_of(adata, key).items()}
 
 
+def _drop_unused(codes: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes renumbered over the categories some cell uses (order kept; -1 stays -1) and the
+    mask of those categories: one bincount, no sort."""
+    used = np.bincount(codes[codes >= 0], minlength=n_categories) > 0 if n_categories else np.zeros(0, bool)
+    if used.all():
+        return codes, used
+    lut = np.full(n_categories + 1, -1, dtype=np.int64)
+    lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
+    return lut[codes], used  # code -1 indexes the trailing -1
+
+
 def _write_categorical(adata, key: str, codes: np.ndarray, categories: list[str], previous: dict, inherit=None):
     """Assign ``obs[key]`` from codes, dropping categories no cell uses, and sync its colours."""
-    categories = list(categories)
-    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0 if len(categories) else np.zeros(0, bool)
-    if not used.all():
-        lut = np.full(len(categories) + 1, -1, dtype=np.int64)
-        lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
-        codes = lut[codes]  # code -1 indexes the trailing -1
-        categories = [c for c, u in zip(categories, used) if u]
+    codes, used = _drop_unused(codes, len(categories))
+    categories = [c for c, u in zip(categories, used) if u]
     dtype = np.int8 if len(categories) < 127 else (np.int16 if len(categories) < 32767 else np.int32)
     adata.obs[key] = pd.Categorical.from_codes(codes.astype(dtype, copy=False), categories=categories)
     sync_colors(adata, key, previous=previous, inherit=inherit)
@@ -151,15 +157,11 @@ def _fast_subset(adata, rows: np.ndarray) -> None:
         col = obs[k]
         if isinstance(col.dtype, pd.CategoricalDtype):
             # pandas' remove_unused_categories sorts the codes (np.unique), and
-            # remove_categories may reorder the rest; a bincount and a code table keep
-            # the order in one pass
-            codes = col.cat.codes.to_numpy()
-            used = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)) > 0
+            # remove_categories may reorder the rest
+            codes, used = _drop_unused(col.cat.codes.to_numpy(), len(col.cat.categories))
             if not used.all():
-                lut = np.full(used.size + 1, -1, dtype=codes.dtype)  # code -1 reads the last
-                lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
                 dtype = pd.CategoricalDtype(col.cat.categories[used], ordered=col.cat.ordered)
-                obs[k] = pd.Categorical.from_codes(lut[codes], dtype=dtype)
+                obs[k] = pd.Categorical.from_codes(codes.astype(col.cat.codes.dtype), dtype=dtype)
     X = None if adata.X is None else _rows.take_rows(adata.X, rows)
     obsm = {k: _rows.take_rows(x, rows) for k, x in adata.obsm.items()}
     obsp = {k: _rows.take_square(x, rows) for k, x in adata.obsp.items()}
