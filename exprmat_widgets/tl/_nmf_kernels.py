@@ -88,6 +88,30 @@ SUPER = 16 * BLOCK  # rows per scatter block: their share of W stays in L2
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _add_scaled_rows(out, vals, idx, M, offset, p0, p1):
+    """``out += sum(vals[p] * M[offset + idx[p]] for p in p0..p1)``, four terms per pass as
+    ``(((a + x) + y) + z) + w``, which keeps the rounding of the plain sequential sum."""
+    m = out.shape[0]
+    p4 = p0 + (p1 - p0) // 4 * 4
+    for p in range(p0, p4, 4):
+        v0 = vals[p]
+        v1 = vals[p + 1]
+        v2 = vals[p + 2]
+        v3 = vals[p + 3]
+        r0 = M[offset + idx[p]]
+        r1 = M[offset + idx[p + 1]]
+        r2 = M[offset + idx[p + 2]]
+        r3 = M[offset + idx[p + 3]]
+        for c in range(m):
+            out[c] = (((out[c] + v0 * r0[c]) + v1 * r1[c]) + v2 * r2[c]) + v3 * r3[c]
+    for p in range(p4, p1):
+        v = vals[p]
+        r = M[offset + idx[p]]
+        for c in range(m):
+            out[c] += v * r[c]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _sweep_rows(W, i0, nb, xh_rows, G, offs, xhT, wT, vacc, grad):
     """Coordinate-descent sweep of rows ``i0:i0+nb`` of ``W`` given their ``X @ H.T`` rows
     (``xh_rows[ii]`` for row ``i0+ii``): transposed into lane-major buffers, swept by
@@ -164,25 +188,7 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, offs, XtW, viol)
                 acc = xh[ii]
                 acc[:] = 0
                 i = i0 + ii
-                p0 = indptr[i]
-                p1 = indptr[i + 1]
-                p4 = p0 + (p1 - p0) // 4 * 4
-                for p in range(p0, p4, 4):
-                    v0 = data[p]
-                    v1 = data[p + 1]
-                    v2 = data[p + 2]
-                    v3 = data[p + 3]
-                    h0 = Ht[indices[p]]
-                    h1 = Ht[indices[p + 1]]
-                    h2 = Ht[indices[p + 2]]
-                    h3 = Ht[indices[p + 3]]
-                    for c in range(m):
-                        acc[c] = (((acc[c] + v0 * h0[c]) + v1 * h1[c]) + v2 * h2[c]) + v3 * h3[c]
-                for p in range(p4, p1):
-                    v = data[p]
-                    hrow = Ht[indices[p]]
-                    for c in range(m):
-                        acc[c] += v * hrow[c]
+                _add_scaled_rows(acc, data, indices, Ht, 0, indptr[i], indptr[i + 1])
             _sweep_rows(W, i0, nb, xh, G, offs, xhT, wT, vacc, grad)
         # X.T @ W_new, this block of rows' share (rows in increasing order per gene)
         b = s0 // SUPER
@@ -191,24 +197,7 @@ def w_pass(indptr, indices, data, bptr, brows, bvals, W, Ht, G, offs, XtW, viol)
             e1 = bptr[b, j + 1]
             if e0 == e1:
                 continue
-            out = XtW[j]
-            e4 = e0 + (e1 - e0) // 4 * 4
-            for e in range(e0, e4, 4):
-                v0 = bvals[e]
-                v1 = bvals[e + 1]
-                v2 = bvals[e + 2]
-                v3 = bvals[e + 3]
-                w0 = W[s0 + brows[e]]
-                w1 = W[s0 + brows[e + 1]]
-                w2 = W[s0 + brows[e + 2]]
-                w3 = W[s0 + brows[e + 3]]
-                for c in range(m):
-                    out[c] = (((out[c] + v0 * w0[c]) + v1 * w1[c]) + v2 * w2[c]) + v3 * w3[c]
-            for e in range(e4, e1):
-                v = bvals[e]
-                w = W[s0 + brows[e]]
-                for c in range(m):
-                    out[c] += v * w[c]
+            _add_scaled_rows(XtW[j], bvals, brows, W, s0, e0, e1)
 
     _add_lanes(vacc, viol)
 
