@@ -9,7 +9,8 @@ import numpy as np  # noqa: F401  (the tutorial calls em.np.expm1)
 
 from . import datasets, history as _history_module  # noqa: F401
 from .errors import ExprmatError, MissingKeyError, ReplayError  # noqa: F401
-from .history import VERSION as __version__  # noqa: F401
+from ._version import __version__  # noqa: F401
+from ._settings import settings  # noqa: F401
 from .history import history, history_to_script, replay, undo  # noqa: F401
 from .selection import decode_selection, encode_selection  # noqa: F401
 from . import tl, pl  # noqa: F401

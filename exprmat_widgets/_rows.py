@@ -168,7 +168,7 @@ def warm_up(adata) -> None:
     """Load (or compile) the kernels for the dtypes of ``adata``'s CSR matrices, so that the
     first exclusion in a session does not pay numba's start-up (about half a second), and
     fingerprint the cell names once (the first recorded command then finds them cached)."""
-    from .history import obs_names_hash
+    from .history.fingerprints import obs_names_hash
 
     obs_names_hash(adata)
     mats = [adata.X, *adata.layers.values(), *adata.obsp.values()]

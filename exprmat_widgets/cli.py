@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 a replay step did not reproduce, 2 bad arguments or a
 missing / unreadable file, 3 a file without a history, 4 a history written by
-a newer exprmat_widgets.
+a newer history format.
 """
 
 from __future__ import annotations
@@ -35,21 +35,19 @@ def _read(path: str):
 
 
 def _records(adata, path):
-    from .history import VERSION, _version_tuple, get_records
+    from .errors import ReplayError
+    from .history import FORMAT, get_records
 
-    records = get_records(adata)
+    try:
+        records = get_records(adata)
+    except ReplayError as e:
+        code = EXIT_NEWER if "history format" in str(e) and f"0 to {FORMAT}" in str(e) else EXIT_USAGE
+        raise CliError(f"{path}: {e}", code) from None
     if not records:
         raise CliError(
             f"{path} has no command history (adata.uns['commands'] is empty); "
             "it was not annotated with exprmat_widgets.",
             EXIT_NO_HISTORY,
-        )
-    newest = max((r.get("version", "0") for r in records), key=_version_tuple)
-    if _version_tuple(newest) > _version_tuple(VERSION):
-        raise CliError(
-            f"{path} was written by exprmat_widgets {newest}, newer than this one ({VERSION}); "
-            "upgrade with `pip install -U exprmat_widgets`.",
-            EXIT_NEWER,
         )
     return records
 
@@ -66,6 +64,13 @@ def cmd_replay(args) -> int:
         fp = ", ".join(f"{k}={v}" for k, v in record.get("output", {}).items())
         print(f"step {step:>3} {record['command']:<18} {'ok' if ok else 'MISMATCH'}  {fp}")
 
+    from .history.replay import resolve
+
+    try:
+        for i, r in enumerate(records):
+            resolve(i, r)
+    except ReplayError as e:  # a damaged record: nothing was run
+        raise CliError(f"{args.annotated}: {e}") from None
     try:
         out = replay(start, records, on_step=on_step)
     except ReplayError as e:
@@ -82,10 +87,16 @@ def cmd_replay(args) -> int:
 def cmd_history(args) -> int:
     from .history import history, history_to_script
 
+    from .errors import ReplayError
+
     adata = _read(args.annotated)
     _records(adata, args.annotated)
     if args.script:
-        print(history_to_script(adata, start_path=args.start_path, out_path=args.out_path), end="")
+        try:
+            script = history_to_script(adata, start_path=args.start_path, out_path=args.out_path)
+        except ReplayError as e:
+            raise CliError(f"{args.annotated}: {e}") from None
+        print(script, end="")
         return 0
     table = history(adata)
     import json
@@ -183,6 +194,9 @@ def main(argv=None) -> int:
     except CliError as e:
         print(f"exprmat-widgets {args.cmd}: {e}", file=sys.stderr)
         return e.code
+    except Exception as e:  # never a traceback: name the file problem and exit 2
+        print(f"exprmat-widgets {args.cmd}: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

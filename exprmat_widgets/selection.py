@@ -114,7 +114,7 @@ def positions_in(old_names: pd.Index, positions: np.ndarray, new_names: pd.Index
     it kept), this is a binary search in those rows; otherwise ``get_indexer`` (a hash table
     of every new name, ~0.1 s at a million cells).
     """
-    from .history import subset_rows
+    from .history.fingerprints import subset_rows
 
     positions = np.unique(np.asarray(positions, dtype=np.int64))
     if positions.size == 0:

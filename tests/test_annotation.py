@@ -443,7 +443,7 @@ def test_exclude_equals_anndata_subset(pbmc_graph, fast):
     same(a.raw.X, ref.raw.X)
     pd.testing.assert_frame_equal(a.raw.var, ref.raw.var)
     # the cached fingerprint of the new names equals a fresh hash of them
-    from exprmat_widgets.history import _names_cache, obs_names_hash
+    from exprmat_widgets.history.fingerprints import _names_cache, obs_names_hash
 
     recorded = em.history(a)["output"].iloc[-1]["obs_names"]
     _names_cache.clear()
@@ -455,7 +455,7 @@ def test_exclude_equals_anndata_subset(pbmc_graph, fast):
 def test_selection_positions_kept_across_an_exclusion(pbmc_graph):
     """positions_in maps selected cells to their new positions after an exclusion, through
     the rows the exclusion kept (no hash table of all names), and without them."""
-    from exprmat_widgets.history import _names_cache, subset_rows
+    from exprmat_widgets.history.fingerprints import _names_cache, subset_rows
     from exprmat_widgets.selection import positions_in
 
     a = pbmc_graph

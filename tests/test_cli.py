@@ -60,8 +60,13 @@ def test_missing_file_and_no_history_and_newer_version(files, tmp_path, capsys):
     pbmc.uns["commands"] = [json.dumps(r) for r in recs]
     newer = tmp_path / "newer.h5ad"
     pbmc.write_h5ad(newer)
+    assert main(["replay", str(start), str(newer)]) == 0  # a newer package, same format: readable
+    capsys.readouterr()
+    recs[0]["format"] = 2  # a newer format: refused with the upgrade hint
+    pbmc.uns["commands"] = [json.dumps(r) for r in recs]
+    pbmc.write_h5ad(newer)
     assert main(["replay", str(start), str(newer)]) == 4
-    assert "newer" in capsys.readouterr().err
+    assert "history format 2" in capsys.readouterr().err
 
 
 def test_history_table_and_script(files, capsys):
@@ -72,7 +77,7 @@ def test_history_table_and_script(files, capsys):
     assert main(["history", str(annotated), "--script", "--start-path", str(start)]) == 0
     script = capsys.readouterr().out
     compile(script, "history.py", "exec")
-    assert "em.leiden(adata, resolution=0.6" in script
+    assert "# step 1: leiden" in script and "resolution=0.6," in script
 
 
 def test_export_labels(files, tmp_path, capsys):

@@ -49,14 +49,18 @@ def test_replay_reproduces_and_detects_mismatch(pbmc):
 
 
 def test_replay_refuses_unknown_command_and_params(pbmc):
-    bad = [{"command": "os.system", "params": {"cmd": "rm -rf /"}, "version": "0.1.0"}]
+    from exprmat_widgets.history import input_fingerprint
+
+    inp = input_fingerprint(pbmc)
+    base = {"input": inp, "output": {}, "version": "0.1.0"}
+    bad = [{"command": "os.system", "params": {"cmd": "rm -rf /"}, **base}]
     with pytest.raises(em.ReplayError, match="unknown command"):
         em.replay(pbmc, bad)
-    bad = [{"command": "leiden", "params": {"evil": 1}, "version": "0.1.0"}]
+    bad = [{"command": "leiden", "params": {"evil": 1}, **base}]
     with pytest.raises(em.ReplayError, match="unknown parameter"):
         em.replay(pbmc, bad)
-    newer = [{"command": "leiden", "params": {}, "version": "99.0.0"}]
-    with pytest.raises(em.ReplayError, match="newer"):
+    newer = [{"format": 2, "command": "leiden", "params": {}, **base}]
+    with pytest.raises(em.ReplayError, match="history format 2"):
         em.replay(pbmc, newer)
 
 
@@ -122,10 +126,17 @@ def test_history_to_script_runs(pbmc, tmp_path):
     pbmc.write_h5ad(start_path)
     em.knn(pbmc, use_rep="X_pca", random_state=0)
     em.leiden(pbmc, resolution=0.7, restrict_to=None)
-    script = em.history_to_script(pbmc, start_path=str(start_path), out_path=str(tmp_path / "o.h5ad"))
-    assert "em.leiden(adata, resolution=0.7" in script
-    ns = {}
-    exec(compile(script, "script.py", "exec"), ns)  # the test runs the exported script
+    script = em.history_to_script(pbmc, start_path="missing.h5ad", out_path="missing_out.h5ad")
+    assert "# step 1: leiden" in script and "resolution=0.7," in script
+    (tmp_path / "replay.py").write_text(script)
+    import subprocess
+    import sys
+
+    # run as a reviewer would: the start and output files given on the command line
+    done = subprocess.run([sys.executable, str(tmp_path / "replay.py"), str(start_path), str(tmp_path / "o.h5ad")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 step(s)" in done.stdout
     out = sc.read_h5ad(tmp_path / "o.h5ad")
     assert (out.obs["leiden"] == pbmc.obs["leiden"]).all()
 

@@ -1,0 +1,52 @@
+"""The command history: records, fingerprints, exact replay, undo and script export.
+
+Every state-changing routine is registered with :func:`command`.  Calling it appends
+one JSON record (format 1, see ``docs/history_format.md``) to ``adata.uns['commands']``.
+A command that raises leaves the AnnData and its history exactly as they were.
+
+Modules: :mod:`.records` (format, parsing, append), :mod:`.fingerprints` (hashes and
+the obs_names cache), :mod:`.registry` (the decorator, locks, undo checkpoints),
+:mod:`.replay` (replay and undo), :mod:`.script` (script export) and :mod:`._compat`
+(the only code touching AnnData internals).
+"""
+
+from ._compat import restore, shallow_copy, snapshot
+from .fingerprints import (
+    carry_obs_names_hash,
+    fingerprint,
+    input_fingerprint,
+    obs_names_hash,
+    output_fingerprint,
+    subset_rows,
+)
+from .records import FORMAT, UNS_KEY, get_records, history, raw_records
+from .registry import VERSION, CommandSpec, command, command_lock, held_bytes, registered_commands, to_jsonable
+from .replay import replay, undo
+from .script import history_to_script
+
+__all__ = [
+    "FORMAT",
+    "UNS_KEY",
+    "VERSION",
+    "CommandSpec",
+    "carry_obs_names_hash",
+    "command",
+    "command_lock",
+    "fingerprint",
+    "get_records",
+    "held_bytes",
+    "history",
+    "history_to_script",
+    "input_fingerprint",
+    "obs_names_hash",
+    "output_fingerprint",
+    "raw_records",
+    "registered_commands",
+    "replay",
+    "restore",
+    "shallow_copy",
+    "snapshot",
+    "subset_rows",
+    "to_jsonable",
+    "undo",
+]

@@ -1,0 +1,186 @@
+"""Fingerprints: short content hashes of arrays, columns and tables, and a cache of the
+per-name hashes of ``obs_names`` (an index is immutable, so its hashes are computed once;
+an exclusion gathers the kept rows' hashes instead of re-hashing a million names).
+
+Hashing is hand-written because the fingerprint must be canonical across storage details
+(an h5ad round trip changes sparse index dtypes, matrix vs array classes, categorical
+storage) and stable across pandas and numpy versions, which ``pandas.util.hash_pandas_object``
+and pickling-based hashers do not promise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = [
+    "fingerprint",
+    "obs_names_hash",
+    "carry_obs_names_hash",
+    "subset_rows",
+    "input_fingerprint",
+    "output_fingerprint",
+    "names_are_unique",
+]
+
+
+
+def _h():
+    return hashlib.blake2b(digest_size=12)
+
+
+def _update(h, obj):
+    if obj is None:
+        h.update(b"N")
+    elif isinstance(obj, (str, bytes)):
+        h.update(b"S")
+        h.update(obj.encode() if isinstance(obj, str) else obj)
+    elif isinstance(obj, (bool, np.bool_, int, float, np.integer, np.floating)):
+        h.update(b"V" + repr(obj.item() if hasattr(obj, "item") else obj).encode())
+    elif isinstance(obj, pd.DataFrame):
+        h.update(b"D")
+        _update(h, obj.index)
+        for c in obj.columns:
+            _update(h, str(c))
+            _update(h, obj[c])
+    elif isinstance(obj, (pd.Series, pd.Index)):
+        _update(h, obj.array if not isinstance(obj.dtype, pd.CategoricalDtype) else obj.values)
+    elif isinstance(obj, pd.Categorical):
+        h.update(b"C")
+        _update(h, np.asarray(obj.categories.astype(str)))
+        _update(h, obj.codes)
+    elif isinstance(obj, pd.api.extensions.ExtensionArray):
+        _update(h, np.asarray(obj, dtype=object))
+    elif sp.issparse(obj):
+        # canonical form, so that storage details (index order and dtype after an h5ad
+        # round trip, matrix vs array classes) do not change the fingerprint of the values
+        obj = sp.csr_matrix(obj) if obj.format not in ("csr", "csc") else obj
+        if not obj.has_sorted_indices:
+            obj = obj.copy()
+            obj.sort_indices()
+        h.update(f"sparse{obj.format}{obj.shape}".encode())
+        _update(h, obj.data)
+        _update(h, obj.indices.astype(np.int64, copy=False))
+        _update(h, obj.indptr.astype(np.int64, copy=False))
+    elif isinstance(obj, np.ndarray):
+        h.update(f"A{obj.dtype.str}{obj.shape}".encode())
+        if obj.dtype.names:  # structured (scanpy's rank_genes_groups record arrays)
+            for f in obj.dtype.names:
+                _update(h, np.asarray(obj[f]))
+        elif obj.dtype.kind in "OUS":
+            h.update("\x1f".join(map(str, obj.ravel().tolist())).encode())
+        else:
+            h.update(memoryview(np.ascontiguousarray(obj)).cast("B"))
+    elif isinstance(obj, dict) or hasattr(obj, "keys"):
+        h.update(b"M")
+        for k in sorted(obj.keys(), key=str):
+            _update(h, str(k))
+            _update(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L")
+        for v in obj:
+            _update(h, v)
+    elif hasattr(obj, "shape") and hasattr(obj, "dtype"):  # dask or other array-likes
+        _update(h, np.asarray(obj))
+    else:
+        h.update(repr(type(obj)).encode())
+
+
+def fingerprint(obj) -> str:
+    """A short content hash of an array, column, table or nested dict."""
+    h = _h()
+    _update(h, obj)
+    return h.hexdigest()
+
+
+_names_cache: dict[int, tuple] = {}  # id(index) -> (index, per-name hashes, digest, parent, unique)
+_names_lock = threading.Lock()
+
+
+def _names_entry(idx, element_hashes: np.ndarray, parent=None, unique=None) -> str:
+    """Cache the per-name hashes of the (immutable) index ``idx`` and return its fingerprint;
+    ``parent`` is ``(old_index, rows)`` when ``idx`` is ``old_index[rows]``."""
+    h = _h()
+    h.update(b"names")
+    h.update(memoryview(np.ascontiguousarray(element_hashes)).cast("B"))
+    value = h.hexdigest()
+    with _names_lock:
+        if len(_names_cache) > 16:  # at 1M cells an entry holds ~16 MB (hashes, kept rows)
+            _names_cache.clear()
+        _names_cache[id(idx)] = (idx, element_hashes, value, parent, unique)
+    return value
+
+
+def _names_hit(idx):
+    hit = _names_cache.get(id(idx))
+    return hit if hit is not None and hit[0] is idx else None
+
+
+def obs_names_hash(adata) -> str:
+    """Fingerprint of ``adata.obs_names``: a hash of the 64-bit hashes of the names
+    (pandas' ``hash_array``, fixed key), cached for the index object, which is immutable."""
+    idx = adata.obs_names
+    hit = _names_hit(idx)
+    if hit is not None:
+        return hit[2]
+    names = np.asarray(idx, dtype=object)
+    return _names_entry(idx, pd.util.hash_array(names, categorize=False))
+
+
+def names_are_unique(adata) -> bool:
+    """Whether ``adata.obs_names`` has no duplicates; known without a hash table for an
+    index an exclusion made from a unique one."""
+    idx = adata.obs_names
+    obs_names_hash(adata)
+    hit = _names_hit(idx)
+    if hit is not None and hit[4] is not None:
+        return hit[4]
+    unique = bool(idx.is_unique)
+    if hit is not None:
+        with _names_lock:
+            _names_cache[id(idx)] = hit[:4] + (unique,)
+    return unique
+
+
+def carry_obs_names_hash(old_index, new_index, rows: np.ndarray) -> None:
+    """After ``new_index = old_index[rows]``, seed the fingerprint cache of ``new_index``
+    from the cached per-name hashes of ``old_index`` (a gather instead of re-hashing
+    every name: exclusions on a million cells stay cheap) and remember ``rows``
+    (strictly increasing, so a unique index stays unique)."""
+    hit = _names_hit(old_index)
+    if hit is not None:
+        _names_entry(new_index, hit[1][rows], parent=(old_index, rows), unique=True if hit[4] else None)
+
+
+def subset_rows(old_index, new_index) -> np.ndarray | None:
+    """``rows`` with ``new_index = old_index[rows]`` if an exclusion made ``new_index`` from
+    ``old_index`` in this session (see :func:`carry_obs_names_hash`), else None."""
+    hit = _names_hit(new_index)
+    if hit is None or hit[3] is None or hit[3][0] is not old_index:
+        return None
+    return hit[3][1]
+
+
+def input_fingerprint(adata) -> dict:
+    return {"n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "obs_names": obs_names_hash(adata)}
+
+
+def output_fingerprint(adata, writes: list) -> dict:
+    out = {}
+    for slot, key in writes:
+        if slot == "obs_names":
+            out["obs_names"] = obs_names_hash(adata)
+            continue
+        container = getattr(adata, slot)
+        label = f"{slot}:{key}"
+        if slot in ("obs", "var"):
+            out[label] = fingerprint(container[key]) if key in container.columns else "absent"
+        else:
+            out[label] = fingerprint(container[key]) if key in container else "absent"
+    return out
+
+
