@@ -11,6 +11,9 @@ Every button of every panel calls exactly one core routine through
 
 * refuses a second action while one runs, disables all action buttons and
   shows "running <command>..." in the status line;
+* holds back every other control that reads the data (cluster toggles, the key
+  switch, marker filters: :meth:`Annotator.when_idle`) until the action and the
+  refresh after it are done, so no panel ever reads the data half-changed;
 * runs the routine (in a worker thread inside a kernel, so the page stays
   responsive; synchronously when ``background=False``, e.g. in tests);
 * on error shows the message in red in the status line: the core routines
@@ -197,6 +200,9 @@ class Annotator(W.VBox):
         self.status_text = ""
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[set], None]] = []
+        # controls used while an action runs wait here (name -> latest callback) until it is done
+        self._idle_lock = threading.Lock()
+        self._queued: dict[str, Callable[[], Any]] = {}
 
         # the exclusion kernels load while the user looks at the first frame
         threading.Thread(target=_rows.warm_up, args=(adata,), daemon=True).start()
@@ -221,6 +227,9 @@ class Annotator(W.VBox):
                          cell(self.history.widget, "2 1 0%", "300px")], layout=W.Layout(width="100%"))
         super().__init__([self.status, top, bottom])
         self.add_class("em-annotator")
+        if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
+            # e.g. a lasso refused because it was drawn on cells no longer shown
+            self.scatter.observe(self._on_scatter_error, names="error")
         self._set_status(f"{adata.n_obs:,} cells; annotating obs[{key!r}]", "info")
 
     # ------------------------------------------------------------------ state shared by panels
@@ -233,9 +242,17 @@ class Annotator(W.VBox):
     def label_key(self) -> str:
         return self.clusters.label_key
 
+    def _on_scatter_error(self, change):
+        if change["new"]:
+            self.last_error = str(change["new"])
+            self._set_status(self.last_error, "error")
+
     def lasso(self) -> tuple[np.ndarray, list | None]:
-        """The scatter's current selection (int positions) and its polygon (or None)."""
-        sel = getattr(self.scatter, "selection", None)
+        """The scatter's current selection (int positions in the current cells) and its
+        polygon (or None)."""
+        sc = self.scatter
+        # positions in the current cells: the scatter's own lag while an action changes them
+        sel = sc.selection_now if hasattr(sc, "selection_now") else getattr(sc, "selection", None)
         sel = np.asarray(sel if sel is not None else [], dtype=np.int64).ravel()
         poly = getattr(self.scatter, "last_polygon", None)
         if poly is not None:
@@ -281,6 +298,40 @@ class Annotator(W.VBox):
         for b in self.action_buttons:
             b.disabled = busy
 
+    def when_idle(self, name: str, func: Callable[[], Any]) -> bool:
+        """Run ``func()`` (a panel control reading the data) now, or, while an action runs,
+        once it and the refresh after it are done (the latest call per ``name`` wins).
+
+        An error goes to the status line; nothing is raised into the widget callback.
+        Returns ``True`` when ``func`` ran now.
+        """
+        with self._idle_lock:
+            if self.busy:
+                self._queued[name] = func
+                return False
+        self._run_guarded(name, func)
+        return True
+
+    def _run_guarded(self, name: str, func: Callable[[], Any]) -> None:
+        try:
+            func()
+        except Exception as e:  # a widget callback must not raise into the comm handler
+            self.last_error = f"{name}: {e}"
+            self._debug_tb = traceback.format_exc()
+            self._set_status(self.last_error, "error")
+
+    def _go_idle(self) -> None:
+        """Run the controls used during the action, then free the buttons.  Still busy while
+        they run: an action started from one of them is refused rather than interleaved."""
+        while True:
+            with self._idle_lock:
+                queued, self._queued = self._queued, {}
+                if not queued:
+                    self._set_busy(False)
+                    return
+            for name, func in queued.items():
+                self._run_guarded(name, func)
+
     def act(self, name: str, func: Callable, *args, after: Callable | None = None, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
 
@@ -290,10 +341,11 @@ class Annotator(W.VBox):
         Returns ``True`` when the action was started (it may still be running
         in the background: see :meth:`wait`).
         """
-        if self.busy:
-            self._set_status(f"{name}: another action is still running; wait for it to finish.", "error")
-            return False
-        self._set_busy(True)
+        with self._idle_lock:
+            if self.busy:
+                self._set_status(f"{name}: another action is still running; wait for it to finish.", "error")
+                return False
+            self._set_busy(True)
         self.last_error = None
         self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...", "busy")
         n_before = len(self.adata.uns.get("commands", []))
@@ -330,7 +382,7 @@ class Annotator(W.VBox):
                 self._debug_tb = traceback.format_exc()
                 self._set_status(self.last_error, "error")
             finally:
-                self._set_busy(False)
+                self._go_idle()
 
         if self.background:
             self._thread = threading.Thread(target=work, name=f"em-{name}", daemon=True)
@@ -348,8 +400,10 @@ class Annotator(W.VBox):
     def _finish(self, changed: set) -> None:
         try:
             self.refresh(changed)
+        except Exception:  # the error of the command is what the status line shows
+            self._debug_tb = traceback.format_exc()
         finally:
-            self._set_busy(False)
+            self._go_idle()
 
     def refresh(self, changed: set | None = None) -> None:
         """Bring every panel in line with the data.

@@ -81,7 +81,7 @@ class _Row:
         self.count.add_class("em-cluster-count")
         self.box = W.HBox([self.swatch, self.toggle, self.count], layout=W.Layout(align_items="center"))
         self.box.add_class("em-cluster-row")
-        self.toggle.observe(lambda ch: panel._on_toggle(), names="value")
+        self.toggle.observe(panel._observer("highlight clusters", panel._on_toggle), names="value")
 
     def update(self, color: str, count: int, total: int):
         self.swatch.value = _swatch(color)
@@ -106,7 +106,7 @@ class ClusterPanel:
             options=keys, value=key, description="clusters of", layout=W.Layout(width="95%")
         )
         self.key_dropdown.add_class("em-key")
-        self.key_dropdown.observe(self._on_key, names="value")
+        self.key_dropdown.observe(self._observer("clusters of", self._on_key), names="value")
         self.summary = W.HTML()
         self.summary.add_class("em-cluster-summary")
         self.list_box = W.VBox(layout=W.Layout(max_height="320px", overflow_y="auto", width="100%"))
@@ -120,7 +120,8 @@ class ClusterPanel:
             layout=W.Layout(width="95%"),
         )
         self.label_key_box.add_class("em-label-key")
-        self.label_key_box.observe(lambda ch: self._refresh_labels(), names="value")
+        self.label_key_box.observe(lambda ch: self.a.when_idle("label into", self._refresh_labels),
+                                   names="value")
         self.label_text = W.Combobox(
             options=[], placeholder="label (e.g. Neu)", ensure_option=False, description="label",
             layout=W.Layout(width="95%"),
@@ -141,7 +142,8 @@ class ClusterPanel:
                                    self.on_label, "em-label-clusters", "primary")
         self.recluster_button = action_button("Re-cluster", "Leiden on the selected clusters (em.subcluster)",
                                        self.on_recluster, "em-recluster")
-        self.clear_button = action_button("Clear", "clear the cluster selection", self.clear_selection, "em-clear")
+        self.clear_button = action_button("Clear", "clear the cluster selection",
+                                          lambda: self.a.when_idle("clear", self.clear_selection), "em-clear")
         self.lasso_info = W.HTML()
         self.lasso_info.add_class("em-lasso-info")
         self.lasso_label_button = action_button("Label lasso", "label the lasso-selected cells (em.label_cells)",
@@ -179,10 +181,19 @@ class ClusterPanel:
         sc = annotator.scatter
         if hasattr(sc, "observe"):
             try:
-                sc.observe(lambda ch: self._refresh_lasso(), names="selection")
+                sc.observe(lambda ch: self.a.when_idle("lasso", self._refresh_lasso), names="selection")
             except Exception:
                 pass
         self.refresh(None)
+
+    def _observer(self, name, func):
+        """A widget observer: ignores the changes the panel makes itself (``_silent``) and runs
+        ``func`` through :meth:`Annotator.when_idle` (after a running action, never raising)."""
+        def observe(change):
+            if not self._silent:
+                self.a.when_idle(name, func)
+
+        return observe
 
     # ------------------------------------------------------------------ state
 
@@ -244,7 +255,7 @@ class ClusterPanel:
         if hasattr(sc, "highlight"):
             sc.highlight(self._mask(sel) if sel else None)
 
-    def _on_key(self, change):
+    def _on_key(self, change=None):
         if self._silent:
             return
         self.clear_selection(highlight=False)
@@ -351,10 +362,15 @@ class ClusterPanel:
         return sel
 
     def _guard(self, name, build):
-        """Validate the panel inputs; show a problem in the status line instead of raising."""
+        """Validate the panel inputs; show a problem in the status line instead of raising.
+        While an action runs the data may be half-changed: refuse before reading them."""
+        if self.a.busy:
+            self.a.last_error = f"{name}: another action is still running; wait for it to finish."
+            self.a._set_status(self.a.last_error, "error")
+            return None
         try:
             return build()
-        except ExprmatError as e:
+        except Exception as e:  # never raised into the click handler
             self.a.last_error = f"{name}: {e}"
             self.a._set_status(self.a.last_error, "error")
             return None

@@ -4,7 +4,9 @@ replay verification.
 =================  ====================================================
 button             what it calls
 =================  ====================================================
-Undo               ``em.undo(adata)``
+Undo               ``em.undo(adata, start=annotator.start)`` (the start
+                   copy rebuilds a state older than the in-memory
+                   checkpoints by replay; ``em.undo(adata)`` without one)
 Save .h5ad         ``adata.write_h5ad(path)``
 Export script      ``em.history_to_script(adata)`` written to a ``.py``
 Verify             ``em.replay(start, records since the annotator
@@ -147,9 +149,12 @@ class HistoryPanel:
             self.a._set_status(self.a.last_error, "error")
             return
         undone = recs[-1]
+        # past the in-memory checkpoints (the last 50 commands) em.undo rebuilds the state by
+        # replaying the history on the data it started from: the annotator's start copy
+        start = {"start": self.a.start} if getattr(self.a, "start", None) is not None else {}
 
         def run():
-            em.undo(adata)
+            em.undo(adata, **start)
             return undone
 
         # the undone record says what to refresh

@@ -130,7 +130,7 @@ class MarkerPanel:
         for w, c in ((self.n_genes, "em-n-genes"), (self.min_lfc, "em-min-lfc"), (self.max_padj, "em-max-padj"),
                      (self.min_pct, "em-min-pct"), (self.max_pct_ref, "em-max-pct-ref")):
             w.add_class(c)
-            w.observe(lambda ch: self.update_view(), names="value")
+            w.observe(lambda ch: self.a.when_idle("filter markers", self.update_view), names="value")
         self.gene_text = W.Combobox(placeholder="gene", ensure_option=False, description="gene",
                                     layout=W.Layout(width="220px"))
         self.gene_text.add_class("em-gene")

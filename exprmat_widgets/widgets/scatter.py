@@ -77,6 +77,10 @@ __all__ = ["UmapScatter", "embedding_key"]
 STATIC = Path(__file__).resolve().parent.parent / "static"
 MISSING_COLOR = "#d3d3d3"
 N_CONTINUOUS = 256
+STALE_SELECTION = (
+    "the selection was drawn on cells no longer shown (they changed while it was drawn) and "
+    "was dropped; draw it again."
+)
 
 
 def _column_range(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +176,12 @@ class UmapScatter(anywidget.AnyWidget):
     height = traitlets.Int(500).tag(sync=True)
     point_size = traitlets.Float(0.0).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    # which cells (and which view transform) the page shows: bumped whenever the set or order
+    # of cells, or the transform, changes; the page echoes the generation its drawn points
+    # belong to with every selection, so a lasso drawn on a previous view is never read as
+    # positions in the current cells
+    _generation = traitlets.Int(0).tag(sync=True)
+    _selection_generation = traitlets.Int(-1).tag(sync=True, echo_update=False)
 
     def __init__(
         self,
@@ -198,6 +208,9 @@ class UmapScatter(anywidget.AnyWidget):
         self._send_coords()
         self._send_keys()
         self._names_ref = adata.obs_names  # immutable Index: identity/equality tells changes
+        self._selection_names_index = adata.obs_names
+        # generation -> (obs_names, transform) of the last few views, to remap a late selection
+        self._views = {0: (adata.obs_names, dict(self._transform))}
         if color == "leiden" and "leiden" not in adata.obs.columns:
             color = None  # the default key may be absent: one colour rather than an error
         self.color_by(color)
@@ -444,12 +457,14 @@ class UmapScatter(anywidget.AnyWidget):
     def _validate_selection(self, proposal):
         value = proposal["value"]
         from_page = "selection" in getattr(self, "_property_lock", {})
-        n = self._adata.n_obs if hasattr(self, "_adata") else 0
         if from_page and isinstance(value, np.ndarray) and value.dtype == np.int64:
-            pos = value[value < n]  # decoded, sorted and unique already
+            # positions in the cells the page shows (set_state checked the generation); these
+            # may lag the AnnData while an action changes it, refresh() carries them over
+            pos = value[value < self._n]  # decoded, sorted and unique already
             if pos.size > 1 and not (np.diff(pos) > 0).all():
                 pos = np.unique(pos)
             pos.flags.writeable = False  # change the selection by assigning, not in place
+            self._selection_names_index = self._names_ref
             return pos
         if value is None or (not isinstance(value, dict) and len(value) == 0):
             pos = np.empty(0, dtype=np.int64)
@@ -458,20 +473,63 @@ class UmapScatter(anywidget.AnyWidget):
             pos = np.flatnonzero(mask).astype(np.int64)
         if hasattr(self, "_adata"):
             self._polygon = b""  # a selection made in Python has no polygon
+            self._selection_names_index = self._adata.obs_names
         pos.flags.writeable = False
         return pos
 
+    def set_state(self, sync_data):
+        """State from the page: a selection drawn on a previous view (its generation is not
+        the current one) is remapped by cell identity when that view is still known, else
+        refused with a message; it is never read as positions in other cells."""
+        if "selection" not in sync_data:
+            return super().set_state(sync_data)
+        sync_data = dict(sync_data)
+        gen = sync_data.get("_selection_generation")
+        if gen == self._generation:
+            if self.error == STALE_SELECTION:
+                self.error = ""
+            return super().set_state(sync_data)
+        view = self._views.get(gen) if isinstance(gen, int) else None
+        if view is None:
+            sync_data["selection"] = encode_selection_buffer([], self._n)
+            sync_data["_polygon"] = b""
+            super().set_state(sync_data)
+            self.error = ""  # each refusal is reported, also a repeated one
+            self.error = STALE_SELECTION
+        else:
+            names, transform = view
+            pos = decode_selection_buffer(sync_data["selection"], len(names))
+            pos = positions_in(names, pos[pos < len(names)], self._names_ref)
+            sync_data["selection"] = encode_selection_buffer(pos, self._n)
+            poly = sync_data.get("_polygon")
+            if poly:
+                sync_data["_polygon"] = _retransform(bytes(poly), transform, self._transform)
+            super().set_state(sync_data)
+        # the page still shows its own (stale) selection: send it the one kept
+        self.send_state(["selection", "_polygon"])
+
+    @property
+    def selection_now(self) -> np.ndarray:
+        """The selection as positions in the AnnData's current cells (``selection`` refers to
+        the cells shown, which lag the AnnData while an action changes it)."""
+        pos, ref, now = self.selection, self._selection_names_index, self._adata.obs_names
+        if ref is None or ref is now or ref.equals(now):
+            return pos
+        return positions_in(ref, pos, now)
+
     @property
     def selection_mask(self) -> np.ndarray:
-        """Boolean mask over ``obs_names`` of the selected cells."""
+        """Boolean mask over the current ``obs_names`` of the selected cells."""
         mask = np.zeros(self._adata.n_obs, dtype=bool)
-        mask[self.selection] = True
+        mask[self.selection_now] = True
         return mask
 
     @property
     def selected_names(self) -> list[str]:
         """``obs_names`` of the selected cells (in obs order)."""
-        return [str(x) for x in self._adata.obs_names[self.selection]]
+        ref = self._selection_names_index
+        ref = self._adata.obs_names if ref is None else ref
+        return [str(x) for x in ref[self.selection]]
 
     @property
     def last_polygon(self) -> np.ndarray | None:
@@ -549,6 +607,7 @@ class UmapScatter(anywidget.AnyWidget):
         a = self._adata
         cells_changed = self._cells_changed()
         old, pos = self._selection_names_index, self.selection
+        transform = dict(self._transform)
         with self.hold_sync():
             self._send_coords()
             self._send_keys()
@@ -564,12 +623,13 @@ class UmapScatter(anywidget.AnyWidget):
                     self.selection = np.empty(0, dtype=np.int64)
                 else:
                     self.selection = positions_in(old, pos[pos < len(old)], a.obs_names)
-
-    @traitlets.observe("selection")
-    def _snapshot_names(self, change):
-        # the cells' names index at selection time, so refresh() can keep the selection by name
-        # (cheap: obs_names is immutable; anndata replaces it when cells change)
-        self._selection_names_index = self._adata.obs_names
+            if cells_changed or transform != self._transform:
+                # sent with the coordinates (one message): the page's points and their
+                # generation always arrive together
+                self._generation += 1
+                self._views[self._generation] = (self._names_ref, dict(self._transform))
+                for g in [g for g in self._views if g < self._generation - 3]:
+                    del self._views[g]  # a few views back: each holds an obs_names index
 
     _selection_names_index = None
 
@@ -578,13 +638,14 @@ class UmapScatter(anywidget.AnyWidget):
         if not isinstance(content, dict):
             return
         kind = content.get("type")
-        if kind == "color_by":
-            try:
+        # never raise into the comm handler: the AnnData may be mid-change under an action
+        try:
+            if kind == "color_by":
                 self.color_by(str(content.get("key", "")))
-            except ExprmatError as e:
-                self.error = str(e)
-        elif kind == "hover":
-            self.send(self._hover_info(content.get("index")))
+            elif kind == "hover":
+                self.send(self._hover_info(content.get("index")))
+        except Exception as e:
+            self.error = str(e) if isinstance(e, ExprmatError) else f"{kind}: {type(e).__name__}: {e}"
 
     def _hover_info(self, index) -> dict:
         a = self._adata
@@ -601,6 +662,15 @@ class UmapScatter(anywidget.AnyWidget):
             v = self._hover_values
             fields.append([self.color, _jsonable(v.iloc[i] if hasattr(v, "iloc") else v[i])])
         return {"type": "hover", "index": i, "name": str(a.obs_names[i]), "fields": fields}
+
+
+def _retransform(poly: bytes, old: dict, new: dict) -> bytes:
+    """Polygon vertices (float32, normalised by transform ``old``) normalised by ``new``."""
+    p = np.frombuffer(poly, dtype="<f4").astype(np.float64).reshape(-1, 2)
+    if not old or not new:
+        return poly
+    emb = p / old["scale"] + np.array([old["cx"], old["cy"]])
+    return ((emb - np.array([new["cx"], new["cy"]])) * new["scale"]).astype("<f4").tobytes()
 
 
 def _jsonable(v):

@@ -129,3 +129,17 @@ export function decodePolygon(buf) {
   for (let i = 0; i + 1 < a.length; i += 2) out.push([a[i], a[i + 1]]);
   return out;
 }
+
+/**
+ * The model state one selection sends to the kernel: the positions encoded against the points
+ * drawn (`drawn.n`, not the model's `_n`, which may already describe newer cells) and the
+ * generation those points belong to (`drawn.generation`), so that the kernel can tell a lasso
+ * drawn on a previous view from one on the cells it shows now.
+ */
+export function selectionState(points, polygon, drawn) {
+  return {
+    selection: encodeSelection(points, drawn.n),
+    _polygon: encodePolygon(polygon ?? []),
+    _selection_generation: drawn.generation,
+  };
+}

@@ -10,8 +10,7 @@ import {
   asTyped,
   decodeCoords,
   decodeSelection,
-  encodePolygon,
-  encodeSelection,
+  selectionState,
 } from './buffers.js';
 import { buildLegend, codesToValues, formatValue, highlightToValues, orderByCodes } from './colors.js';
 import { pointSizeFor } from './geometry.js';
@@ -109,6 +108,9 @@ function render({ model, el }) {
   let coords = { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
   let selection = decodeSelection(model.get('selection')); // Uint32Array of positions
   let lastSent = null;
+  // the generation (see UmapScatter._generation) and number of the points regl-scatterplot
+  // selects from: they change only when a draw with new points has resolved
+  let drawn = { generation: model.get('_generation') | 0, n: n0 };
   let lassoActive = false;
   let destroyed = false;
 
@@ -134,6 +136,7 @@ function render({ model, el }) {
 
   async function drawOnce() {
     const ta = performance.now();
+    const generation = model.get('_generation') | 0;
     const hash = model.get('_coords_hash');
     if (hash !== coordsHash) {
       coords = decodeCoords(model.get('_coords'));
@@ -149,6 +152,8 @@ function render({ model, el }) {
       { x: coords.x, y: coords.y, z, w },
       { zDataType: 'categorical', wDataType: 'categorical', select: sel },
     );
+    drawn = { generation, n: coords.n };
+    el.dataset.generation = String(generation);
     // where the time of the last draw went (ms): decoding our buffers, regl-scatterplot's draw
     el.dataset.lastDrawTimings = JSON.stringify({
       sinceRender: Math.round(ta - t0),
@@ -199,11 +204,10 @@ function render({ model, el }) {
   }
 
   function sendSelection(points, polygon) {
-    const enc = encodeSelection(points, model.get('_n') | 0);
+    const state = selectionState(points, polygon, drawn);
     selection = Uint32Array.from(points ?? []);
-    lastSent = enc;
-    model.set('selection', enc);
-    model.set('_polygon', encodePolygon(polygon ?? []));
+    lastSent = state.selection;
+    model.set(state);
     model.save_changes();
     updateCount();
     el.dataset.selectionSentAt = String(Date.now());
@@ -396,6 +400,7 @@ function render({ model, el }) {
   model.on('change:_codes_hash', onData);
   model.on('change:_palette', onData);
   model.on('change:_highlight', onData);
+  model.on('change:_generation', onData);
   model.on('change:point_size', onData);
   model.on('change:selection', onSelectionChange);
   model.on('change:mode', applyMode);
@@ -424,6 +429,7 @@ function render({ model, el }) {
     model.off('change:_codes_hash', onData);
     model.off('change:_palette', onData);
     model.off('change:_highlight', onData);
+    model.off('change:_generation', onData);
     model.off('change:point_size', onData);
     model.off('change:selection', onSelectionChange);
     model.off('change:mode', applyMode);

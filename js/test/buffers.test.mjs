@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   asTyped, decodeCoords, decodePolygon, decodeSelection, encodePolygon, encodeSelection,
-  normalizeSelection, SELECTION_MASK, SELECTION_POSITIONS,
+  normalizeSelection, SELECTION_MASK, SELECTION_POSITIONS, selectionState,
 } from '../src/buffers.js';
 
 test('decodeCoords splits interleaved float32 from a DataView', () => {
@@ -55,4 +55,20 @@ test('polygon round trip from nested and flat vertices', () => {
   assert.deepEqual(decodePolygon(encodePolygon(poly)), poly);
   assert.deepEqual(decodePolygon(encodePolygon([0.5, -0.25, 1, 1])), [[0.5, -0.25], [1, 1]]);
   assert.equal(encodePolygon(null).byteLength, 0);
+});
+
+test('selectionState echoes the generation of the drawn points and encodes against their count', () => {
+  // the page drew 64 points of generation 3; the model may already describe 10 newer cells
+  const points = Array.from({ length: 40 }, (_, i) => i + 20);
+  const st = selectionState(points, [[0, 0], [1, 0], [0, 1]], { generation: 3, n: 64 });
+  assert.equal(st._selection_generation, 3);
+  // 40 of 64 cells: a mask over the 64 drawn points (8 bytes), not over another count
+  assert.equal(st.selection.getUint32(0, true), SELECTION_MASK);
+  assert.equal(st.selection.byteLength, 4 + 8);
+  assert.deepEqual(Array.from(decodeSelection(st.selection)), points);
+  assert.deepEqual(decodePolygon(st._polygon), [[0, 0], [1, 0], [0, 1]]);
+  const none = selectionState([], null, { generation: 0, n: 64 });
+  assert.equal(none._selection_generation, 0);
+  assert.equal(decodeSelection(none.selection).length, 0);
+  assert.equal(none._polygon.byteLength, 0);
 });

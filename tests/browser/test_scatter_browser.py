@@ -69,11 +69,12 @@ def test_selection_from_page_and_python_without_browser():
     w = UmapScatter(adata, color="bulk_labels")
     seen = []
     w.observe(lambda ch: seen.append(len(ch["new"])), names="selection")
-    # what the page sends after a lasso: tagged selection + float32 polygon (normalised)
+    # what the page sends after a lasso: tagged selection + float32 polygon (normalised) + the
+    # generation of the points it drew
     poly_n = np.array([[-1, -1], [0, -1], [0, 1], [-1, 1]], dtype="<f4")
     inside = np.flatnonzero(w.normalized_coords[:, 0] < 0)
     w.set_state({"selection": memoryview(encode_selection_buffer(inside, 700)),
-                 "_polygon": memoryview(poly_n.tobytes())})
+                 "_polygon": memoryview(poly_n.tobytes()), "_selection_generation": w._generation})
     assert seen == [len(inside)]
     np.testing.assert_array_equal(w.selection, inside)
     poly = w.last_polygon
