@@ -38,20 +38,50 @@ def _mask_from_names(adata, names) -> np.ndarray:
 
 
 def decode_selection(adata, recorded: dict) -> np.ndarray:
-    """Boolean mask of a recorded selection (see module docstring)."""
+    """Boolean mask of a recorded selection (see module docstring).
+
+    A recorded selection comes from a file and is not trusted: a packed mask is
+    decompressed only up to the ``n_obs`` bits it must hold, so a small record cannot
+    expand to gigabytes.
+    """
+    if not isinstance(recorded, dict):
+        raise ExprmatError(f"a recorded selection must be a dict, got a {type(recorded).__name__}.")
     enc = recorded.get("encoding")
     if enc == "names":
-        return _mask_from_names(adata, recorded.get("names", []))
+        names = recorded.get("names", [])
+        if not isinstance(names, list) or len(names) > adata.n_obs or not all(isinstance(n, str) for n in names):
+            raise ExprmatError(
+                f"recorded selection: 'names' must be a list of at most {adata.n_obs} cell names; "
+                "the record is damaged."
+            )
+        return _mask_from_names(adata, names)
     if enc == "mask":
-        n = int(recorded["n_obs"])
+        n, packed = recorded.get("n_obs"), recorded.get("packed")
+        if not isinstance(n, int) or isinstance(n, bool) or not isinstance(packed, str):
+            raise ExprmatError("recorded selection: a mask needs an integer 'n_obs' and a 'packed' string.")
         if n != adata.n_obs:
             raise ExprmatError(
                 f"recorded selection covers {n} cells but the data have {adata.n_obs}; "
                 "replay onto the data the history started from."
             )
-        bits = np.frombuffer(zlib.decompress(base64.b64decode(recorded["packed"])), dtype=np.uint8)
-        return np.unpackbits(bits, count=n).astype(bool)
-    raise ExprmatError(f"unknown selection encoding {enc!r}; expected 'names' or 'mask'.")
+        need = (n + 7) // 8
+        # deflate never expands by more than ~0.03% + a few bytes; anything longer is not ours
+        if len(packed) > 4 * ((need + need // 1000 + 64) // 3 + 1):
+            raise ExprmatError(f"recorded selection: the packed mask is too long for {n} cells; the record is damaged.")
+        try:
+            z = zlib.decompressobj()
+            raw = z.decompress(base64.b64decode(packed, validate=True), need)
+            if not z.eof and not z.unconsumed_tail:  # the end marker may follow the last byte
+                raw += z.decompress(b"", 1)
+            complete = z.eof
+        except (ValueError, zlib.error) as e:
+            raise ExprmatError(f"recorded selection: the packed mask cannot be decoded ({e}); the record is damaged.") from None
+        if len(raw) != need or z.unconsumed_tail or not complete:
+            raise ExprmatError(
+                f"recorded selection: the packed mask does not hold exactly {n} cells; the record is damaged."
+            )
+        return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=n).astype(bool)
+    raise ExprmatError(f"unknown selection encoding {str(enc)[:40]!r}; expected 'names' or 'mask'.")
 
 
 def resolve_selection(adata, cells, *, what: str = "selection", allow_empty: bool = False) -> np.ndarray:
