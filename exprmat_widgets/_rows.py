@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._numba import njit_parallel
+
 __all__ = ["can_take", "take_rows", "take_square", "warm_up"]
 
 
@@ -47,7 +49,7 @@ def _plain_pages():
         setter(previous)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _gather_rows(indptr, indices, data, rows, new_indptr, out_indices, out_data, n_chunks):
     # each run of consecutive kept rows is one block copy (an exclusion keeps long runs)
     m = rows.size
@@ -66,7 +68,7 @@ def _gather_rows(indptr, indices, data, rows, new_indptr, out_indices, out_data,
             i = j
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _square_pass(indptr, indices, data, rows, new_col, new_indptr, out_indices, out_data, counts,
                  n_chunks, fill):
     # fill=False: count the kept entries of each kept row into counts; fill=True: write them

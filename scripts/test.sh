@@ -19,4 +19,13 @@ if [ -f js/package.json ]; then
   (cd js && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test)
 fi
 
-python -m pytest -q "$@"
+status=0
+python -m pytest -q "$@" || status=$?
+
+# again under numba's workqueue threading layer (the one of installs without TBB / OpenMP,
+# which aborts on parallel kernels launched from two threads at once), over the tests that
+# run the parallel kernels from threads (~4 min on 2 cores)
+NUMBA_THREADING_LAYER=workqueue python -m pytest -q -m "not browser" tests/test_markers.py \
+  tests/test_cnmf.py tests/test_sc3.py tests/test_annotation.py tests/test_numba_threads.py \
+  tests/test_widgets_panels.py || status=$?
+exit "$status"

@@ -35,6 +35,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._numba import njit_parallel
+
 __all__ = ["group_stats", "rank_sums", "rank_sums_vs_reference"]
 
 #: code of a cell that is ranked but belongs to no tested group / is left out entirely
@@ -109,7 +111,7 @@ def _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties):
     ties[j] = tie + (w * w * w - w)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _rank_sums_csc(data, indices, indptr, codes, sizes, n_total, n_groups):
     n_genes = indptr.size - 1
     rsum = np.zeros((n_genes, n_groups))
@@ -156,7 +158,7 @@ def _rank_sums_csc(data, indices, indptr, codes, sizes, n_total, n_groups):
     return rsum, ties
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _rank_sums_dense(x, codes, sizes, n_total, n_groups):
     # dense data: the same ranking with every entry taking part (zeros sort as values)
     n_genes = x.shape[1]
@@ -229,7 +231,7 @@ def _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, r
         ties[j, g] += common + (fz * fz * fz - fz)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _rank_sums_ref_csc(data, indices, indptr, codes, sizes, n_groups, ref):
     # every group against one reference group, one sort per gene: the rank of an entry of
     # group g within (g + reference) counts only entries of g and of the reference below it
@@ -320,7 +322,7 @@ _MAX_GROUPS = (1 << _CODE_BITS) - 2
 _CHUNK_GENES = 1 << 20
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _count_included(indices, indptr, data, codes, g0, g1):
     out = np.zeros(g1 - g0, np.int64)
     for jl in numba.prange(g1 - g0):
@@ -333,7 +335,7 @@ def _count_included(indices, indptr, data, codes, g0, g1):
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _fill_keys(indices, indptr, bits, data, codes, g0, g1, off, keys):
     for jl in numba.prange(g1 - g0):
         j = g0 + jl
@@ -352,7 +354,7 @@ def _fill_keys(indices, indptr, bits, data, codes, g0, g1, off, keys):
             p += 1
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
     for jl in numba.prange(off.size - 1):
         j = g0 + jl
@@ -384,7 +386,7 @@ def _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
         _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit_parallel(cache=True)
 def _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
     for jl in numba.prange(off.size - 1):
         j = g0 + jl

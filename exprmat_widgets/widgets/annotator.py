@@ -204,8 +204,9 @@ class Annotator(W.VBox):
         self._idle_lock = threading.Lock()
         self._queued: dict[str, Callable[[], Any]] = {}
 
-        # the exclusion kernels load while the user looks at the first frame
-        threading.Thread(target=_rows.warm_up, args=(adata,), daemon=True).start()
+        # the exclusion kernels load while the user looks at the first frame (from this thread
+        # they load the copies that background actions run: see exprmat_widgets/_numba.py)
+        threading.Thread(target=_rows.warm_up, args=(adata,), name="em-warm-up", daemon=True).start()
         self.status = W.HTML(value="", layout=W.Layout(min_height="1.6em"))
         self.status.add_class("em-status")
         self.scatter = scatter if scatter is not None else _make_scatter(adata, basis, key, height)
