@@ -20,6 +20,13 @@ if [ -f js/package.json ]; then
 fi
 
 status=0
+# the committed bundle must be what js/ builds (a stale committed file would otherwise ship)
+if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- exprmat_widgets/static; then
+  echo "ERROR: exprmat_widgets/static differs from a fresh build of js/;" \
+       "run '(cd js && npm run build)' and commit the result:" >&2
+  git diff --stat -- exprmat_widgets/static >&2
+  status=1
+fi
 python -m pytest -q "$@" || status=$?
 
 # again under numba's workqueue threading layer (the one of installs without TBB / OpenMP,

@@ -19,7 +19,7 @@ from .fingerprints import (
     output_fingerprint,
     subset_rows,
 )
-from .records import FORMAT, UNS_KEY, get_records, history, raw_records
+from .records import FORMAT, UNS_KEY, changed_outputs, get_records, history, last_record, raw_records
 from .registry import VERSION, CommandSpec, command, command_lock, held_bytes, registered_commands, to_jsonable
 from .replay import replay, undo
 from .script import history_to_script
@@ -30,6 +30,7 @@ __all__ = [
     "VERSION",
     "CommandSpec",
     "carry_obs_names_hash",
+    "changed_outputs",
     "command",
     "command_lock",
     "fingerprint",
@@ -38,6 +39,7 @@ __all__ = [
     "history",
     "history_to_script",
     "input_fingerprint",
+    "last_record",
     "obs_names_hash",
     "output_fingerprint",
     "raw_records",

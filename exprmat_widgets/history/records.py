@@ -29,6 +29,8 @@ __all__ = [
     "record_format",
     "short",
     "history",
+    "changed_outputs",
+    "last_record",
 ]
 
 UNS_KEY = "commands"
@@ -188,6 +190,13 @@ def append_record(adata, record: dict) -> None:
     old = adata.uns.get(UNS_KEY)
     old = [] if old is None else raw_records(adata)
     adata.uns[UNS_KEY] = old + [text]
+
+
+def changed_outputs(record: dict | None) -> set:
+    """``{'obs:leiden', 'obs_names', ...}``: what a record says its command wrote."""
+    if not record:
+        return set()
+    return set((record.get("output") or {}).keys())
 
 
 def last_record(adata):

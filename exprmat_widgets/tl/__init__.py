@@ -3,24 +3,43 @@
 One module per method; this package re-exports every public routine.
 """
 
-from importlib import import_module
-
-_MODULES = (
-    "neighbors",  # knn
-    "embedding",  # umap
-    "clustering",  # leiden
-    "annotation",  # exclude, annotate, merge_clusters, rename_cluster, label_cells, subcluster
-    "marker_genes",  # markers, selection_markers, filter_markers
-    "composition",  # proportion
-    "sc3_clustering",  # sc3
-    "nmf_consensus",  # consensus_nmf, consensus_nmf_extract_k
-    "layers",  # derive_layer
+from .annotation import (
+    annotate,
+    exclude,
+    exclude_cells,
+    label_cells,
+    merge_clusters,
+    rename_cluster,
+    subcluster,
+    subset_cells,
 )
+from .clustering import leiden
+from .composition import proportion
+from .embedding import umap
+from .layers import derive_layer
+from .marker_genes import filter_markers, markers, selection_markers
+from .neighbors import knn
+from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
+from .sc3_clustering import sc3
 
-__all__ = []
-for _name in _MODULES:
-    _mod = import_module(f"{__name__}.{_name}")
-    for _fn in _mod.__all__:
-        globals()[_fn] = getattr(_mod, _fn)
-        __all__.append(_fn)
-del _name, _mod, _fn
+__all__ = [
+    "annotate",
+    "consensus_nmf",
+    "consensus_nmf_extract_k",
+    "derive_layer",
+    "exclude",
+    "exclude_cells",
+    "filter_markers",
+    "knn",
+    "label_cells",
+    "leiden",
+    "markers",
+    "merge_clusters",
+    "proportion",
+    "rename_cluster",
+    "sc3",
+    "selection_markers",
+    "subcluster",
+    "subset_cells",
+    "umap",
+]

@@ -51,7 +51,7 @@ import pandas as pd
 
 from .. import _rows
 from ..errors import ExprmatError
-from ..history import get_records, shallow_copy
+from ..history import changed_outputs, get_records, shallow_copy
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -112,13 +112,6 @@ def _capture_this_thread(buf: io.StringIO):
             proxy._bufs.pop(threading.get_ident(), None)
             if not proxy._bufs and sys.stdout is proxy:
                 sys.stdout = proxy._orig
-
-
-def changed_outputs(record: dict | None) -> set:
-    """``{'obs:leiden', 'obs_names', ...}``: what a history record says its command wrote."""
-    if not record:
-        return set()
-    return set((record.get("output") or {}).keys())
 
 
 class Annotator(W.VBox):

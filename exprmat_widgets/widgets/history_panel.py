@@ -27,7 +27,7 @@ import os
 import ipywidgets as W
 
 from ..errors import ReplayError
-from ..history import get_records
+from ..history import changed_outputs, get_records
 
 __all__ = ["HistoryPanel", "format_params"]
 
@@ -159,7 +159,6 @@ class HistoryPanel:
 
         # the undone record says what to refresh
         def after(rec):
-            from .annotator import changed_outputs
 
             self.a.refresh(changed_outputs(rec))
 
