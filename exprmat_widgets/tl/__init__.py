@@ -11,6 +11,7 @@ _MODULES = (
     "clustering",  # leiden
     "annotation",  # exclude, annotate, merge_clusters, rename_cluster, label_cells, subcluster
     "marker_genes",  # markers, selection_markers, filter_markers
+    "marker_summary",  # marker_groups, marker_group_means, marker_result_stale (display, read-only)
     "composition",  # proportion
     "sc3_clustering",  # sc3
     "nmf_consensus",  # consensus_nmf, consensus_nmf_extract_k
