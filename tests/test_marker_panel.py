@@ -14,7 +14,6 @@ from matplotlib.path import Path as MplPath
 
 import exprmat_widgets as em
 import exprmat_widgets.widgets  # noqa: F401
-from exprmat_widgets.tl.marker_summary import marker_group_means, marker_groups, marker_result_stale
 from exprmat_widgets.widgets import marker_panel
 
 ROOT = Path(__file__).parents[1]
@@ -47,6 +46,13 @@ def _lasso(ann, mask):
     tr = sc._transform
     sc._polygon = ((poly - np.array([tr["cx"], tr["cy"]])) * tr["scale"]).astype("<f4").tobytes()
     return inside
+
+
+def _summary():
+    # imported in the tests: each test fails on its own when the routines are missing
+    from exprmat_widgets.tl import marker_summary
+
+    return marker_summary
 
 
 def _page_genes(mp):
@@ -100,7 +106,7 @@ def test_panel_opens_with_the_existing_result_and_redraws_from_its_state(pbmc_gr
     assert [r[1] for r in state["rows"]] == ref and len(ref) > 0
     n_dots = state["svg"].count('class="em-dot"')
     genes = list(dict.fromkeys(ref))[: marker_panel.MAX_DOT_GENES]
-    assert n_dots == len(genes) * len(marker_groups(pbmc_graph, "markers"))
+    assert n_dots == len(genes) * len(_summary().marker_groups(pbmc_graph, "markers"))
     assert "marker genes in" in mp.info.value
 
 
@@ -140,7 +146,7 @@ def test_markers_are_marked_stale_after_reclustering_and_recomputed(ann):
     adata, mp = ann.adata, ann.markers
     mp.clusters_button.click()
     assert mp.stale_reason is None and mp.stale_box.layout.display == "none"
-    assert marker_result_stale(adata, "markers") is None
+    assert _summary().marker_result_stale(adata, "markers") is None
     em.leiden(adata, resolution=0.4, random_state=1)  # re-clustered in the notebook
     ann.refresh()
     assert mp.stale_reason and "obs['leiden'] changed" in mp.stale_reason
@@ -168,6 +174,7 @@ def test_markers_are_marked_stale_after_reclustering_and_recomputed(ann):
 def test_group_means_come_from_the_core(pbmc_graph):
     """One group-mean routine (the core's group_stats) for the panel and the markers."""
     assert not hasattr(marker_panel, "group_summaries")
+    marker_group_means, marker_groups = _summary().marker_group_means, _summary().marker_groups
     em.markers(pbmc_graph, groupby="leiden", layer=None)
     groups = marker_groups(pbmc_graph, "markers")
     genes = ["CD79A", "NKG7", "LYZ"]

@@ -95,14 +95,13 @@ def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, 
     if not genes or not groups:
         return '<div class="em-marker-empty">no marker genes pass the filters</div>'
     esc = html.escape
-    cell = 20
+    cell = 18
     left = 12 + 7 * max(len(str(g)) for g in groups)
-    top = 8
+    top = 34  # the legends are drawn above the dots: visible however many genes scroll by
     label_h = 10 + int(5.2 * max(len(str(g)) for g in genes))
     plot_w, plot_h = cell * len(genes), cell * len(groups)
-    legend_x = left + plot_w + 18
-    width = legend_x + 110
-    height = top + max(plot_h, 118) + label_h
+    width = max(left + plot_w + 8, 330)
+    height = top + plot_h + label_h
     lo, hi = float(np.min(mean)), float(np.max(mean))
     span = hi - lo if hi > lo else 1.0
     colours = _viridis(((mean - lo) / span).ravel())
@@ -111,7 +110,20 @@ def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, 
     gid = f"em-viridis-{esc(uid)}"
     stops = "".join(f'<stop offset="{t:.2f}" stop-color="{c}"/>'
                     for t, c in zip(np.linspace(0, 1, 6), _viridis(np.linspace(0, 1, 6))))
-    out.append(f'<defs><linearGradient id="{gid}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient></defs>')
+    out.append(f'<defs><linearGradient id="{gid}" x1="0" y1="0" x2="1" y2="0">{stops}</linearGradient></defs>')
+    # legends: colour (mean) and dot sizes (fraction of cells expressing)
+    out.append(f'<text class="em-svg-muted" x="4" y="16">mean {lo:.2f}</text>')
+    lx = 4 + 6 * len(f"mean {lo:.2f}") + 4
+    out.append(f'<rect x="{lx}" y="7" width="60" height="10" fill="url(#{gid})"/>')
+    out.append(f'<text class="em-svg-muted" x="{lx + 64}" y="16">{hi:.2f}</text>')
+    sx = lx + 64 + 6 * len(f"{hi:.2f}") + 16
+    out.append(f'<text class="em-svg-muted" x="{sx}" y="16">% cells</text>')
+    sx += 44
+    for f in (0.25, 0.5, 1.0):
+        rad = 1.5 + 6.5 * np.sqrt(f)
+        out.append(f'<circle class="em-legend-dot" cx="{sx + rad}" cy="12" r="{rad:.2f}"/>')
+        out.append(f'<text class="em-svg-muted" x="{sx + 2 * rad + 3}" y="16">{int(100 * f)}</text>')
+        sx += 2 * rad + 26
     for r, grp in enumerate(groups):
         y = top + cell * r + cell / 2
         out.append(f'<line class="em-svg-grid" x1="{left}" x2="{left + plot_w}" y1="{y}" y2="{y}"/>')
@@ -129,21 +141,10 @@ def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, 
         for c, gene in enumerate(genes):
             x = left + cell * c + cell / 2
             f, m = float(frac[r, c]), float(mean[r, c])
-            rad = 1.5 + 7.5 * np.sqrt(f)
             g = esc(str(gene))
-            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{rad:.2f}" fill="{colours[k]}">'
-                       f"<title>{g} in {esc(str(grp))}: {100 * f:.0f}% expressing, mean {m:.2f}</title></circle>")
+            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{1.5 + 6.5 * np.sqrt(f):.1f}" '
+                       f'fill="{colours[k]}"><title>{g}, {esc(str(grp))}: {100 * f:.0f}%, mean {m:.2f}</title></circle>')
             k += 1
-    # legends: colour bar (mean) and dot sizes (fraction)
-    out.append(f'<text class="em-svg-muted" x="{legend_x}" y="{top + 8}">mean</text>')
-    out.append(f'<rect x="{legend_x}" y="{top + 14}" width="10" height="60" fill="url(#{gid})"/>')
-    out.append(f'<text class="em-svg-muted" x="{legend_x + 14}" y="{top + 22}">{hi:.2f}</text>')
-    out.append(f'<text class="em-svg-muted" x="{legend_x + 14}" y="{top + 74}">{lo:.2f}</text>')
-    out.append(f'<text class="em-svg-muted" x="{legend_x + 52}" y="{top + 8}">% cells</text>')
-    for i, f in enumerate((0.25, 0.5, 1.0)):
-        y = top + 24 + 22 * i
-        out.append(f'<circle class="em-legend-dot" cx="{legend_x + 60}" cy="{y}" r="{1.5 + 7.5 * np.sqrt(f):.2f}"/>')
-        out.append(f'<text class="em-svg-muted" x="{legend_x + 74}" y="{y + 4}">{int(100 * f)}</text>')
     out.append("</svg>")
     return "".join(out)
 
