@@ -197,20 +197,20 @@ def test_marker_panel(ann):
     ref = em.filter_markers(adata, key="markers", **mp.filters())
     assert list(df["names"]) == list(ref["names"])
     assert (df["logfoldchanges"] >= 0.5).all() and (df["pvals_adj"] <= 0.05).all()
-    assert list(mp.table_source.data["names"]) == list(df["names"])
+    assert [r[1] for r in mp.view.rows] == list(df["names"])
     # dot plot: genes x groups, fraction expressing as in the data
-    g = mp.dot_source.data["gene"][0]
-    grp = mp.dot_source.data["group"][0]
+    g = mp.dot_genes[0]
+    grp = mp.dot_groups[0]
     cells = (adata.obs["leiden"].astype(str) == grp).to_numpy()
-    frac = float((np.asarray(adata[cells, g].X).ravel() > 0).mean())
-    assert mp.dot_source.data["frac"][0] == pytest.approx(frac, abs=1e-6)
+    frac = float((np.asarray(adata[cells, g].X).ravel() != 0).mean())
+    assert mp.dot_frac[0, 0] == pytest.approx(frac, abs=1e-6)
     # stricter filter: fewer rows, no new command recorded
     n_cmd = len(adata.uns["commands"])
     mp.n_genes.value = 2
     assert len(mp.table_df) <= 4 and len(adata.uns["commands"]) == n_cmd
     # clicking a gene in the table colours the UMAP by it
     mp.select_gene_row(1)
-    gene = mp.table_source.data["names"][1]
+    gene = mp.view.rows[1][1]
     assert ann.scatter.color == gene
     # lasso vs rest
     _lasso(ann, (adata.obs["leiden"] == "2").to_numpy())
@@ -219,7 +219,7 @@ def test_marker_panel(ann):
     rec = em.history(adata).iloc[-1]
     assert rec["command"] == "selection_markers" and rec["params"]["polygon"] is not None
     assert mp.result_key == "markers.selection" and len(mp.table_df) > 0
-    assert len(set(mp.dot_source.data["group"])) == 2
+    assert len(mp.dot_groups) == 2
     # gene box: unknown gene is an error, known gene recolours
     mp.gene_text.value = "NOT_A_GENE"
     mp.gene_button.click()

@@ -18,6 +18,15 @@ from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer
 from .marker_genes import filter_markers, markers, selection_markers
+from .marker_summary import (
+    default_marker_data,
+    latest_marker_key,
+    marker_data_args,
+    marker_data_options,
+    marker_group_means,
+    marker_groups,
+    marker_result_stale,
+)
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
 from .sc3_clustering import sc3
@@ -26,13 +35,20 @@ __all__ = [
     "annotate",
     "consensus_nmf",
     "consensus_nmf_extract_k",
+    "default_marker_data",
     "derive_layer",
     "exclude",
     "exclude_cells",
     "filter_markers",
     "knn",
     "label_cells",
+    "latest_marker_key",
     "leiden",
+    "marker_data_args",
+    "marker_data_options",
+    "marker_group_means",
+    "marker_groups",
+    "marker_result_stale",
     "markers",
     "merge_clusters",
     "proportion",

@@ -92,6 +92,15 @@ def _mask_var(adata, var, mask_var, where):
     return mask
 
 
+def looks_like_counts(x) -> bool:
+    """Whether the matrix ``x`` (sparse or dense) looks like raw counts: its first 20,000
+    stored values are non-negative integers, some above 1.  Markers expect log-normalised
+    values; the marker panel uses this to choose a layer and :func:`markers` to warn."""
+    data = x.data if sp.issparse(x) else np.asarray(x)
+    sample = np.ravel(data)[:20000]
+    return bool(sample.size and (sample >= 0).all() and (sample == np.round(sample)).all() and sample.max() > 1)
+
+
 def _check_values(x, where):
     data = x.data if sp.issparse(x) else np.asarray(x)
     if data.dtype.kind not in "fiub":
@@ -101,8 +110,7 @@ def _check_values(x, where):
             f"{where}: the expression matrix contains NaN or infinite values; "
             "fix or drop them (or test another layer) before looking for markers."
         )
-    sample = np.ravel(data)[:20000]
-    if sample.size and (sample >= 0).all() and (sample == np.round(sample)).all() and sample.max() > 1:
+    if looks_like_counts(x):
         warnings.warn(
             f"{where}: the data look like raw counts; markers expect log-normalised values "
             "(e.g. sc.pp.normalize_total + sc.pp.log1p, or layer='<log-normalised layer>').",

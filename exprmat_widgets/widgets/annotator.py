@@ -52,6 +52,7 @@ import pandas as pd
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
+from ._capture import capture_warnings
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -189,6 +190,7 @@ class Annotator(W.VBox):
         self.last_error: str | None = None
         self.last_result: Any = None
         self.last_message = ""
+        self.last_warnings: list[str] = []
         self.status_kind = "info"
         self.status_text = ""
         self._thread: threading.Thread | None = None
@@ -278,8 +280,8 @@ class Annotator(W.VBox):
         return self.clusters.buttons + self.markers.buttons + self.history.buttons
 
     def _set_status(self, text: str, kind: str = "info") -> None:
-        color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "error": "#c62828"}[kind]
-        icon = {"info": "", "busy": "\u23f3 ", "ok": "\u2713 ", "error": "\u2717 "}[kind]
+        color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "warn": "#9a6700", "error": "#c62828"}[kind]
+        icon = {"info": "", "busy": "\u23f3 ", "ok": "\u2713 ", "warn": "\u26a0 ", "error": "\u2717 "}[kind]
         self.status.value = (
             f'<div class="em-status-{kind}" style="color:{color};white-space:pre-wrap">'
             f"{icon}{html.escape(text)}</div>"
@@ -341,6 +343,7 @@ class Annotator(W.VBox):
                 return False
             self._set_busy(True)
         self.last_error = None
+        self.last_warnings = []
         self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...", "busy")
         n_before = len(self.adata.uns.get("commands", []))
 
@@ -348,8 +351,10 @@ class Annotator(W.VBox):
             t0 = time.perf_counter()
             out = io.StringIO()
             try:
-                with _capture_this_thread(out):  # the routine's "[i] ..." message goes to the status
+                # the routine's "[i] ..." message and its warnings go to the panels
+                with _capture_this_thread(out), capture_warnings() as warned:
                     result = func(*args, **kwargs)
+                self.last_warnings = warned
             except Exception as e:  # shown in the panel, not raised into the comm handler
                 msg = str(e)
                 self.last_error = msg if msg.startswith((name + ":", name + "(")) else f"{name}: {msg}"
@@ -369,8 +374,10 @@ class Annotator(W.VBox):
                 said = " ".join(ln.strip().removeprefix("[i] ") for ln in out.getvalue().splitlines()
                                 if ln.strip())
                 self.last_message = said
+                warned = "; ".join(self.last_warnings)
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
-                                 + (f": {said}" if said else f" ({self.adata.n_obs:,} cells)"), "ok")
+                                 + (f": {said}" if said else f" ({self.adata.n_obs:,} cells)")
+                                 + (f" - warning: {warned}" if warned else ""), "warn" if warned else "ok")
             except Exception as e:  # a display problem: the command itself went through
                 self.last_error = f"{name} done, but the panels could not refresh: {e}"
                 self._debug_tb = traceback.format_exc()

@@ -1,39 +1,61 @@
 """Marker panel: marker genes of the chosen clusters, or of the lasso selection
-against the rest, as a dot plot and a table (bokeh, shown through jupyter_bokeh).
+against the rest, as a dot plot (SVG drawn here) and a table (a small anywidget).
 
 =======================  =================================================
 control                  core routine
 =======================  =================================================
 Markers of clusters      ``em.markers(adata, groupby=key, groups=selected
-                         clusters or 'all', method=..., pts=True)``
+                         clusters or 'all', method=..., layer= / use_raw=
+                         (the "data" choice), pts=True)``
 Markers of lasso         ``em.selection_markers(adata, cells, polygon=,
-                         basis=)`` (selection vs rest)
+                         basis=, method=..., layer= / use_raw=)``
+Recompute                ``em.markers`` again with the stale result's
+                         groupby, reference, method and data, all groups
 filters                  ``em.filter_markers(adata, key, n_genes,
                          min_logfoldchange, max_p_adjust, min_pct,
                          max_pct_reference)`` (not recorded: a view)
-click a gene (table)     ``scatter.color_by(gene)``
+click a gene             ``scatter.color_by(gene)``
 =======================  =================================================
 
-The dot plot shows, for the filtered marker genes and the groups compared,
-the fraction of cells expressing each gene (dot size) and its mean
-expression in ``adata.X`` (colour); these are display summaries only.
+The "data" choice defaults to a log-normalised matrix when ``X`` holds raw counts
+(:func:`~exprmat_widgets.tl.marker_summary.default_marker_data`).  The dot plot
+shows, for the filtered marker genes and the groups compared, the fraction of
+cells expressing each gene (dot size) and its mean expression (colour) in the
+matrix the result was computed on
+(:func:`~exprmat_widgets.tl.marker_summary.marker_group_means`).  Warnings of the
+routine (e.g. "the data look like raw counts") are shown in the panel, and a result
+whose groups changed since it was computed is marked stale
+(:func:`~exprmat_widgets.tl.marker_summary.marker_result_stale`).
+
+Why no bokeh: jupyter_bokeh needs BokehJS in the page, which a notebook stores
+inline in its outputs (about 4 MB per notebook); the SVG and the table widget here
+cost a few kB and are re-drawn from the kernel's widget state when a notebook is
+reopened.
 """
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
+import anywidget
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+import traitlets
 
 from ..errors import ExprmatError
+from ..tl.marker_summary import (
+    default_marker_data, latest_marker_key, marker_data_args, marker_data_options, marker_group_means,
+    marker_groups, marker_result_stale,
+)
 from ._controls import action_button
 
-__all__ = ["MarkerPanel", "group_summaries"]
+__all__ = ["MarkerPanel", "MarkerView", "dot_plot_svg"]
 
 MAX_DOT_GENES = 40
+STATIC = Path(__file__).resolve().parents[1] / "static"
+TABLE_COLUMNS = ["group", "gene", "logFC", "p adj", "pct in", "pct out"]
 
 
 def _em():
@@ -42,81 +64,129 @@ def _em():
     return em
 
 
-def group_summaries(adata, genes: list, groups: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``adata.X`` and fraction of cells > 0 for each gene (columns) in each
-    group (rows; ``groups`` maps a group name to a boolean mask)."""
-    idx = adata.var_names.get_indexer(genes)
-    if (idx < 0).any():
-        raise ExprmatError(f"genes not in var_names: {list(np.asarray(genes)[idx < 0][:5])}")
-    X = adata.X[:, idx]
-    names = list(groups)
-    ind = sp.csr_matrix(np.vstack([np.asarray(groups[g], dtype=np.float32) for g in names]))
-    n = np.asarray(ind.sum(axis=1)).ravel()
-    n[n == 0] = 1
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float32)
-        sums = np.asarray((ind @ X).todense())
-        nz = X.copy()
-        nz.data = (nz.data > 0).astype(np.float32)
-        frac = np.asarray((ind @ nz).todense())
-    else:
-        X = np.asarray(X, dtype=np.float32)
-        sums = ind @ X
-        frac = ind @ (X > 0).astype(np.float32)
-    return sums / n[:, None], frac / n[:, None]
+class MarkerView(anywidget.AnyWidget):
+    """Dot plot (``svg``) and marker table (``rows`` of pre-formatted strings); a click
+    on a gene sends ``{'event': 'gene', 'gene': ..., 'row': ...}``; ``selected`` is the
+    gene highlighted."""
+
+    _esm = STATIC / "marker_view.js"
+    _css = STATIC / "marker_view.css"
+    svg = traitlets.Unicode("").tag(sync=True)
+    columns = traitlets.List(traitlets.Unicode(), default_value=TABLE_COLUMNS).tag(sync=True)
+    rows = traitlets.List(default_value=[]).tag(sync=True)
+    gene_column = traitlets.Int(1).tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
 
 
-_bokehjs_loaded = False
-BOKEHJS_COMPONENTS = ["bokeh", "bokeh-widgets", "bokeh-tables"]
+def _viridis(values: np.ndarray) -> list[str]:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["viridis"]
+    return [to_hex(cmap(float(v))) for v in values]
 
 
-def _load_bokehjs():
-    """jupyter_bokeh renders with the page's BokehJS: load it once per kernel, inline
-    (no CDN: works offline).  Only the parts the panel draws with (core, widgets, tables:
-    1.9 MB) and not WebGL and MathJax (another 2 MB in every saved notebook)."""
-    global _bokehjs_loaded
-    if _bokehjs_loaded:
-        return
+def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, *, title: str = "",
+                 uid: str = "0") -> str:
+    """An SVG dot plot: genes (columns) x groups (rows); dot area grows with ``frac``
+    (fraction of cells expressing), colour is ``mean`` on viridis from its minimum to its
+    maximum.  Texts and lines take JupyterLab's theme colours through CSS classes
+    (``marker_view.css``).  Every dot and gene label carries ``data-gene``."""
+    if not genes or not groups:
+        return '<div class="em-marker-empty">no marker genes pass the filters</div>'
+    esc = html.escape
+    cell = 18
+    left = 12 + 7 * max(len(str(g)) for g in groups)
+    top = 34  # the legends are drawn above the dots: visible however many genes scroll by
+    label_h = 10 + int(5.2 * max(len(str(g)) for g in genes))
+    plot_w, plot_h = cell * len(genes), cell * len(groups)
+    width = max(left + plot_w + 8, 330)
+    height = top + plot_h + label_h
+    lo, hi = float(np.min(mean)), float(np.max(mean))
+    span = hi - lo if hi > lo else 1.0
+    colours = _viridis(((mean - lo) / span).ravel())
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="em-dotplot-svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">']
+    gid = f"em-viridis-{esc(uid)}"
+    stops = "".join(f'<stop offset="{t:.2f}" stop-color="{c}"/>'
+                    for t, c in zip(np.linspace(0, 1, 6), _viridis(np.linspace(0, 1, 6))))
+    out.append(f'<defs><linearGradient id="{gid}" x1="0" y1="0" x2="1" y2="0">{stops}</linearGradient></defs>')
+    # legends: colour (mean) and dot sizes (fraction of cells expressing)
+    out.append(f'<text class="em-svg-muted" x="4" y="16">mean {lo:.2f}</text>')
+    lx = 4 + 6 * len(f"mean {lo:.2f}") + 4
+    out.append(f'<rect x="{lx}" y="7" width="60" height="10" fill="url(#{gid})"/>')
+    out.append(f'<text class="em-svg-muted" x="{lx + 64}" y="16">{hi:.2f}</text>')
+    sx = lx + 64 + 6 * len(f"{hi:.2f}") + 16
+    out.append(f'<text class="em-svg-muted" x="{sx}" y="16">% cells</text>')
+    sx += 44
+    for f in (0.25, 0.5, 1.0):
+        rad = 1.5 + 6.5 * np.sqrt(f)
+        out.append(f'<circle class="em-legend-dot" cx="{sx + rad}" cy="12" r="{rad:.2f}"/>')
+        out.append(f'<text class="em-svg-muted" x="{sx + 2 * rad + 3}" y="16">{int(100 * f)}</text>')
+        sx += 2 * rad + 26
+    for r, grp in enumerate(groups):
+        y = top + cell * r + cell / 2
+        out.append(f'<line class="em-svg-grid" x1="{left}" x2="{left + plot_w}" y1="{y}" y2="{y}"/>')
+        out.append(f'<text class="em-svg-text" x="{left - 6}" y="{y + 4}" text-anchor="end">{esc(str(grp))}</text>')
+    for c, gene in enumerate(genes):
+        x = left + cell * c + cell / 2
+        g = esc(str(gene))
+        out.append(f'<line class="em-svg-grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + plot_h}"/>')
+        ly = top + plot_h + 8
+        out.append(f'<text class="em-svg-text em-gene-label" data-gene="{g}" x="{x + 3}" y="{ly}" '
+                   f'text-anchor="end" transform="rotate(-55 {x + 3} {ly})">{g}</text>')
+    k = 0
+    for r, grp in enumerate(groups):
+        y = top + cell * r + cell / 2
+        for c, gene in enumerate(genes):
+            x = left + cell * c + cell / 2
+            f, m = float(frac[r, c]), float(mean[r, c])
+            g = esc(str(gene))
+            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{1.5 + 6.5 * np.sqrt(f):.1f}" '
+                       f'fill="{colours[k]}"><title>{g}, {esc(str(grp))}: {100 * f:.0f}%, mean {m:.2f}</title></circle>')
+            k += 1
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _fmt(v, kind):
     try:
-        from IPython import get_ipython
-
-        if get_ipython() is None or getattr(get_ipython(), "kernel", None) is None:
-            return
-        from bokeh.io import output_notebook
-        from bokeh.resources import Resources
-
-        output_notebook(resources=Resources(mode="inline", components=BOKEHJS_COMPONENTS), hide_banner=True)
-        _bokehjs_loaded = True
-    except Exception:  # no notebook front end: the panel still works from Python
-        pass
+        v = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(v):
+        return ""
+    return f"{v:.2e}" if kind == "p" else f"{v:.2f}"
 
 
 class MarkerPanel:
     """Marker genes (dot plot + table) for the chosen clusters or the lasso selection."""
 
     def __init__(self, annotator):
-        from bokeh.models import (
-            ColumnDataSource, ColorBar, DataTable, FactorRange, HoverTool, LinearColorMapper,
-            NumberFormatter, ScientificFormatter, TableColumn,
-        )
-        from bokeh.layouts import column
-        from bokeh.palettes import Viridis256
-        from bokeh.plotting import figure
-        from jupyter_bokeh.widgets import BokehModel
-
-        _load_bokehjs()
         self.a = annotator
+        adata = annotator.adata
         self.result_key: str | None = None
         self.table_df = pd.DataFrame()
-        self._lasso_mask = None
+        self.dot_genes: list[str] = []
+        self.dot_groups: list[str] = []
+        self.dot_mean = self.dot_frac = None
+        self.stale_reason: str | None = None
+        self.warnings: list[str] = []
+        self.colored_by: str | None = None
         self.method = W.Dropdown(options=["t-test", "wilcoxon", "logreg"], value="t-test",
                                  description="method", layout=W.Layout(width="200px"))
         self.method.add_class("em-marker-method")
+        self.data = W.Dropdown(options=marker_data_options(adata), value=default_marker_data(adata),
+                               description="data", layout=W.Layout(width="200px"),
+                               tooltip="matrix to test: X, a layer or raw (log-normalised values)")
+        self.data.add_class("em-marker-data")
 
         self.clusters_button = action_button("Markers of clusters", "em.markers for the selected clusters (all if none)",
-                                      self.on_markers, "em-markers", "info")
+                                             self.on_markers, "em-markers", "info")
         self.lasso_button = action_button("Markers of lasso", "em.selection_markers: lasso cells vs the rest",
-                                   self.on_selection_markers, "em-selection-markers", "info")
+                                          self.on_selection_markers, "em-selection-markers", "info")
+        self.recompute_button = action_button("Recompute", "em.markers again for the current groups",
+                                              self.on_recompute, "em-markers-recompute", "warning")
         style = {"description_width": "initial"}
         lay = W.Layout(width="150px")
         self.n_genes = W.BoundedIntText(value=5, min=1, max=100, description="genes/group", style=style, layout=lay)
@@ -137,66 +207,56 @@ class MarkerPanel:
         self.gene_button = action_button("Colour UMAP", "colour the UMAP by this gene", self.on_gene, "em-gene-color")
         self.info = W.HTML()
         self.info.add_class("em-marker-info")
-        self.buttons = [self.clusters_button, self.lasso_button]
-
-        # bokeh: dot plot + table
-        self.dot_source = ColumnDataSource(dict(gene=[], group=[], size=[], frac=[], mean=[]))
-        self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
-        fig = figure(x_range=FactorRange(factors=[]), y_range=FactorRange(factors=[]), height=260,
-                     sizing_mode="stretch_width", toolbar_location=None, tools="tap",
-                     title="marker genes: dot size = fraction expressing, colour = mean expression")
-        fig.scatter("gene", "group", size="size", source=self.dot_source,
-                    fill_color={"field": "mean", "transform": self.mapper}, line_color="#444")
-        fig.add_tools(HoverTool(tooltips=[("gene", "@gene"), ("group", "@group"),
-                                          ("fraction", "@frac{0.00}"), ("mean", "@mean{0.00}")]))
-        fig.xaxis.major_label_orientation = 0.9
-        fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
-        self.dot_fig = fig
-        self.table_source = ColumnDataSource(dict(group=[], names=[], logfoldchanges=[], pvals_adj=[],
-                                                  pct_nz_group=[], pct_nz_reference=[]))
-        fmt = NumberFormatter(format="0.00")
-        self.table = DataTable(
-            source=self.table_source, height=240, sizing_mode="stretch_width", index_position=None,
-            selectable=True,
-            columns=[
-                TableColumn(field="group", title="group"),
-                TableColumn(field="names", title="gene"),
-                TableColumn(field="logfoldchanges", title="logFC", formatter=fmt),
-                TableColumn(field="pvals_adj", title="p adj", formatter=ScientificFormatter(precision=2)),
-                TableColumn(field="pct_nz_group", title="pct in", formatter=fmt),
-                TableColumn(field="pct_nz_reference", title="pct out", formatter=fmt),
-            ],
-        )
-        self.table.css_classes = ["em-marker-table"]
-        self.table_source.selected.on_change("indices", self._on_table_select)
-        self.dot_source.selected.on_change("indices", self._on_dot_select)
-        self.bokeh = BokehModel(column(fig, self.table, sizing_mode="stretch_width"))
-        self.bokeh.layout = W.Layout(width="100%")
+        self.notes = W.HTML()
+        self.notes.add_class("em-marker-notes")
+        self.stale_text = W.HTML()
+        self.stale_box = W.HBox([self.stale_text, self.recompute_button],
+                                layout=W.Layout(display="none", align_items="center", flex_flow="row wrap"))
+        self.stale_box.add_class("em-marker-stale")
+        self.buttons = [self.clusters_button, self.lasso_button, self.recompute_button]
+        self.view = MarkerView(layout=W.Layout(width="100%"))
+        self.view.on_msg(self._on_view_msg)
         self.widget = W.VBox(
             [
                 W.HTML("<b>Marker genes</b>"),
-                W.HBox([self.method, self.clusters_button, self.lasso_button], layout=W.Layout(flex_flow="row wrap")),
+                W.HBox([self.method, self.data, self.clusters_button, self.lasso_button],
+                       layout=W.Layout(flex_flow="row wrap")),
                 W.HBox([self.n_genes, self.min_lfc, self.max_padj, self.min_pct, self.max_pct_ref],
                        layout=W.Layout(flex_flow="row wrap")),
                 W.HBox([self.gene_text, self.gene_button]),
                 self.info,
-                self.bokeh,
+                self.stale_box,
+                self.notes,
+                self.view,
             ],
             layout=W.Layout(width="100%", padding="0 6px"),
         )
         self.widget.add_class("em-marker-panel")
-        self.gene_text.options = [str(g) for g in annotator.adata.var_names[:5000]]
+        self.gene_text.options = [str(g) for g in adata.var_names[:5000]]
+        # a result already in the data (a reopened session, markers run in the notebook) is shown
+        key = latest_marker_key(adata)
+        if key is not None:
+            self._show(key)
 
     # ------------------------------------------------------------------ actions
+
+    def _data_args(self) -> dict:
+        return marker_data_args(self.data.value)
+
+    def _keep_warnings(self):
+        self.warnings = list(getattr(self.a, "last_warnings", []) or [])
 
     def on_markers(self):
         a = self.a
         sel = a.clusters.selected
         groups = sel if sel else "all"
-        key = a.key
-        a.act("markers", self._routine("markers"), a.adata, groupby=key, groups=groups, reference="rest",
-              method=self.method.value, pts=True, key_added="markers",
-              after=lambda r: self._show("markers"))
+
+        def after(r):
+            self._keep_warnings()
+            self._show("markers")
+
+        a.act("markers", self._routine("markers"), a.adata, groupby=a.key, groups=groups, reference="rest",
+              method=self.method.value, pts=True, key_added="markers", after=after, **self._data_args())
 
     def on_selection_markers(self):
         a = self.a
@@ -206,15 +266,35 @@ class MarkerPanel:
             a.last_error = f"selection_markers: {e}"
             a._set_status(a.last_error, "error")
             return
-        mask = np.zeros(a.adata.n_obs, dtype=bool)
-        mask[args["cells"]] = True
 
         def after(r):
-            self._lasso_mask = mask
+            self._keep_warnings()
             self._show("markers.selection")
 
-        a.act("selection_markers", self._routine("selection_markers"), a.adata,
-              key_added="markers.selection", after=after, **args)
+        a.act("selection_markers", self._routine("selection_markers"), a.adata, key_added="markers.selection",
+              method=self.method.value, after=after, **self._data_args(), **args)
+
+    def on_recompute(self):
+        """Re-run the shown (stale) result's markers on the current groups of its groupby."""
+        a, key = self.a, self.result_key
+        params = dict(a.adata.uns[key]["params"]) if key in a.adata.uns else {}
+        groupby = params.get("groupby")
+        if groupby is None or groupby not in a.adata.obs.columns:
+            a.last_error = ("recompute: these are markers of a lasso selection (or of a removed column); "
+                            "draw the lasso again and press 'Markers of lasso'.")
+            a._set_status(a.last_error, "error")
+            return
+        reference = params.get("reference", "rest")
+        if reference != "rest" and reference not in a.adata.obs[groupby].astype(str).unique():
+            reference = "rest"
+
+        def after(r):
+            self._keep_warnings()
+            self._show(key)
+
+        a.act("markers", self._routine("markers"), a.adata, groupby=groupby, groups="all", reference=reference,
+              method=params.get("method", "t-test"), pts=True, key_added=key, layer=params.get("layer"),
+              use_raw=bool(params.get("use_raw", False)), after=after)
 
     def on_gene(self, gene: str | None = None):
         gene = (gene if gene is not None else self.gene_text.value or "").strip()
@@ -227,6 +307,7 @@ class MarkerPanel:
             return
         self.a.show_key(gene)
         self.colored_by = gene
+        self.view.selected = gene
         self.a._set_status(f"UMAP coloured by {gene}", "ok")
 
     @staticmethod
@@ -236,24 +317,20 @@ class MarkerPanel:
             raise ExprmatError(f"em.{name} is not available in this version of exprmat_widgets.")
         return fn
 
-    def _on_table_select(self, attr, old, new):
-        if new:
-            i = new[0]
-            names = self.table_source.data["names"]
-            if 0 <= i < len(names):
-                self.gene_text.value = str(names[i])
-                self.on_gene(str(names[i]))
-
-    def _on_dot_select(self, attr, old, new):
-        if new:
-            i = new[0]
-            genes = self.dot_source.data["gene"]
-            if 0 <= i < len(genes):
-                self.on_gene(str(genes[i]))
+    def _on_view_msg(self, widget, content, buffers=None):
+        if not isinstance(content, dict) or content.get("event") != "gene":
+            return
+        gene = str(content.get("gene", ""))
+        # a click on a table drawn before the latest result arrived names a gene of the old one
+        if gene and (gene in self.dot_genes or gene in set(self.table_df.get("names", pd.Series([], dtype=str)))):
+            self.gene_text.value = gene
+            self.on_gene(gene)
 
     def select_gene_row(self, i: int):
-        """Select row ``i`` of the table (what a click does)."""
-        self.table_source.selected.indices = [int(i)]
+        """Click row ``i`` of the table (the message the page sends)."""
+        rows = self.view.rows
+        if 0 <= int(i) < len(rows):
+            self._on_view_msg(self.view, {"event": "gene", "gene": rows[int(i)][1], "row": int(i)})
 
     # ------------------------------------------------------------------ view
 
@@ -262,11 +339,28 @@ class MarkerPanel:
         self.update_view()
 
     def refresh(self, changed=None):
-        """Re-draw when the shown result changed (e.g. undone) or cells were removed."""
+        """Re-draw when the shown result, its groups, the cells or the layers changed."""
+        opts = marker_data_options(self.a.adata)
+        if list(self.data.options) != opts:
+            value = self.data.value if self.data.value in opts else default_marker_data(self.a.adata)
+            self.data.options = opts
+            self.data.value = value
         if self.result_key is None:
-            return
-        if changed is None or "obs_names" in changed or f"uns:{self.result_key}" in changed:
+            key = latest_marker_key(self.a.adata)
+            if key is None:
+                return
+            self.result_key = key
+        params = self._params()
+        watched = {"obs_names", f"uns:{self.result_key}"}
+        if params.get("groupby"):
+            watched.add(f"obs:{params['groupby']}")
+        if changed is None or watched & set(changed) or any(str(c).startswith("layers:") for c in changed):
             self.update_view()
+
+    def _params(self) -> dict:
+        res = self.a.adata.uns.get(self.result_key) if self.result_key else None
+        params = res.get("params", {}) if hasattr(res, "get") else {}
+        return dict(params) if hasattr(params, "keys") else {}
 
     def filters(self) -> dict:
         return dict(
@@ -286,75 +380,80 @@ class MarkerPanel:
             self.table_df = pd.DataFrame()
             self._set_table(self.table_df)
             self._set_dots([], [], None, None)
+            self._set_stale(None)
             self.info.value = f"<i>no marker result uns[{html.escape(repr(key))}] (undone?)</i>"
             return
         try:
             df = _em().filter_markers(adata, key=key, **self.filters())
+            stale = marker_result_stale(adata, key)
         except Exception as e:
             self.a.last_error = f"filter_markers: {e}"
             self.a._set_status(self.a.last_error, "error")
             return
         self.table_df = df.reset_index(drop=True)
         self._set_table(self.table_df)
+        self._set_stale(stale)
+        params = self._params()
         genes = list(dict.fromkeys(df["names"].astype(str)))[:MAX_DOT_GENES]
-        groups = self._groups(key, df)
+        groups = marker_groups(adata, key) if not stale else {}
         if genes and groups:
-            mean, frac = group_summaries(adata, genes, groups)
+            mean, frac = marker_group_means(adata, genes, groups, layer=params.get("layer"),
+                                            use_raw=bool(params.get("use_raw", False)))
             self._set_dots(genes, list(groups), mean, frac)
         else:
             self._set_dots([], [], None, None)
         ng = df["group"].nunique() if len(df) else 0
+        data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
         self.info.value = (
             f'<span class="em-marker-count">{len(df)} marker genes in {ng} group(s) '
-            f"(uns[{html.escape(repr(key))}])</span>"
+            f"(uns[{html.escape(repr(key))}], {html.escape(str(params.get('method', '?')))} on "
+            f"{html.escape(str(data))})</span>"
         )
+        self._set_notes()
 
-    def _groups(self, key, df) -> dict:
-        adata = self.a.adata
-        params = adata.uns[key].get("params", {}) if hasattr(adata.uns[key], "get") else {}
-        groupby = params.get("groupby")
-        shown = [str(g) for g in pd.unique(df["group"].astype(str))] if len(df) else []
-        if groupby is not None and groupby in adata.obs.columns:
-            col = adata.obs[groupby].astype(str).to_numpy()
-            names = [str(n) for n in adata.uns[key]["names"].dtype.names]
-            out = {g: col == g for g in names if (col == g).any()}
-            if out and str(params.get("reference", "rest")) == "rest":
-                rest = ~np.logical_or.reduce(list(out.values()))
-                if rest.any():  # some groups against the rest: show the rest too
-                    out["rest"] = rest
-            return out
-        mask = self._lasso_mask
-        if mask is not None and mask.shape == (adata.n_obs,) and shown:
-            return {shown[0]: mask, "rest": ~mask}
-        return {}
+    def _set_stale(self, reason):
+        self.stale_reason = reason
+        if reason:
+            self.stale_text.value = (
+                '<span class="em-marker-stale-text" style="color:var(--jp-warn-color0,#9a6700)">'
+                f"\u26a0 stale: {html.escape(reason)}; the table shows the old groups, the dot plot is hidden."
+                "</span>"
+            )
+            self.stale_box.layout.display = "flex"
+        else:
+            self.stale_text.value = ""
+            self.stale_box.layout.display = "none"
+
+    def _set_notes(self):
+        if not self.warnings:
+            self.notes.value = ""
+            return
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
+        self.notes.value = (
+            '<div class="em-marker-warning" style="color:var(--jp-warn-color0,#9a6700);'
+            'border-left:3px solid var(--jp-warn-color1,#d29922);padding:2px 6px;margin:2px 0">'
+            f"<b>\u26a0 warning</b><ul style=\"margin:0;padding-left:1.2em\">{items}</ul></div>"
+        )
 
     def _set_table(self, df):
-        cols = ["group", "names", "logfoldchanges", "pvals_adj", "pct_nz_group", "pct_nz_reference"]
-        data = {c: (df[c].astype(str).tolist() if c in ("group", "names") else
-                    pd.to_numeric(df[c], errors="coerce").astype(float).tolist()) if c in df.columns
-                else [] for c in cols}
-        self.table_source.selected.indices = []
-        self.table_source.data = data
+        rows = []
+        if len(df):
+            for r in df.itertuples(index=False):
+                rows.append([str(r.group), str(r.names), _fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p"),
+                             _fmt(r.pct_nz_group, "f"), _fmt(r.pct_nz_reference, "f")])
+        self.view.selected = ""
+        self.view.rows = rows
 
     def _set_dots(self, genes, groups, mean, frac):
-        from bokeh.models import FactorRange  # noqa: F401
-
+        self.dot_genes, self.dot_groups, self.dot_mean, self.dot_frac = list(genes), list(groups), mean, frac
+        params = self._params()
+        data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
+        title = f"dot size = fraction expressing, colour = mean expression in {data}"
         if not genes:
-            self.dot_source.data = dict(gene=[], group=[], size=[], frac=[], mean=[])
-            self.dot_fig.x_range.factors = []
-            self.dot_fig.y_range.factors = []
+            self.view.svg = ('<div class="em-marker-empty">'
+                             + ("stale result: recompute to draw the dot plot" if self.stale_reason
+                                else "no marker genes pass the filters") + "</div>")
             return
-        gg, gr = np.meshgrid(np.arange(len(genes)), np.arange(len(groups)))
-        f = frac.ravel()
-        m = mean.ravel()
-        self.dot_fig.x_range.factors = genes
-        self.dot_fig.y_range.factors = groups
-        self.mapper.low = float(m.min())
-        self.mapper.high = float(max(m.max(), m.min() + 1e-6))
-        self.dot_source.data = dict(
-            gene=[genes[i] for i in gg.ravel()],
-            group=[groups[i] for i in gr.ravel()],
-            size=(4 + 18 * f).tolist(),
-            frac=f.tolist(),
-            mean=m.tolist(),
-        )
+        self.view.svg = (f'<div class="em-svg-muted" style="font-size:11px;color:var(--jp-ui-font-color2,#555)">'
+                         f"{html.escape(title)}</div>"
+                         + dot_plot_svg(genes, groups, mean, frac, title=title, uid=str(id(self))))

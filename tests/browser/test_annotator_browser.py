@@ -267,9 +267,10 @@ def _annotate_by_clicking(st, artifacts):
     page.wait_for_function("() => document.querySelector('.em-marker-count')")
     n_rows = kernel.eval("len(ann.markers.table_df)")
     assert n_rows > 0
-    cell = page.locator(f"{ANN} .em-marker-table .slick-row").first.locator(".slick-cell").nth(1)
-    gene = cell.text_content().strip()
-    cell.click()
+    row = page.locator(f"{ANN} .em-marker-table tr.em-marker-row").first
+    gene = row.get_attribute("data-gene")
+    assert gene == row.locator("td").nth(1).text_content().strip()
+    row.click()
     kernel.wait_for(f"ann.scatter.color == {gene!r}", timeout=30)
     page.wait_for_selector(f"{SCATTER} .emw-gradient")
     jh.screenshot(page.locator(ANN).first, "annotator_markers.png")

@@ -1,0 +1,231 @@
+"""Read-only summaries of a marker result for display (the marker panel, figures).
+
+Nothing here writes to the AnnData or the history:
+
+* :func:`marker_data_options` / :func:`default_marker_data` - which matrix to test
+  (``'X'``, a layer, ``'raw'``) and the default choice (not raw counts);
+* :func:`marker_groups` - the groups of cells a result compares (its ``groupby``
+  groups and the rest, or the selection and the rest);
+* :func:`marker_group_means` - mean expression and fraction of expressing cells of
+  some genes in those groups, from the same one-pass :func:`group_stats` the
+  t-test uses;
+* :func:`marker_result_stale` - whether the groups changed since the result was
+  computed (history fingerprints of ``obs[groupby]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ExprmatError, MissingKeyError
+from ..history import fingerprint, get_records
+from ._wilcoxon import REST, group_stats
+from .marker_genes import _is_dask, _matrix, looks_like_counts
+
+__all__ = [
+    "default_marker_data",
+    "latest_marker_key",
+    "marker_data_args",
+    "marker_data_options",
+    "marker_group_means",
+    "marker_groups",
+    "marker_result_stale",
+]
+
+
+def marker_data_options(adata) -> list[str]:
+    """``['X', <layers>..., 'raw']``: the matrices :func:`markers` can test (``'raw'`` only
+    when ``adata.raw`` is set).  Reads ``X``, ``layers``, ``raw``."""
+    out = ["X"] + [str(k) for k in adata.layers.keys() if k != "X"]
+    if adata.raw is not None:
+        out.append("raw")
+    return out
+
+
+def marker_data_args(choice: str) -> dict:
+    """``layer=`` / ``use_raw=`` arguments of :func:`markers` for a choice of
+    :func:`marker_data_options`."""
+    if choice == "raw":
+        return {"layer": None, "use_raw": True}
+    if choice in (None, "X"):
+        return {"layer": None, "use_raw": False}
+    return {"layer": choice, "use_raw": False}
+
+
+def _sample_counts(x) -> bool:
+    if x is None:
+        return True
+    if _is_dask(x):  # a few rows are enough to tell, and avoid reading the whole array
+        x = x[: min(200, x.shape[0])].compute()
+    return looks_like_counts(x)
+
+
+def default_marker_data(adata) -> str:
+    """The matrix the marker panel offers first: ``'X'`` unless X looks like raw counts
+    (:func:`looks_like_counts`); then the first layer that does not (layers named like
+    ``log*`` first), then ``'raw'``, else ``'X'`` (and the routine's warning says why).
+    Reads ``X``, ``layers``, ``raw``."""
+    if not _sample_counts(adata.X):
+        return "X"
+    layers = [k for k in marker_data_options(adata) if k not in ("X", "raw")]
+    layers.sort(key=lambda k: 0 if "log" in k.lower() else 1)
+    for k in layers:
+        if not _sample_counts(adata.layers[k]):
+            return k
+    if adata.raw is not None and not _sample_counts(adata.raw.X):
+        return "raw"
+    return "X"
+
+
+def _result(adata, key):
+    if not isinstance(key, str) or key not in adata.uns:
+        raise MissingKeyError(f"no marker result uns[{key!r}]; run em.markers(adata, groupby=...) first.")
+    res = adata.uns[key]
+    if not _is_result(res):
+        raise ExprmatError(f"uns[{key!r}] is not a marker result (no 'names' / 'params').")
+    return res
+
+
+def _is_result(value) -> bool:
+    return hasattr(value, "keys") and "names" in value and "params" in value
+
+
+def latest_marker_key(adata) -> str | None:
+    """The ``uns`` key of the marker result written last by a recorded command (still
+    present), else ``'markers'`` or the first marker result in ``uns``, else None.
+    Reads ``uns['commands']`` and ``uns``."""
+    for r in reversed(get_records(adata)):
+        for label in (r.get("output") or {}):
+            k = label[4:] if label.startswith("uns:") else None
+            if k is not None and k in adata.uns and _is_result(adata.uns[k]):
+                return k
+    keys = [k for k in adata.uns.keys() if _is_result(adata.uns[k])]
+    return "markers" if "markers" in keys else (keys[0] if keys else None)
+
+
+def marker_groups(adata, key: str) -> dict:
+    """The groups of cells the result ``uns[key]`` compares, as ``{name: boolean mask}``:
+    the tested groups of ``obs[groupby]`` (and ``'rest'``, the other cells, when the
+    reference is the rest and some are left), or the selection of
+    :func:`selection_markers` and ``'rest'``.  Empty when the cells no longer match
+    (the selection mask has another length, ``groupby`` is gone).
+
+    Reads ``uns[key]['params']``, ``uns[key]['names']``, ``uns[key]['selection']``,
+    ``obs[groupby]``."""
+    res = _result(adata, key)
+    params = res["params"]
+    groupby = params.get("groupby")
+    if groupby is None:
+        mask = res.get("selection")
+        mask = None if mask is None else np.asarray(mask, dtype=bool)
+        if mask is None or mask.shape != (adata.n_obs,):
+            return {}
+        return {str(res["names"].dtype.names[0]): mask, "rest": ~mask}
+    if groupby not in adata.obs.columns:
+        return {}
+    col = adata.obs[groupby].astype(str).to_numpy()
+    out = {}
+    for g in (str(n) for n in res["names"].dtype.names):
+        m = col == g
+        if m.any():
+            out[g] = m
+    reference = str(params.get("reference", "rest"))
+    if reference != "rest" and reference not in out and (col == reference).any():
+        out[reference] = col == reference
+    if out and reference == "rest":
+        rest = ~np.logical_or.reduce(list(out.values()))
+        if rest.any():  # some groups against the rest: show the rest too
+            out["rest"] = rest
+    return out
+
+
+def marker_group_means(adata, genes, groups: dict, *, layer: str | None = None, use_raw: bool = False):
+    """Mean expression and fraction of expressing cells (value != 0) of ``genes`` in each
+    group of cells, from the matrix :func:`markers` tests (same ``layer`` / ``use_raw``).
+
+    Parameters
+    ----------
+    genes
+        Gene names (``var_names``, or ``raw.var_names`` with ``use_raw``).
+    groups
+        ``{name: boolean mask over cells}``, disjoint (e.g. :func:`marker_groups`).
+
+    Returns
+    -------
+    ``(mean, frac)``: arrays ``len(groups) x len(genes)`` in the order given.
+
+    Reads ``X`` / ``layers[layer]`` / ``raw``; writes nothing.
+    """
+    x, var, _ = _matrix(adata, layer, use_raw, "marker_group_means")
+    genes = [str(g) for g in genes]
+    idx = pd.Index(var.index.astype(str)).get_indexer(genes)
+    if (idx < 0).any():
+        missing = list(np.asarray(genes)[idx < 0][:5])
+        raise MissingKeyError(f"marker_group_means: genes not in var_names: {missing}; pass genes of this AnnData.")
+    codes = np.full(adata.n_obs, REST, dtype=np.int64)
+    for i, m in enumerate(groups.values()):
+        m = np.asarray(m, dtype=bool)
+        if m.shape != (adata.n_obs,):
+            raise ExprmatError(f"marker_group_means: a group mask has {m.size} entries for {adata.n_obs} cells.")
+        if (codes[m] != REST).any():
+            raise ExprmatError("marker_group_means: the groups overlap; pass disjoint groups of cells.")
+        codes[m] = i
+    n = len(groups)
+    sub = x[:, idx]
+    if _is_dask(sub):
+        sub = sub.compute()
+    if sub.dtype.kind in "iub":
+        sub = sub.astype(np.float64)
+    s, _q, nz = group_stats(sub, codes, n)
+    sizes = np.maximum(np.bincount(codes[codes >= 0], minlength=n), 1).astype(float)[:, None]
+    return s[:n] / sizes, nz[:n] / sizes
+
+
+def _last_writer(records, label, stop=None):
+    for i in range(len(records) if stop is None else stop, 0, -1):
+        if label in (records[i - 1].get("output") or {}):
+            return i - 1
+    return None
+
+
+def marker_result_stale(adata, key: str) -> str | None:
+    """Why the result ``uns[key]`` no longer matches the data, or None.
+
+    A result of :func:`markers` is stale when ``obs[groupby]`` changed after it was
+    computed: the history record that wrote the result follows the record that last
+    wrote ``obs[groupby]``, whose output fingerprint is compared with the column now
+    (a column made outside the history: any later recorded change of the column or of
+    the cells counts).  A result of :func:`selection_markers` is stale when the cells
+    changed.  Results written outside the history (e.g. scanpy's) are not judged.
+
+    Reads ``uns[key]``, ``obs[groupby]``, ``uns['commands']``; writes nothing.
+    """
+    res = _result(adata, key)
+    groupby = res["params"].get("groupby")
+    records = get_records(adata)
+    i = _last_writer(records, f"uns:{key}")
+    if groupby is None:
+        mask = res.get("selection")
+        if mask is not None and np.asarray(mask).shape != (adata.n_obs,):
+            return f"the cells changed since these markers were computed ({len(mask)} then, {adata.n_obs} now)"
+        if i is not None and "obs_names" in (records[i].get("input") or {}):
+            from ..history import obs_names_hash
+
+            if records[i]["input"]["obs_names"] != obs_names_hash(adata):
+                return "the cells changed since these markers were computed"
+        return None
+    if groupby not in adata.obs.columns:
+        return f"obs[{groupby!r}] no longer exists"
+    if i is None or records[i]["output"][f"uns:{key}"] != fingerprint(res):
+        return None  # not written by the recorded command: its provenance is unknown
+    label = f"obs:{groupby}"
+    j = _last_writer(records, label, stop=i)
+    changed = f"obs[{groupby!r}] changed since these markers were computed"
+    if j is not None:
+        return changed if records[j]["output"][label] != fingerprint(adata.obs[groupby]) else None
+    later = _last_writer(records, label)
+    moved = _last_writer(records, "obs_names")
+    if (later is not None and later > i) or (moved is not None and moved > i):
+        return changed
+    return None
