@@ -283,3 +283,19 @@ def test_undo_with_a_start_that_already_has_history(pbmc):
     em.undo(pbmc, start=start)
     assert em.history(pbmc)["command"].tolist() == ["label_cells"] * 3
     assert (pbmc.obs["lab"].astype(str) == expected.astype(str)).all()
+
+
+def test_backed_data_exclusion_says_what_to_do(pbmc_graph, tmp_path):
+    pbmc_graph.write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    n = len(raw_records(backed))
+    for call in (lambda: em.exclude(backed, annotation="leiden", remove=["0"]),
+                 lambda: em.exclude_cells(backed, cells=np.arange(5)),
+                 lambda: em.subset_cells(backed, keys=["leiden"], values=[["0"]])):
+        with pytest.raises(em.ExprmatError, match="to_memory"):
+            call()
+    assert len(raw_records(backed)) == n and backed.n_obs == 700
+    em.markers(backed, groupby="leiden", method="t-test")  # reads X from the file
+    mem = backed.to_memory()
+    em.exclude(mem, annotation="leiden", remove=["0"])
+    assert mem.n_obs < 700

@@ -53,6 +53,7 @@ class CommandSpec:
     func: Callable
     writes: Callable[[dict, Any], list]
     selections: tuple = ()
+    in_memory: bool = False
 
 
 _REGISTRY: dict[str, CommandSpec] = {}
@@ -84,7 +85,14 @@ def command_lock(adata) -> threading.RLock:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_state(adata, name: str, input_fp: dict) -> None:
+def _check_state(adata, name: str, input_fp: dict, in_memory: bool) -> None:
+    if in_memory and _compat.is_backed(adata):
+        raise ExprmatError(
+            f"{name}(): the AnnData is backed by {adata.filename} (read with backed='r'), and "
+            f"{name} removes cells, which rewrites X. Load it into memory first with "
+            "`adata = adata.to_memory()` (the history comes along), then save with "
+            "`adata.write_h5ad(new_path)`."
+        )
     if getattr(adata, "is_view", False):
         raise ExprmatError(
             f"{name}(): the AnnData is a view of another one; commands change data in place. "
@@ -119,7 +127,8 @@ def _check_state(adata, name: str, input_fp: dict) -> None:
 # --------------------------------------------------------------------------- decorator
 
 
-def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable[str] = ()):
+def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable[str] = (),
+            in_memory: bool = False):
     """Register a state-changing routine and record each top-level call.
 
     Parameters
@@ -133,6 +142,9 @@ def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable
     selections
         Names of parameters that hold a cell selection; they are recorded as
         the cells they hit (see :func:`exprmat_widgets.selection.encode_selection`).
+    in_memory
+        The routine rewrites ``X`` (removes cells): refused with a clear message on
+        backed data.
     """
     selections = tuple(selections)
 
@@ -154,20 +166,20 @@ def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable
                 if p.kind is inspect.Parameter.VAR_KEYWORD and k in params:
                     params.update(params.pop(k))
             with command_lock(adata):
-                return _run(adata, name, func, writes, selections, params, args, kwargs)
+                return _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
 
         wrapper.__exprmat_command__ = name
-        _REGISTRY[name] = CommandSpec(name, wrapper, writes, selections)
+        _REGISTRY[name] = CommandSpec(name, wrapper, writes, selections, in_memory)
         return wrapper
 
     return decorate
 
 
-def _run(adata, name, func, writes, selections, params, args, kwargs):
+def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs):
     from ..selection import encode_selection
 
     input_fp = input_fingerprint(adata)
-    _check_state(adata, name, input_fp)
+    _check_state(adata, name, input_fp, in_memory)
     snap = _compat.snapshot(adata)
     n_before = len(raw_records(adata))
     token = _depth.set(1)

@@ -221,7 +221,7 @@ def _writes_exclude(p, adata):
     return out + [w for w in _colored_categoricals(p, adata) if w not in out]
 
 
-@command("exclude", writes=_writes_exclude)
+@command("exclude", writes=_writes_exclude, in_memory=True)
 def exclude(adata, annotation: str, remove: list):
     """Drop the cells whose ``obs[annotation]`` is one of ``remove``, in place.
 
@@ -259,7 +259,7 @@ def exclude(adata, annotation: str, remove: list):
     _subset_inplace(adata, keep, verb="keep")
 
 
-@command("exclude_cells", writes=_writes_exclude, selections=("cells",))
+@command("exclude_cells", writes=_writes_exclude, selections=("cells",), in_memory=True)
 def exclude_cells(adata, cells, polygon=None, basis: str | None = None):
     """Drop an explicit selection of cells, in place.
 
@@ -290,7 +290,7 @@ def _writes_subset(p, adata):
     return out + [w for w in _colored_categoricals(p, adata) if w not in out]
 
 
-@command("subset_cells", writes=_writes_subset)
+@command("subset_cells", writes=_writes_subset, in_memory=True)
 def subset_cells(adata, keys: list, values: list):
     """Keep only the cells whose ``obs[keys[i]]`` is in ``values[i]`` for every ``i``, in place.
 
