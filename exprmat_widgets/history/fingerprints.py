@@ -175,6 +175,9 @@ def output_fingerprint(adata, writes: list) -> dict:
         if slot == "obs_names":
             out["obs_names"] = obs_names_hash(adata)
             continue
+        if slot == "X":
+            out["X"] = fingerprint(adata.X) if adata.X is not None else "absent"
+            continue
         container = getattr(adata, slot)
         label = f"{slot}:{key}"
         if slot in ("obs", "var"):

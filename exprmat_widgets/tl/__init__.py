@@ -29,9 +29,15 @@ from .marker_summary import (
 )
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
+from .preprocessing import harmony, highly_variable_genes, log1p, normalize_total, pca
 from .sc3_clustering import sc3
 
 __all__ = [
+    "pca",
+    "normalize_total",
+    "log1p",
+    "highly_variable_genes",
+    "harmony",
     "annotate",
     "consensus_nmf",
     "consensus_nmf_extract_k",
