@@ -363,30 +363,16 @@ class Experiment:
             # built data sums in the same order as on data read from disk
             adata.X.sort_indices()
         if integrate:
-            adata.layers["counts"] = adata.X.copy()
-            sc.pp.normalize_total(adata, target_sum=1e4)
-            sc.pp.log1p(adata)
-            n_top = min(n_top_genes, adata.n_vars)
-            sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=n_top)
-            adata.var["vst.all.hvg"] = adata.var["highly_variable"].to_numpy()
-            n_comps = min(n_comps, adata.n_obs - 1, int(adata.var["vst.all.hvg"].sum()) - 1)
-            sc.pp.pca(adata, n_comps=n_comps, mask_var="vst.all.hvg", random_state=random_state)
-            adata.obsm["harmony"] = _harmony(adata, sample_key, random_state)
+            # recorded commands: the experiment's history starts at its samples' counts
+            from . import tl
+
+            tl.derive_layer(adata, key_added="counts", source="X", transform="copy")
+            tl.normalize_total(adata, target_sum=1e4)
+            tl.log1p(adata)
+            tl.highly_variable_genes(adata, flavor="seurat", n_top_genes=n_top_genes, key_added="vst.all.hvg")
+            tl.pca(adata, n_comps=n_comps, mask_var="vst.all.hvg", random_state=random_state)
+            tl.harmony(adata, batch_key=sample_key, random_state=random_state, allow_single_batch=True)
         return cls(adata, samples={str(k): s for k, s in samples.items()})
-
-
-def _harmony(adata, batch_key: str, random_state: int) -> np.ndarray:
-    """Harmony-corrected PCA (harmonypy; deterministic for a given seed)."""
-    pcs = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
-    if adata.obs[batch_key].nunique() < 2:
-        return pcs.astype(np.float32)
-    import harmonypy
-
-    ho = harmonypy.run_harmony(pcs, adata.obs, batch_key, random_state=random_state, verbose=False)
-    z = np.asarray(ho.Z_corr)
-    if z.shape != pcs.shape:  # harmonypy < 2 returns components x cells
-        z = z.T
-    return np.ascontiguousarray(z, dtype=np.float32)
 
 
 def example_experiment(integrate: bool = True) -> Experiment:

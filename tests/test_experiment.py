@@ -130,7 +130,8 @@ def test_tutorial_calls_as_written(expm, tmp_path, capsys):
     back = em.load_experiment(d, load_samples=False, load_subset="mono-neutro")
     assert back["rna"].obs["cell.type"].equals(expm["rna"].obs["cell.type"])
     assert [json.loads(r)["command"] for r in back["rna"].uns["commands"]] == [
-        "knn", "umap", "leiden", "subset_cells", "exclude", "annotate"]
+        "derive_layer", "normalize_total", "log1p", "highly_variable_genes", "pca", "harmony",
+        "knn", "umap", "leiden", "subset_cells", "exclude", "annotate"]  # from the samples' counts
     # the full integrated data are untouched on disk
     full = em.load_experiment(d, load_samples=True)
     assert full["rna"].n_obs == 400 and "cell.type" not in full["rna"].obs
@@ -147,8 +148,9 @@ def test_subset_history_replays_from_the_integrated_start(expm, tmp_path):
     mask = expm["rna"].obs["leiden"].isin(cats[:2]) & (expm["rna"].obs["sample"] == "pbmc_5k")
     assert list(sub.obs_names) == list(expm["rna"].obs_names[mask])
     recs = [json.loads(r) for r in sub.uns["commands"]]
-    assert [r["command"] for r in recs] == ["knn", "leiden", "subset_cells"]
-    assert recs[:2] == [json.loads(r) for r in expm["rna"].uns["commands"]]
+    prep = ["derive_layer", "normalize_total", "log1p", "highly_variable_genes", "pca", "harmony"]
+    assert [r["command"] for r in recs] == prep + ["knn", "leiden", "subset_cells"]
+    assert recs[:-1] == [json.loads(r) for r in expm["rna"].uns["commands"]]
     out = em.replay(start, sub)
     assert list(out.obs_names) == list(sub.obs_names)
     assert out.obs["leiden"].equals(sub.obs["leiden"])

@@ -54,7 +54,7 @@ def test_each_command_gives_what_scanpy_gives(raw, flavor):
     np.testing.assert_array_equal(ours.uns["pca"]["variance_ratio"], ref.uns["pca"]["variance_ratio"])
     import harmonypy
 
-    ho = harmonypy.run_harmony(ref.obsm["X_pca"].astype(np.float64), ref.obs[["sample"]].astype(str), "sample",
+    ho = harmonypy.run_harmony(ref.obsm["X_pca"].astype(np.float64), ref.obs[["sample"]], "sample",
                                random_state=0, verbose=False)
     z = np.asarray(ho.Z_corr)
     z = z if z.shape == ref.obsm["X_pca"].shape else z.T

@@ -58,6 +58,7 @@ class CommandSpec:
 
 _REGISTRY: dict[str, CommandSpec] = {}
 _depth = contextvars.ContextVar("exprmat_command_depth", default=0)
+_replaying = contextvars.ContextVar("exprmat_replaying", default=False)  # replay keeps no undo states
 
 
 def registered_commands() -> dict[str, CommandSpec]:
@@ -207,7 +208,8 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
         raise
     finally:
         _depth.reset(token)
-    push_checkpoint(adata, n_before, snap)
+    if not _replaying.get():
+        push_checkpoint(adata, n_before, snap)
     return result
 
 

@@ -14,7 +14,7 @@ from ..errors import ExprmatError, ReplayError
 from . import _compat
 from .fingerprints import input_fingerprint
 from .records import UNS_KEY, get_records, last_record, raw_records, short
-from .registry import _REGISTRY, CommandSpec, checkpoints, command_lock, forget_checkpoints
+from .registry import _REGISTRY, CommandSpec, _replaying, checkpoints, command_lock, forget_checkpoints
 
 __all__ = ["replay", "undo", "resolve"]
 
@@ -136,6 +136,9 @@ def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_st
         Called as ``on_step(step, record, ok)`` after each step (used by the
         command line to print progress).
 
+    When ``adata_start`` already carries the first steps of ``history`` (e.g. a copy
+    taken mid-analysis), replay continues after them.
+
     Returns
     -------
     The replayed AnnData, whose own ``uns['commands']`` holds the new records.
@@ -145,10 +148,16 @@ def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_st
     records = get_records(history)
     for i, r in enumerate(records):  # refuse a damaged history before running any of it
         resolve(i, r)
+    done = get_records(adata_start) if raw_records(adata_start) else []
+    k = len(done) if done and len(done) <= len(records) and done == records[: len(done)] else 0
     adata = _compat.shallow_copy(adata_start) if copy else adata_start
-    if UNS_KEY in adata.uns:
+    if k == 0 and UNS_KEY in adata.uns:
         adata.uns.pop(UNS_KEY)
-    _run_records(adata, records, check=check, on_step=on_step)
+    token = _replaying.set(True)
+    try:
+        _run_records(adata, records[k:], check=check, on_step=on_step, offset=k)
+    finally:
+        _replaying.reset(token)
     return adata
 
 

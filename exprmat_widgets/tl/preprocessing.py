@@ -321,6 +321,7 @@ def harmony(
     key_added: str = "harmony",
     max_iter_harmony: int = 10,
     random_state: int = 0,
+    allow_single_batch: bool = False,
 ):
     """Harmony integration of an embedding over a batch column (harmonypy).
 
@@ -336,6 +337,9 @@ def harmony(
         ``obsm`` key of the corrected embedding (the tutorial's ``'harmony'``).
     max_iter_harmony, random_state
         Passed to ``harmonypy.run_harmony``.
+    allow_single_batch
+        With a single batch, copy ``obsm[basis]`` to ``obsm[key_added]`` instead of
+        refusing (so downstream calls naming ``key_added`` work on one sample too).
 
     Writes ``obsm[key_added]`` (float32, cells x components).
     """
@@ -344,16 +348,18 @@ def harmony(
     col = v.obs_key(adata, batch_key)
     if col.isna().any():
         raise ExprmatError(f"harmony: obs[{batch_key!r}] has missing values; fill them first.")
+    pcs = np.asarray(v.embedding(adata, basis), dtype=np.float64)
+    v.new_key("key_added", key_added)
     if col.nunique() < 2:
+        if allow_single_batch:
+            adata.obsm[key_added] = pcs.astype(np.float32)
+            return
         raise ExprmatError(
             f"harmony: obs[{batch_key!r}] has a single batch, so there is nothing to integrate; "
             f"use obsm[{basis!r}] as it is (e.g. em.knn(adata, use_rep={basis!r}))."
         )
-    pcs = np.asarray(v.embedding(adata, basis), dtype=np.float64)
-    v.new_key("key_added", key_added)
     max_iter_harmony = v.number(max_iter_harmony, "max_iter_harmony", minimum=1, integer=True)
-    meta = pd.DataFrame({batch_key: col.astype(str).to_numpy()}, index=adata.obs_names)
-    ho = harmonypy.run_harmony(pcs, meta, batch_key, max_iter_harmony=max_iter_harmony,
+    ho = harmonypy.run_harmony(pcs, adata.obs[[batch_key]], batch_key, max_iter_harmony=max_iter_harmony,
                                random_state=random_state, verbose=False)
     z = np.asarray(ho.Z_corr)
     if z.shape != pcs.shape:  # harmonypy < 2 returns components x cells
