@@ -176,11 +176,16 @@ def synthetic_from(
 ):
     """``n_obs`` distinct synthetic cells built from the real cells of ``adata``.
 
-    Each new cell mixes the normalised count profiles of a real cell and one of its
-    ``n_neighbors`` nearest real neighbours (in a PCA of the log-normalised counts) with
-    a uniform random weight, takes a library size drawn from the real library sizes, and
-    draws Poisson counts from the mixed profile.  Unlike resampling, no two cells share
-    their counts, and the cells stay near the real ones in expression space.
+    Each new cell mixes a real cell and one of its ``n_neighbors`` nearest real
+    neighbours (in a PCA of the log-normalised counts) with a uniform random weight ``w``
+    and takes a library size ``L`` drawn from the real library sizes.  Its counts are a
+    binomial thinning of each real cell's molecules to its share (``w * L`` and
+    ``(1 - w) * L``, at most 80% of a real cell's molecules), plus Poisson counts from
+    that cell's profile for the part of a share it cannot give.  Thinning keeps the
+    counts a single sampling away from the expression, so the number of genes detected
+    per cell stays close to the real data's (a Poisson redraw of observed counts would
+    lose a quarter of them).  Unlike resampling, no two cells share their counts and
+    none copies a real cell, and the cells stay near the real ones in expression space.
 
     Parameters
     ----------
@@ -206,13 +211,19 @@ def synthetic_from(
     ``syn1``, ...; ``obs['source_cell']`` (the real cell mixed in with the larger
     weight), ``obs['mix_weight']`` (its weight, >= 0.5), the carried obs columns,
     ``obs['n_counts']``; ``var`` copied; ``uns['synthetic']`` with ``label``
-    (``'synthetic from <source>'``), ``source``, ``n_neighbors`` and ``random_state``.
+    (``'synthetic from <source>'``), ``source``, ``n_source_cells``, ``n_neighbors``
+    and ``random_state``.
     """
     import pandas as pd
 
     if isinstance(n_obs, bool) or not isinstance(n_obs, (int, np.integer)) or n_obs < 1:
         raise ExprmatError(f"synthetic_from: n_obs must be a positive integer, got {n_obs!r}.")
     n_obs = int(n_obs)
+    if not adata.obs_names.is_unique:
+        raise ExprmatError(
+            "synthetic_from: the obs_names are not unique, so obs['source_cell'] could not name "
+            "the real cells; make them unique first: `adata.obs_names_make_unique()`."
+        )
     x = _counts_matrix(adata, layer)
     lib = np.asarray(x.sum(axis=1)).ravel()
     real = np.flatnonzero(lib > 0)

@@ -73,3 +73,10 @@ def test_bad_input(source):
     logged.X.data = np.log1p(logged.X.data)
     with pytest.raises(ExprmatError, match="raw counts"):
         em.datasets.synthetic_from(logged, 10)
+
+
+def test_duplicate_names_refused(source):
+    dup = source[:20].copy()
+    dup.obs_names = ["c"] * 10 + [f"d{i}" for i in range(10)]
+    with pytest.raises(ExprmatError, match="obs_names_make_unique"):
+        em.datasets.synthetic_from(dup, 10)
