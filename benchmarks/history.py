@@ -236,7 +236,6 @@ def part_replaymem(adata, label):
     start = shallow_copy(adata)
     with quiet():
         annotated, t_orig, p_orig = traced(lambda: ten_steps(shallow_copy(start)))
-        em.undo  # checkpoints of the original run stay with `annotated`, as in a session
         replayed, t_rep, p_rep = traced(lambda: em.replay(start, annotated))
     assert replayed.n_obs == annotated.n_obs
     figure("10-step analysis, original run: peak traced memory (time)", f"{p_orig:.0f} MiB ({t_orig:.1f} s)", label)
