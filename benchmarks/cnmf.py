@@ -12,8 +12,8 @@ same number of worker processes (``factorize_multi_process``; 1 = in process).
 CPU time counts all threads of this process plus the reference's worker processes.
 
 Data: the real mouse 10k cells (``em.datasets.mouse_10k``, 1k genes) or the real
-400 PBMCs x 15.8k genes (``--data pbmc2``); with ``--cells N``, N cells resampled from
-them (labelled "resampled").
+400 PBMCs x 15.8k genes (``--data pbmc2``); with ``--cells N``, N distinct synthetic cells made from
+them (em.datasets.synthetic_from, labelled "synthetic from ...").
 
     python benchmarks/cnmf.py [--ks 5 10 15 20] [--n-iter 20] [--k 10] [--ncpus 1] [--cells N] [--memory]
 """
@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
-from _common import measure, print_rows, resample_cells, row  # noqa: E402
+from _common import measure, print_rows, row  # noqa: E402
 
 # this file is named like the reference package: keep its folder off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -54,8 +54,10 @@ def base_data(n_cells=None, n_top_genes=500, data="mouse"):
         adata, label = em.datasets.pbmc_2samples(), "pbmc 2 samples (real)"
         adata = ad.AnnData(X=adata.layers["counts"].copy(), obs=adata.obs[[]], var=adata.var[[]])
     if n_cells and n_cells != adata.n_obs:
-        adata = resample_cells(adata, n_cells, seed=1)
-        label = label.replace("(real)", f"resampled to {n_cells}")
+        name = label.replace(" (real)", "")
+        adata = em.datasets.synthetic_from(adata, n_cells, random_state=1, source=name)
+        adata = ad.AnnData(X=adata.X, obs=adata.obs[[]], var=adata.var)
+        label = f"synthetic from {name}, {n_cells} cells"
     sc.pp.filter_genes(adata, min_cells=3)
     adata.layers["counts"] = adata.X.copy()
     b = adata.copy()

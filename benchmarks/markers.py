@@ -7,8 +7,9 @@ time, peak memory and the ratio, and checks that the results are identical
 p-values, adjusted p-values and pts).
 
 Data: the real mouse 10k cells (log-normalised; 8 k-means groups of 20 PCs) and
-larger inputs built by resampling those cells with small count noise before
-normalisation (labelled "resampled"; each keeps its source cell's group).
+larger inputs of distinct synthetic cells made from them before normalisation
+(``em.datasets.synthetic_from``, labelled "synthetic from mouse 10k"; each takes the
+group of the real cell it mostly comes from).
 
 Memory: "rss" is the peak rise of the process's resident set during the call,
 sampled every 2 ms by a thread (it sees numba's allocations, which tracemalloc
@@ -37,7 +38,6 @@ import scanpy as sc
 from sklearn.cluster import KMeans
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import resample_cells
 
 import exprmat_widgets as em
 
@@ -170,7 +170,8 @@ def run(sizes, traced=False, repeat=None):
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data, label = lognorm(resample_cells(base, n, seed=1)), "mouse 10k resampled"
+                data = em.datasets.synthetic_from(base, n, random_state=1, source="mouse 10k")
+                data, label = lognorm(data), "synthetic from mouse 10k"
         cases = [{"method": "t-test"}, {"method": "wilcoxon"}]
         if n == base.n_obs:
             cases += [{"method": "wilcoxon", "tie_correct": True}, {"method": "wilcoxon", "reference": "k3"}]
