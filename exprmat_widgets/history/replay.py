@@ -107,6 +107,15 @@ def _run_records(adata, records, *, check: bool, on_step, offset: int = 0) -> No
             )
 
 
+def _same_step(a: dict, b: dict) -> bool:
+    """The same command on the same data with the same result (when it ran is not part of it)."""
+    return all(a.get(k) == b.get(k) for k in ("command", "params", "input", "output"))
+
+
+def _is_prefix(done: list, records: list) -> bool:
+    return len(done) <= len(records) and all(_same_step(a, b) for a, b in zip(done, records))
+
+
 def _fresh(params: dict) -> dict:
     """A copy of cached parameters that a routine may change without touching the cache."""
     import copy
@@ -149,7 +158,7 @@ def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_st
     for i, r in enumerate(records):  # refuse a damaged history before running any of it
         resolve(i, r)
     done = get_records(adata_start) if raw_records(adata_start) else []
-    k = len(done) if done and len(done) <= len(records) and done == records[: len(done)] else 0
+    k = len(done) if done and _is_prefix(done, records) else 0
     adata = _compat.shallow_copy(adata_start) if copy else adata_start
     if k == 0 and UNS_KEY in adata.uns:
         adata.uns.pop(UNS_KEY)
@@ -196,7 +205,7 @@ def undo(adata, start=None) -> dict:
         records = get_records(adata)
         done = get_records(start)
         k = len(done)
-        if k > n - 1 or any(a != b for a, b in zip(done, records[:k])):
+        if k > n - 1 or not _is_prefix(done, records):
             raise ExprmatError(
                 f"undo: `start` has a history of {k} step(s) that is not the beginning of this "
                 f"one's ({n} steps); pass the data this history started from."
