@@ -535,6 +535,8 @@ SUBCLUSTER_STEM = "sub"
 """Prefix of sub-clusters drawn from several labels whose joined names would be long."""
 MAX_JOINED_PREFIX = 24
 """Longest ``'<a>-<b>'`` prefix (scanpy's naming) kept for a selection spanning several labels."""
+MAX_JOINED_PARENTS = 3
+"""Most labels joined into such a prefix."""
 _TABLE_COLUMNS = ["name", "parent", "n_cells"]
 
 
@@ -549,7 +551,8 @@ def _subcluster_prefix(parents: list[str]) -> str:
     joined = "-".join(parents)
     # joining every label of a selection multiplies name lengths with each round
     # (560,482 characters after four re-clusters), so only short joins are kept
-    return joined if parents and len(joined) <= MAX_JOINED_PREFIX else SUBCLUSTER_STEM
+    short = 0 < len(parents) <= MAX_JOINED_PARENTS and len(joined) <= MAX_JOINED_PREFIX
+    return joined if short else SUBCLUSTER_STEM
 
 
 def _first_free_index(prefix: str, n: int, taken: set) -> int:
@@ -565,8 +568,9 @@ def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: n
     :func:`exprmat_widgets.tl.clustering.leiden` with ``restrict_to``.
 
     Names are ``'<parent>,<i>'`` when the selection lies within one label,
-    ``'<a>-<b>,<i>'`` (scanpy's naming) when it spans several labels whose joined
-    name is at most :data:`MAX_JOINED_PREFIX` characters, else ``'sub,<i>'``;
+    ``'<a>-<b>,<i>'`` (scanpy's naming) when it spans at most
+    :data:`MAX_JOINED_PARENTS` labels whose joined name is at most
+    :data:`MAX_JOINED_PREFIX` characters, else ``'sub,<i>'``;
     unlabelled cells only give ``'sub,<i>'`` too.  The numbering skips names used by
     the other cells or recorded in ``uns['<out_key>_subclusters']``, so names are
     never reused.  The sub-clusters take the place of their (first) parent in the
@@ -574,16 +578,11 @@ def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: n
     parent) is appended to ``uns['<out_key>_subclusters']`` (DataFrame ``name``,
     ``parent``, ``n_cells``: how many of its cells had that parent label).
 
-    A single group would only rename the cells: that is refused (nothing changes).
+    A single group that is all the cells of its parent label(s) would only rename them:
+    that is refused (nothing changes); a single group of part of a label is written.
     Returns the new names.
     """
     n_groups = int(groups.max()) + 1
-    if n_groups < 2:
-        raise ExprmatError(
-            f"{where}: Leiden at resolution {resolution:g} finds a single cluster in the {int(mask.sum())} "
-            "selected cells, so re-clustering would only rename them; nothing changed. Raise the "
-            "resolution to split them."
-        )
     codes, cats = _codes_and_categories(adata, key)
     n_cats = len(cats)
     sel = codes[mask]
@@ -594,6 +593,13 @@ def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: n
     pair = np.bincount(groups[labelled] * n_cats + sel[labelled], minlength=n_groups * n_cats)
     pair = pair.reshape(n_groups, n_cats)
     parents = np.flatnonzero(pair.sum(axis=0))
+    if n_groups < 2 and labelled.all() and not rest_used[parents].any():
+        # (a single group of part of a label still carves the selection out of it)
+        raise ExprmatError(
+            f"{where}: Leiden at resolution {resolution:g} finds a single cluster in the {int(mask.sum())} "
+            f"selected cells, all the cells of {[cats[i] for i in parents]}, so re-clustering would only "
+            "rename them; nothing changed. Raise the resolution to split them (em.merge_clusters merges labels)."
+        )
     prefix = _subcluster_prefix([cats[i] for i in parents])
     table = _subclusters_table(adata, out_key)
     taken = {cats[i] for i in np.flatnonzero(rest_used)}
@@ -656,7 +662,7 @@ def subcluster(
     the partition of ``sc.tl.leiden(restrict_to=(key, X), flavor='igraph')``);
     the other cells keep their label.  New labels are bounded (see
     :func:`write_subclusters`): ``'<old>,<i>'`` for a selection within one label
-    ``<old>``, ``'<a>-<b>,<i>'`` for a few short labels, else ``'sub,<i>'``, and
+    ``<old>``, ``'<a>-<b>,<i>'`` for up to 3 short labels, else ``'sub,<i>'``, and
     never reuse a name.
 
     Parameters
@@ -676,8 +682,8 @@ def subcluster(
     its ``uns[..._colors]`` (untouched clusters keep their colours) and appends
     to ``uns['<key_added or key>_subclusters']`` (DataFrame ``name``, ``parent``,
     ``n_cells``: where each sub-cluster's cells came from).  Refused, changing
-    nothing, when the selected cells share no kNN edge or Leiden finds a single
-    cluster in them.
+    nothing, when the selected cells share no kNN edge, or when Leiden finds a
+    single cluster in them and they are all the cells of their label(s).
     """
     from .clustering import check_graph, graph_of, leiden_subgraph
 

@@ -99,7 +99,7 @@ def leiden(
     ``obs[key]`` (scanpy's partition of their subgraph); the rest keep their
     labels and the new ones are bounded and never reused, as in
     :func:`exprmat_widgets.tl.annotation.write_subclusters`: ``'<cluster>,<i>'``
-    for one cluster, ``'<a>-<b>,<i>'`` for a few short ones, else ``'sub,<i>'``,
+    for one cluster, ``'<a>-<b>,<i>'`` for up to 3 short ones, else ``'sub,<i>'``,
     in place of the (first) restricted cluster in the category order.  Refused,
     changing nothing, when those cells share no kNN edge or form a single cluster.
 
