@@ -10,15 +10,43 @@ from scanpy.plotting import palettes
 __all__ = ["default_palette", "sync_colors", "colors_of"]
 
 
+_GOLDEN = 0.6180339887498949
+# (saturation, value) rings the generated hues cycle through, so that hues that come
+# close on the colour wheel still differ in shade
+_RINGS = ((0.75, 0.85), (0.45, 0.95), (0.9, 0.55), (0.6, 0.7), (0.35, 0.6))
+
+
+def _more_colors(k: int, skip: set) -> list[str]:
+    """``k`` further colours, distinct from ``skip`` and each other: golden-ratio hue steps
+    (hues never repeat) over a few saturation/brightness rings, then (once the hex
+    resolution of those rings runs out, ~ a thousand colours) quasi-random saturation
+    and brightness too; deterministic."""
+    out: list[str] = []
+    i = 0
+    while len(out) < k:
+        if i < 100 * len(_RINGS):
+            s, v = _RINGS[i % len(_RINGS)]
+        else:
+            s, v = 0.3 + 0.65 * ((i * 0.7548776662466927) % 1.0), 0.45 + 0.5 * ((i * 0.5698402909980532) % 1.0)
+        c = mcolors.to_hex(mcolors.hsv_to_rgb(((0.11 + i * _GOLDEN) % 1.0, s, v)))
+        if c not in skip:
+            skip.add(c)
+            out.append(c)
+        i += 1
+    return out
+
+
 def default_palette(n: int) -> list[str]:
-    """scanpy's default categorical palette for ``n`` categories."""
+    """``n`` distinct colours: scanpy's default categorical palette for ``n`` categories,
+    continued by generated colours beyond its 102 (scanpy would repeat them)."""
     if n <= 20:
         base = palettes.default_20
     elif n <= 28:
         base = palettes.default_28
     else:
         base = palettes.default_102
-    return [mcolors.to_hex(base[i % len(base)]) for i in range(n)]
+    out = [mcolors.to_hex(c) for c in base[:n]]
+    return out + _more_colors(n - len(out), set(out)) if n > len(out) else out
 
 
 def colors_of(adata, key: str) -> dict:
@@ -39,7 +67,8 @@ def sync_colors(adata, key: str, previous: dict | None = None, inherit: dict | N
 
     Categories keep the colour they had in ``previous`` (category -> colour);
     ``inherit`` maps a new category to an old one whose colour it takes (e.g.
-    a merge or rename); the rest get unused colours of the default palette.
+    a merge or rename); the rest get unused colours of :func:`default_palette`
+    (which has as many distinct colours as needed).
     """
     previous = previous or {}
     inherit = inherit or {}
@@ -53,8 +82,7 @@ def sync_colors(adata, key: str, previous: dict | None = None, inherit: dict | N
         else:
             out.append(None)
     used = {c for c in out if c is not None}
+    # len(cats) + len(used) distinct colours leave at least len(cats) unused ones
     pool = [c for c in default_palette(max(len(cats) + len(used), 20)) if c not in used]
-    if len(pool) < out.count(None):
-        pool += default_palette(102)
     it = iter(pool)
     adata.uns[f"{key}_colors"] = np.array([c if c is not None else next(it) for c in out], dtype=object)

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import numbers
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
-from natsort import natsorted
 
 from .. import _rows
 from .. import _validate as v
@@ -534,10 +531,113 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
 
 # --------------------------------------------------------------------------- sub-clustering
 
+SUBCLUSTER_STEM = "sub"
+"""Prefix of sub-clusters drawn from several labels whose joined names would be long."""
+MAX_JOINED_PREFIX = 24
+"""Longest ``'<a>-<b>'`` prefix (scanpy's naming) kept for a selection spanning several labels."""
+MAX_JOINED_PARENTS = 3
+"""Most labels joined into such a prefix."""
+_TABLE_COLUMNS = ["name", "parent", "n_cells"]
+
+
+def _subclusters_table(adata, out_key: str) -> pd.DataFrame | None:
+    t = adata.uns.get(f"{out_key}_subclusters")
+    return t if isinstance(t, pd.DataFrame) and list(t.columns) == _TABLE_COLUMNS else None
+
+
+def _subcluster_prefix(parents: list[str]) -> str:
+    if len(parents) == 1:
+        return parents[0]
+    joined = "-".join(parents)
+    # joining every label of a selection multiplies name lengths with each round
+    # (560,482 characters after four re-clusters), so only short joins are kept
+    short = 0 < len(parents) <= MAX_JOINED_PARENTS and len(joined) <= MAX_JOINED_PREFIX
+    return joined if short else SUBCLUSTER_STEM
+
+
+def _first_free_index(prefix: str, n: int, taken: set) -> int:
+    head = f"{prefix},"
+    used = {int(t[len(head):]) for t in taken if t.startswith(head) and t[len(head):].isdigit()}
+    return 0 if not any(i in used for i in range(n)) else max(used) + 1
+
+
+def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: np.ndarray, *,
+                      where: str, resolution: float) -> list[str]:
+    """Write the Leiden ``groups`` (0, 1, ...) of the ``mask`` cells into ``obs[out_key]``, the
+    other cells keeping their ``obs[key]`` label; shared by :func:`subcluster` and
+    :func:`exprmat_widgets.tl.clustering.leiden` with ``restrict_to``.
+
+    Names are ``'<parent>,<i>'`` when the selection lies within one label,
+    ``'<a>-<b>,<i>'`` (scanpy's naming) when it spans at most
+    :data:`MAX_JOINED_PARENTS` labels whose joined name is at most
+    :data:`MAX_JOINED_PREFIX` characters, else ``'sub,<i>'``;
+    unlabelled cells only give ``'sub,<i>'`` too.  The numbering skips names used by
+    the other cells or recorded in ``uns['<out_key>_subclusters']``, so names are
+    never reused.  The sub-clusters take the place of their (first) parent in the
+    category order; the other categories keep theirs.  One row per (sub-cluster,
+    parent) is appended to ``uns['<out_key>_subclusters']`` (DataFrame ``name``,
+    ``parent``, ``n_cells``: how many of its cells had that parent label).
+
+    A single group that is all the cells of its parent label(s) would only rename them:
+    that is refused (nothing changes); a single group of part of a label is written.
+    Returns the new names.
+    """
+    n_groups = int(groups.max()) + 1
+    codes, cats = _codes_and_categories(adata, key)
+    n_cats = len(cats)
+    sel = codes[mask]
+    labelled = sel >= 0
+    rest = codes[~mask]
+    rest_used = np.bincount(rest[rest >= 0], minlength=n_cats) > 0
+    # cells per (group, parent) in one bincount; parents in category order
+    pair = np.bincount(groups[labelled] * n_cats + sel[labelled], minlength=n_groups * n_cats)
+    pair = pair.reshape(n_groups, n_cats)
+    parents = np.flatnonzero(pair.sum(axis=0))
+    if n_groups < 2 and labelled.all() and not rest_used[parents].any():
+        # (a single group of part of a label still carves the selection out of it)
+        raise ExprmatError(
+            f"{where}: Leiden at resolution {resolution:g} finds a single cluster in the {int(mask.sum())} "
+            f"selected cells, all the cells of {[cats[i] for i in parents]}, so re-clustering would only "
+            "rename them; nothing changed. Raise the resolution to split them (em.merge_clusters merges labels)."
+        )
+    prefix = _subcluster_prefix([cats[i] for i in parents])
+    table = _subclusters_table(adata, out_key)
+    taken = {cats[i] for i in np.flatnonzero(rest_used)}
+    if table is not None:
+        taken |= set(table["name"].astype(str))
+    first = _first_free_index(prefix, n_groups, taken)
+    new_labels = [f"{prefix},{first + i}" for i in range(n_groups)]
+    anchor = int(parents[0]) if len(parents) else -1
+    out_cats: list[str] = []
+    lut = np.full(n_cats + 1, -1, dtype=np.int64)
+    new_pos = -1
+    for i, c in enumerate(cats):
+        if rest_used[i]:
+            lut[i] = len(out_cats)
+            out_cats.append(c)
+        if i == anchor:
+            new_pos = len(out_cats)
+            out_cats.extend(new_labels)
+    if new_pos < 0:
+        new_pos = len(out_cats)
+        out_cats.extend(new_labels)
+    new_codes = lut[codes]
+    new_codes[mask] = new_pos + groups
+    g_idx, p_idx = np.nonzero(pair)
+    rows = pd.DataFrame({
+        "name": [new_labels[g] for g in g_idx],
+        "parent": [cats[p] for p in p_idx],
+        "n_cells": pair[g_idx, p_idx].astype(np.int64),
+    })
+    previous = _previous_colors(adata, key)
+    _write_categorical(adata, out_key, new_codes, out_cats, previous)
+    adata.uns[f"{out_key}_subclusters"] = rows if table is None else pd.concat([table, rows], ignore_index=True)
+    return new_labels
+
 
 def _writes_subcluster(p, adata):
     out = p.get("key_added") or p["key"]
-    return [("obs", out), ("uns", f"{out}_colors")]
+    return [("obs", out), ("uns", f"{out}_colors"), ("uns", f"{out}_subclusters")]
 
 
 @command("subcluster", writes=_writes_subcluster, selections=("cells",))
@@ -558,12 +658,12 @@ def subcluster(
 
     The selected cells' rows and columns of ``obsp['connectivities']`` (or
     the graph of ``neighbors_key``) are clustered with igraph's Leiden
-    (scanpy's ``flavor='igraph'``); the other cells keep their label.  New
-    labels are ``'<old>,<i>'`` where ``<old>`` joins the selection's old
-    labels with ``'-'`` (scanpy's ``restrict_to`` naming: selecting all
-    cells of clusters X gives exactly ``sc.tl.leiden(restrict_to=(key, X),
-    flavor='igraph')``); if such a label already exists among the other
-    cells, the numbering starts after it.
+    (scanpy's ``flavor='igraph'``; selecting all cells of clusters X gives
+    the partition of ``sc.tl.leiden(restrict_to=(key, X), flavor='igraph')``);
+    the other cells keep their label.  New labels are bounded (see
+    :func:`write_subclusters`): ``'<old>,<i>'`` for a selection within one label
+    ``<old>``, ``'<a>-<b>,<i>'`` for up to 3 short labels, else ``'sub,<i>'``, and
+    never reuse a name.
 
     Parameters
     ----------
@@ -578,53 +678,24 @@ def subcluster(
     Notes
     -----
     Reads ``obs[key]`` and the kNN graph.  Writes ``obs[key_added or key]``
-    (categories natural-sorted, as scanpy) and its ``uns[..._colors]``
-    (untouched clusters keep their colours).
+    (the sub-clusters in place of their parent in the category order),
+    its ``uns[..._colors]`` (untouched clusters keep their colours) and appends
+    to ``uns['<key_added or key>_subclusters']`` (DataFrame ``name``, ``parent``,
+    ``n_cells``: where each sub-cluster's cells came from).  Refused, changing
+    nothing, when the selected cells share no kNN edge, or when Leiden finds a
+    single cluster in them and they are all the cells of their label(s).
     """
-    from .clustering import check_graph
+    from .clustering import check_graph, graph_of, leiden_subgraph
 
     v.number(resolution, "resolution", minimum=0)
     n_iterations = v.number(n_iterations, "n_iterations", integer=True)
     out_key = key if key_added is None else v.new_key("key_added", key_added)
     check_graph(adata, neighbors_key, None)
-    nk = neighbors_key or "neighbors"
-    conn = adata.obsp[adata.uns[nk].get("connectivities_key", "connectivities")]
-    codes, cats = _codes_and_categories(adata, key)
+    _codes_and_categories(adata, key)  # a missing or non-categorical key fails before the work
     mask = _selection(adata, cells, polygon, basis, "subcluster")
-    sub = conn[mask, :][:, mask]
-    tmp = ad.AnnData(obs=pd.DataFrame(index=pd.RangeIndex(int(mask.sum())).astype(str)))
-    sc.tl.leiden(
-        tmp,
-        adjacency=sub,
-        resolution=resolution,
-        random_state=random_state,
-        n_iterations=n_iterations,
-        use_weights=use_weights,
-        flavor="igraph",
-        key_added="sub",
+    groups = leiden_subgraph(
+        graph_of(adata, neighbors_key, None), mask, "subcluster", resolution=resolution,
+        random_state=random_state, n_iterations=n_iterations, use_weights=use_weights, flavor="igraph",
     )
-    groups = tmp.obs["sub"].astype(str).astype(int).to_numpy()
-    sel_codes = codes[mask]
-    old_used = np.unique(sel_codes[sel_codes >= 0])
-    prefix = "-".join(cats[i] for i in old_used)
-    prefix = f"{prefix}," if prefix else ""
-    rest_codes = codes[~mask]
-    rest_used = np.unique(rest_codes[rest_codes >= 0])
-    rest_cats = [cats[i] for i in rest_used]
-    taken = set(rest_cats)
-    n_groups = int(groups.max()) + 1
-    offset = 0
-    while any(f"{prefix}{i + offset}" in taken for i in range(n_groups)):
-        offset += 1
-    new_labels = [f"{prefix}{i + offset}" for i in range(n_groups)]
-    all_cats = natsorted(rest_cats + new_labels)
-    where = {c: i for i, c in enumerate(all_cats)}
-    lut = np.full(len(cats) + 1, -1, dtype=np.int64)
-    for i in rest_used:
-        lut[i] = where[cats[i]]
-    new_lut = np.array([where[c] for c in new_labels], dtype=np.int64)
-    new_codes = lut[codes]
-    new_codes[mask] = new_lut[groups]  # a fresh array, not a stored one
-    previous = _previous_colors(adata, key)
-    _write_categorical(adata, out_key, new_codes, all_cats, previous)
-    print(f"[i] sub-clustered {int(mask.sum())} cells into {n_groups} clusters ({new_labels[0]} ...).")
+    new_labels = write_subclusters(adata, key, out_key, mask, groups, where="subcluster", resolution=resolution)
+    print(f"[i] sub-clustered {int(mask.sum())} cells into {len(new_labels)} clusters ({new_labels[0]} ...).")

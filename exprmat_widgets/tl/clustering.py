@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import leidenalg
+import numpy as np
 import pandas as pd
 import scanpy as sc
 
 from .. import _validate as v
-from ..colors import colors_of, sync_colors
+from ..colors import sync_colors
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
+from .annotation import write_subclusters
 
 __all__ = ["leiden"]
 
 
 def _writes(p, adata):
-    return [("obs", p["key_added"]), ("uns", f"{p['key_added']}_colors")]
+    k = p["key_added"]
+    return [("obs", k), ("uns", f"{k}_colors"), ("uns", f"{k}_subclusters")]
 
 
 def _partition_class(name):
@@ -43,6 +47,36 @@ def check_graph(adata, neighbors_key, obsp):
         raise MissingKeyError(f"obsp[{conn!r}] of graph {nk!r} is missing: run em.knn(adata) again.")
 
 
+def graph_of(adata, neighbors_key, obsp):
+    """The adjacency matrix :func:`check_graph` vouched for."""
+    if obsp is not None:
+        return adata.obsp[obsp]
+    nk = neighbors_key or "neighbors"
+    return adata.obsp[adata.uns[nk].get("connectivities_key", "connectivities")]
+
+
+def leiden_subgraph(adjacency, mask: np.ndarray, where: str, **leiden_kwargs) -> np.ndarray:
+    """Leiden groups (0, 1, ...) of the cells of ``mask`` on their own rows and columns of
+    ``adjacency``: what ``sc.tl.leiden(restrict_to=...)`` clusters, through scanpy itself
+    (on a throw-away AnnData) so the partition is scanpy's.
+
+    scanpy fails on a subgraph without edges (``'csr_matrix' object has no attribute
+    'ravel'``), so that case is refused here with the reason and the fix.
+    """
+    sub = adjacency[mask, :][:, mask]
+    n = int(mask.sum())
+    n_edges = sub.count_nonzero() if hasattr(sub, "count_nonzero") else np.count_nonzero(sub)
+    if n_edges == 0:  # explicit zeros are no edges either (scanpy reads .nonzero())
+        raise ExprmatError(
+            f"{where}: the {n} selected cell(s) share no kNN edge, so there is no graph to cluster; "
+            "select more (neighbouring) cells, or recompute the graph with more neighbours "
+            "(em.knn(adata, n_neighbors=...))."
+        )
+    tmp = ad.AnnData(obs=pd.DataFrame(index=pd.RangeIndex(n).astype(str)))
+    sc.tl.leiden(tmp, adjacency=sub, key_added="sub", **leiden_kwargs)
+    return tmp.obs["sub"].astype(str).astype(np.int64).to_numpy()
+
+
 @command("leiden", writes=_writes)
 def leiden(
     adata,
@@ -62,10 +96,18 @@ def leiden(
     """Leiden clustering of the kNN graph.
 
     ``restrict_to=(key, [clusters])`` re-clusters only those clusters of
-    ``obs[key]``; their cells get labels ``'<cluster>,<i>'`` and the rest keep
-    theirs.  Reads ``obsp['connectivities']`` (or the graph of
-    ``neighbors_key`` / ``obsp``).  Writes ``obs[key_added]`` (categorical),
-    ``uns[key_added]['params']`` and ``uns['<key_added>_colors']``.
+    ``obs[key]`` (scanpy's partition of their subgraph); the rest keep their
+    labels and the new ones are bounded and never reused, as in
+    :func:`exprmat_widgets.tl.annotation.write_subclusters`: ``'<cluster>,<i>'``
+    for one cluster, ``'<a>-<b>,<i>'`` for up to 3 short ones, else ``'sub,<i>'``,
+    in place of the (first) restricted cluster in the category order.  Refused,
+    changing nothing, when those cells share no kNN edge or form a single cluster.
+
+    Reads ``obsp['connectivities']`` (or the graph of ``neighbors_key`` /
+    ``obsp``).  Writes ``obs[key_added]`` (categorical), ``uns[key_added]['params']``,
+    ``uns['<key_added>_colors']`` and ``uns['<key_added>_subclusters']`` (with
+    ``restrict_to``: rows ``name``, ``parent``, ``n_cells`` appended; without: removed,
+    since the column it described is replaced).
     """
     v.number(resolution, "resolution", minimum=0)
     v.number(n_iterations, "n_iterations", integer=True)
@@ -78,7 +120,6 @@ def leiden(
     if flavor not in ("igraph", "leidenalg"):
         raise ExprmatError(f"flavor must be 'igraph' or 'leidenalg', got {flavor!r}.")
     check_graph(adata, neighbors_key, obsp)
-    previous = {}
     if restrict_to is not None:
         if not (isinstance(restrict_to, (list, tuple)) and len(restrict_to) == 2):
             raise ExprmatError("restrict_to must be (obs_key, [clusters]), e.g. ('leiden', ['3', '5']).")
@@ -87,7 +128,6 @@ def leiden(
         if not isinstance(adata.obs[rkey].dtype, pd.CategoricalDtype):
             raise ExprmatError(f"obs[{rkey!r}] must be categorical to restrict clustering to some of its clusters.")
         restrict_to = (rkey, rclusters)
-        previous = colors_of(adata, rkey)
     kwargs = {}
     if flavor == "igraph":
         if directed:
@@ -97,22 +137,18 @@ def leiden(
     else:
         kwargs["partition_type"] = _partition_class(partition_type)
         kwargs["directed"] = directed
-    sc.tl.leiden(
-        adata,
-        resolution=resolution,
-        restrict_to=restrict_to,
-        random_state=random_state,
-        key_added=key_added,
-        use_weights=use_weights,
-        n_iterations=n_iterations,
-        neighbors_key=neighbors_key,
-        obsp=obsp,
-        flavor=flavor,
-        **kwargs,
-    )
-    if restrict_to is not None and key_added == "leiden":  # scanpy writes 'leiden_R' in that case
-        adata.obs["leiden"] = adata.obs.pop("leiden_R")
-        if "leiden_R" in adata.uns:
-            adata.uns["leiden"] = adata.uns.pop("leiden_R")
-    # clusters left as they were keep their colours; sub-clusters get unused ones
-    sync_colors(adata, key_added, previous=previous)
+    common = dict(resolution=resolution, random_state=random_state, use_weights=use_weights,
+                  n_iterations=n_iterations, flavor=flavor, **kwargs)
+    if restrict_to is None:
+        sc.tl.leiden(adata, key_added=key_added, neighbors_key=neighbors_key, obsp=obsp, **common)
+        adata.uns.pop(f"{key_added}_subclusters", None)  # the lineage of the column just replaced
+        sync_colors(adata, key_added)
+        return
+    rkey, rclusters = restrict_to
+    col = adata.obs[rkey]
+    chosen = pd.Index([str(c) for c in col.cat.categories]).get_indexer(rclusters)
+    mask = np.isin(col.cat.codes.to_numpy(), chosen)
+    groups = leiden_subgraph(graph_of(adata, neighbors_key, obsp), mask, "leiden", **common)
+    write_subclusters(adata, rkey, key_added, mask, groups, where="leiden", resolution=resolution)
+    adata.uns[key_added] = {"params": {"resolution": resolution, "random_state": random_state,
+                                       "n_iterations": n_iterations}}

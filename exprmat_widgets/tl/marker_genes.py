@@ -312,8 +312,9 @@ def _run(x, var, labels, groups_order, ref, *, method, corr_method, tie_correct,
         if ref is None:
             entry["pts_rest"] = pd.DataFrame(res["pts_rest"].T, index=var_names, columns=names)
     if method == "logreg":
-        scores = _logreg(x, cell_codes, groups_order, ref)
-        res = dict(res, scores=scores)
+        rank = {c: i for i, c in enumerate(labels.categories)}
+        scores, tested = _logreg(x, cell_codes, groups_order, ref, [rank[c] for c in groups_order])
+        res = dict(res, scores=scores, tested=tested)
         fields = ("names", "scores")
     else:
         fields = ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")
@@ -329,8 +330,16 @@ def _run(x, var, labels, groups_order, ref, *, method, corr_method, tie_correct,
     return entry
 
 
-def _logreg(x, cell_codes, groups_order, ref):
-    """Logistic-regression scores from scanpy (on a throw-away AnnData; ours is not touched)."""
+def _logreg(x, cell_codes, groups_order, ref, category_order):
+    """Logistic-regression scores from scanpy (on a throw-away AnnData; ours is not touched).
+
+    The throw-away AnnData holds the cells of the tested groups (scanpy fits on those
+    only, with or without a reference) under short stand-in names in their original
+    category order, so scanpy fits the same rows with the same class order as on the
+    real column - without copying long labels.  Returns the scores (groups x genes, gene
+    order) and the groups scanpy reports: every group, the reference included, except
+    for two groups, where the one binary model is reported for the first group only.
+    """
     import anndata as ad
     import scanpy as sc
 
@@ -338,26 +347,32 @@ def _logreg(x, cell_codes, groups_order, ref):
     sub = x[keep]
     if sp.issparse(sub):
         sub = sub.copy()
-    names = [str(g) for g in groups_order]
-    obs = pd.DataFrame({"g": pd.Categorical([names[c] for c in cell_codes[keep]], categories=names)})
+    n_groups = len(groups_order)
+    names = [f"g{g}" for g in range(n_groups)]
+    by_category = sorted(range(n_groups), key=lambda g: category_order[g])
+    position = np.empty(n_groups, dtype=np.int64)
+    position[by_category] = np.arange(n_groups)
+    obs = pd.DataFrame(
+        {"g": pd.Categorical.from_codes(position[cell_codes[keep]], categories=[names[g] for g in by_category])}
+    )
     obs.index = obs.index.astype(str)
     tmp = ad.AnnData(X=sub, obs=obs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sc.tl.rank_genes_groups(tmp, "g", groups=names, method="logreg", use_raw=False, key_added="r")
+        sc.tl.rank_genes_groups(
+            tmp, "g", groups=names, reference="rest" if ref is None else names[ref], method="logreg",
+            use_raw=False, key_added="r", pts=False,
+        )
     rec = tmp.uns["r"]["scores"]
     # scanpy stores them sorted; put them back in gene order through the names
     order_names = tmp.uns["r"]["names"]
     pos = {n: i for i, n in enumerate(tmp.var_names)}
-    out = np.zeros((len(groups_order), x.shape[1]))
-    for g, name in enumerate(names):
-        if name not in rec.dtype.names:
-            continue
-        col = np.zeros(x.shape[1])
-        idx = np.array([pos[n] for n in order_names[name]])
-        col[idx] = np.asarray(rec[name], dtype=np.float64)
-        out[g] = col
-    return out
+    out = np.zeros((n_groups, x.shape[1]))
+    tested = [names.index(f) for f in rec.dtype.names]
+    for g in tested:
+        idx = np.array([pos[n] for n in order_names[names[g]]])
+        out[g, idx] = np.asarray(rec[names[g]], dtype=np.float64)
+    return out, tested
 
 
 def _prepare(adata, *, mask_var, layer, use_raw, method, corr_method, n_genes, key_added, gene_symbol, where):
@@ -476,7 +491,10 @@ def markers(
         adata, mask_var=mask_var, layer=layer, use_raw=use_raw, method=method, corr_method=corr_method,
         n_genes=n_genes, key_added=key_added, gene_symbol=gene_symbol, where=where,
     )
-    counts = pd.Series(np.asarray(labels.astype(str)), dtype=object).value_counts()
+    # cell counts from the category codes: the labels themselves are never copied per cell
+    # (a fixed-width text copy is n_obs x the longest label: out of memory for long labels)
+    n_per = np.bincount(labels.codes[labels.codes >= 0], minlength=len(cats))
+    counts = dict(zip(cats, n_per.tolist()))
     small = [g for g in order if counts.get(g, 0) < 2]
     if small:
         raise ExprmatError(
@@ -490,7 +508,7 @@ def markers(
     if method == "logreg" and len(order) < 2:
         raise ExprmatError(f"{where}: logistic regression needs at least two groups; pass more groups.")
     ref = order.index(reference) if reference != "rest" else None
-    str_labels = pd.Categorical(np.asarray(labels.astype(str)), categories=cats)
+    str_labels = pd.Categorical.from_codes(labels.codes, categories=cats)  # text categories, same codes
     entry = _run(
         x, var, str_labels, order, ref, method=method, corr_method=corr_method, tie_correct=tie_correct,
         n_genes=n_genes, rankby_abs=rankby_abs, pts=pts, expm1=_expm1(adata),
