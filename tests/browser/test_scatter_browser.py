@@ -50,9 +50,12 @@ def test_scatter_state_without_browser():
     codes = np.frombuffer(w._codes, dtype="<u2")
     np.testing.assert_array_equal(codes, adata.obs["bulk_labels"].cat.codes.to_numpy())
     assert sum(w._legend["counts"]) == 700
-    # a gene (from raw, case-insensitive), an unknown key leaves the colour unchanged
+    # a gene (case-insensitive; from X unless use_raw=True, as em.pl.embedding), an unknown
+    # key leaves the colour unchanged
     w.color_by("cd79a")
     assert w.color == "CD79A" and w._legend["kind"] == "continuous"
+    assert w._legend["vmax"] == pytest.approx(float(adata[:, "CD79A"].X.max()))
+    w.color_by("CD79A", use_raw=True)
     assert w._legend["vmax"] == pytest.approx(float(adata.raw[:, "CD79A"].X.max()))
     with pytest.raises(MissingKeyError, match="neither an obs column nor a gene"):
         w.color_by("NOT_A_GENE")
@@ -334,7 +337,7 @@ def test_color_by_gene_via_search_box(pbmc_nb, artifacts):
     kernel.wait_for("w.color == 'CD79A'")
     page.wait_for_selector(f"{SCATTER} .emw-gradient")
     legend = kernel.eval("w._legend")
-    expr = kernel.eval("float(adata.raw[:, 'CD79A'].X.max())")
+    expr = kernel.eval("float(adata[:, 'CD79A'].X.max())")
     assert legend["kind"] == "continuous" and legend["key"] == "CD79A"
     assert legend["vmax"] == pytest.approx(expr)
     # expressing cells are drawn last (on top)
