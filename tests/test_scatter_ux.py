@@ -107,6 +107,19 @@ def test_annotator_cluster_toggles_and_lasso_are_exclusive(pbmc_graph):
     assert cp.selected == ["2"]
 
 
+def test_second_lasso_on_the_same_points_is_kept(pbmc):
+    # Backbone sends only changed attributes: the second lasso (and a Clear) on the same
+    # points arrive without _selection_generation and must not be refused as stale
+    w = UmapScatter(pbmc, color="bulk_labels")
+    inside = np.flatnonzero(w.normalized_coords[:, 0] < 0)
+    _page_lasso(w, inside, LEFT_HALF)
+    w.set_state({"selection": memoryview(encode_selection_buffer([], w._n)), "_polygon": memoryview(b"")})
+    assert w.error == "" and w.current_selection["kind"] == "none"
+    w.set_state({"selection": memoryview(encode_selection_buffer(inside[:7], w._n)),
+                 "_polygon": memoryview(np.asarray(LEFT_HALF, dtype="<f4").tobytes())})
+    assert w.error == "" and w.current_selection == {"kind": "lasso", "count": 7, "description": "lasso: 7 cells"}
+
+
 # ------------------------------------------------------------------ item 11: one colour box
 def test_one_colour_box_errors_in_the_status_line(pbmc_graph):
     ann = em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False)

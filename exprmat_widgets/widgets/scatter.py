@@ -446,7 +446,9 @@ class UmapScatter(anywidget.AnyWidget):
         if "selection" not in sync_data:
             return super().set_state(sync_data)
         sync_data = dict(sync_data)
-        gen = sync_data.get("_selection_generation")
+        # the page sends only what changed: no generation means the one it sent last (a
+        # second lasso on the same points), not an unknown view
+        gen = sync_data.get("_selection_generation", self._selection_generation)
         if gen == self._generation:
             if self.error == STALE_SELECTION:
                 self.error = ""

@@ -55,8 +55,14 @@ function render({ model, el }) {
   };
   const clearBtn = h('button', { text: 'Clear', title: 'Clear the selection', 'data-action': 'clear' });
   const resetBtn = h('button', { text: 'Reset view', title: 'Fit all cells in the view', 'data-action': 'reset' });
-  const pngBtn = h('button', { class: 'emw-icon', text: '\u2913', title: 'Download the view as PNG', 'data-action': 'png' });
-  const fullBtn = h('button', { class: 'emw-icon', text: '\u26f6', title: 'Full screen (Esc leaves)', 'data-action': 'fullscreen' });
+  // icons as inline SVG in currentColor: no font needed, they follow the theme
+  const svg = (d) =>
+    `<svg viewBox="0 0 16 16" width="14" height="14" fill="none" stroke="currentColor" stroke-width="1.6" ` +
+    `stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="${d}"/></svg>`;
+  const pngBtn = h('button', { class: 'emw-icon', title: 'Download the view as PNG', 'data-action': 'png' });
+  pngBtn.innerHTML = svg('M8 2v8M4.5 6.5 8 10l3.5-3.5M2.5 13.5h11');
+  const fullBtn = h('button', { class: 'emw-icon', title: 'Full screen (Esc leaves)', 'data-action': 'fullscreen' });
+  fullBtn.innerHTML = svg('M2 6V2h4M10 2h4v4M14 10v4h-4M6 14H2v-4');
   const listId = `${uid}-keys`;
   const search = h('input', { type: 'text', placeholder: 'colour by gene or obs column', list: listId, class: 'emw-search' });
   const datalist = h('datalist', { id: listId });
@@ -162,15 +168,22 @@ function render({ model, el }) {
   }
 
   /** Fit the cells into the canvas, whatever its aspect (zoomToArea keeps the data aspect). */
+  let fitting = 0; // fits in flight (a resize may come before the last one has drawn)
   async function fitView() {
     if (!scatterplot.get('isPointsDrawn')) return;
-    await scatterplot.zoomToArea(dataRect(), { transition: false });
+    fitting++;
+    try {
+      await scatterplot.zoomToArea(dataRect(), { transition: false });
+    } finally {
+      fitting--;
+    }
     fitCamera = Array.from(scatterplot.get('cameraView'));
     el.dataset.fitCount = String((Number(el.dataset.fitCount) || 0) + 1);
   }
 
   /** Whether the view is still the last fit (the user has not panned or zoomed since). */
   function isFitted() {
+    if (fitting > 0) return true;
     if (!fitCamera) return false;
     const v = scatterplot.get('cameraView');
     for (let i = 0; i < fitCamera.length; i++) if (Math.abs(v[i] - fitCamera[i]) > 1e-6) return false;
@@ -584,7 +597,16 @@ function render({ model, el }) {
     // refit when the view is still the fitted one: a narrower canvas would cut clusters off
     const refit = isFitted();
     scatterplot.set(s);
-    if (refit) fitView();
+    if (refit) {
+      // regl-scatterplot takes the new aspect ratio on its next frame: fit after it
+      fitting++;
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          fitting--;
+          fitView();
+        }),
+      );
+    }
   }
   const ro = new ResizeObserver(resize);
   ro.observe(plot);
