@@ -5,11 +5,13 @@ Public API (used by the Annotator panels)
 
 ``UmapScatter(adata, basis='umap', color='leiden', *, height=500, point_size=None,
 label_key=None, use_raw=None, layer=None)``
-    An ``anywidget.AnyWidget``. ``basis`` is looked up as ``obsm['X_<basis>']``, then
-    ``obsm['<basis>']`` (the tutorial's bare names). ``color`` is an obs column or a gene
-    (``None``: one colour). ``label_key`` names the obs column shown in the hover tooltip
-    (default: ``color`` when it is categorical). ``use_raw``/``layer``: where gene
-    expression is read (default as scanpy: ``adata.raw`` when present and it has the gene).
+    An ``anywidget.AnyWidget``. ``basis`` is looked up by ``_validate.embedding_key`` (the
+    core's: ``obsm[basis]``, then ``obsm['X_<basis>']``), so the scatter draws the embedding a
+    recorded lasso refers to. ``color`` is an obs column or a gene (``None``: one colour),
+    read by ``_access.feature`` as ``em.pl.embedding`` reads it. ``label_key`` names the obs
+    column shown in the hover tooltip (default: ``color`` when it is categorical).
+    ``use_raw``/``layer``: where gene expression is read (default as every core routine:
+    ``X``; ``use_raw=True`` reads ``adata.raw``).
 
 Methods and properties
     ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
@@ -28,8 +30,15 @@ Methods and properties
         coordinates (``None`` when the current selection was not drawn).
     ``selection_record()`` -> ``{'cells': [...names], 'polygon': [[x, y], ...] | None,
         'basis': str}``: ready for ``label_cells(..., cells=, polygon=, basis=)`` etc.
-    ``highlight(cells)`` emphasise cells (mask / names / positions); ``highlight(None)`` clears.
+    ``highlight(cells, label=None)`` emphasise cells (mask / names / positions);
+        ``highlight(None)`` clears.
     ``highlight_groups(key, groups)`` emphasise cells whose ``obs[key]`` is in ``groups``.
+    One selection at a time: a non-empty highlight clears ``selection`` and a drawn (or
+        Python-set) selection clears the highlight. ``current_selection`` (trait) is
+        ``{'kind': 'none'|'lasso'|'cells'|'clusters'|'highlight', 'count': n,
+        'description': str}``: what the next button acts on; the toolbar shows it (a lasso in
+        blue, clusters in orange). A lasso fades the other cells and rings the selected ones;
+        highlighted clusters are drawn larger over the faded rest, without rings.
     ``zoom_to(cells)`` zoom onto cells (``None``: all cells); ``clear_selection()``.
     ``refresh()`` re-read the AnnData after it changed (cells excluded, new labels, new
         colours, new embedding). Only buffers whose hash changed are re-sent. The selection
@@ -40,12 +49,18 @@ Methods and properties
         exactly as the page used them (float32, [-1, 1]) for exact checks.
     ``mode`` (trait) ``'pan'`` | ``'lasso'`` | ``'box'``: what a plain mouse drag does
         (shift+drag always draws a lasso).
-    ``color`` (trait, read it; change with ``color_by``), ``error`` (trait: last error shown
-        in the widget, e.g. an unknown gene typed in the search box), ``height`` (px),
-        ``point_size`` (px, 0 = automatic from the number of cells).
+    ``color`` (trait, read it; change with ``color_by``), ``error`` (trait: last error, e.g.
+        an unknown gene typed in the search box; shown in the widget unless
+        ``inline_errors=False``, as in the Annotator, whose status line shows it),
+        ``height`` (px), ``point_size`` (px, 0 = automatic from the number of cells).
 
-The widget owns its gene/obs search box (completion over obs columns and genes); typing a
-name and pressing Enter calls ``color_by`` in the kernel.
+The widget owns the one gene/obs search box (completion over obs columns and genes); typing a
+name and pressing Enter calls ``color_by`` in the kernel (an unknown name too: the kernel's
+message is the error).  The legend (with counts) or colour bar sits beside the plot, never
+over the points, and folds away.  The view fits the cells whatever the canvas aspect and
+refits on resize while the user has not panned or zoomed.  The wheel scrolls the notebook;
+it zooms (gently) with Ctrl/Cmd held or after a click in the plot.  Icon buttons download the
+view as PNG and toggle full screen.  Colours follow JupyterLab's theme (CSS variables).
 
 Wire format (see ``js/src/buffers.js``): coordinates travel as float32 interleaved
 ``x0 y0 x1 y1 ...`` normalised to [-1, 1] (aspect kept; ``_transform`` maps back),

@@ -252,7 +252,7 @@ def test_canvas_draws(pbmc_nb, artifacts):
         f"{SCATTER} .emw-legend-item", "els => els.map(e => e.dataset.category)"
     )
     assert names == kernel.eval("list(adata.obs['bulk_labels'].cat.categories)")
-    assert page.text_content('[data-testid="selection-count"]').startswith("0 of 700")
+    assert page.text_content('[data-testid="selection-count"]').startswith("No selection (700 cells)")
     assert not [m for m in page.emw_console if m.startswith("pageerror")], page.emw_console
 
 
@@ -423,7 +423,7 @@ def test_highlight_and_refresh_after_exclusion(pbmc_nb, artifacts):
     assert n == 460
     page.wait_for_function(
         "(n) => document.querySelector('[data-testid=\"selection-count\"]').textContent"
-        ".endsWith(`of ${n} selected`)",
+        ".endsWith(`of ${n} cells`)",
         arg=n,
     )
     assert kernel.eval("w._coords_hash != old_hash and w._n == adata.n_obs")
