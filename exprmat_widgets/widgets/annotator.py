@@ -226,6 +226,9 @@ class Annotator(W.VBox):
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
             self.scatter.observe(self._on_scatter_error, names="error")
+            # one gene/colour box (the scatter's), its errors and results in the status line
+            self.scatter.inline_errors = False
+            self.scatter.observe(self._on_scatter_color, names="color")
         self._set_status(f"{adata.n_obs:,} cells; annotating obs[{key!r}]", "info")
 
     # ------------------------------------------------------------------ state shared by panels
@@ -242,6 +245,10 @@ class Annotator(W.VBox):
         if change["new"]:
             self.last_error = str(change["new"])
             self._set_status(self.last_error, "error")
+
+    def _on_scatter_color(self, change):
+        if change["new"]:
+            self._set_status(f"UMAP coloured by {change['new']}", "ok")
 
     def lasso(self) -> tuple[np.ndarray, list | None]:
         """The scatter's current selection (int positions in the current cells) and its

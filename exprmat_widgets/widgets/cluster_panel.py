@@ -182,6 +182,8 @@ class ClusterPanel:
         if hasattr(sc, "observe"):
             try:
                 sc.observe(lambda ch: self.a.when_idle("lasso", self._refresh_lasso), names="selection")
+                if hasattr(sc, "current_selection"):
+                    sc.observe(self._on_scatter_current, names="current_selection")
             except Exception:
                 pass
         self.refresh(None)
@@ -252,8 +254,16 @@ class ClusterPanel:
             return
         sel = self.selected
         sc = self.a.scatter
-        if hasattr(sc, "highlight"):
+        if hasattr(sc, "highlight_groups"):
+            # one selection at a time: highlighting clusters clears the scatter's lasso
+            sc.highlight_groups(self.key, sel)
+        elif hasattr(sc, "highlight"):
             sc.highlight(self._mask(sel) if sel else None)
+
+    def _on_scatter_current(self, change):
+        """A lasso (or cells set from Python) replaces the toggled clusters: untoggle them."""
+        if (change["new"] or {}).get("kind") in ("lasso", "cells") and self.selected:
+            self.clear_selection(highlight=False)
 
     def _on_key(self, change=None):
         if self._silent:

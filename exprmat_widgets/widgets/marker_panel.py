@@ -201,10 +201,6 @@ class MarkerPanel:
                      (self.min_pct, "em-min-pct"), (self.max_pct_ref, "em-max-pct-ref")):
             w.add_class(c)
             w.observe(lambda ch: self.a.when_idle("filter markers", self.update_view), names="value")
-        self.gene_text = W.Combobox(placeholder="gene", ensure_option=False, description="gene",
-                                    layout=W.Layout(width="220px"))
-        self.gene_text.add_class("em-gene")
-        self.gene_button = action_button("Colour UMAP", "colour the UMAP by this gene", self.on_gene, "em-gene-color")
         self.info = W.HTML()
         self.info.add_class("em-marker-info")
         self.notes = W.HTML()
@@ -223,7 +219,6 @@ class MarkerPanel:
                        layout=W.Layout(flex_flow="row wrap")),
                 W.HBox([self.n_genes, self.min_lfc, self.max_padj, self.min_pct, self.max_pct_ref],
                        layout=W.Layout(flex_flow="row wrap")),
-                W.HBox([self.gene_text, self.gene_button]),
                 self.info,
                 self.stale_box,
                 self.notes,
@@ -232,7 +227,6 @@ class MarkerPanel:
             layout=W.Layout(width="100%", padding="0 6px"),
         )
         self.widget.add_class("em-marker-panel")
-        self.gene_text.options = [str(g) for g in adata.var_names[:5000]]
         # a result already in the data (a reopened session, markers run in the notebook) is shown
         key = latest_marker_key(adata)
         if key is not None:
@@ -296,16 +290,21 @@ class MarkerPanel:
               method=params.get("method", "t-test"), pts=True, key_added=key, layer=params.get("layer"),
               use_raw=bool(params.get("use_raw", False)), after=after)
 
-    def on_gene(self, gene: str | None = None):
-        gene = (gene if gene is not None else self.gene_text.value or "").strip()
+    def on_gene(self, gene: str):
+        """Colour the UMAP by a gene clicked in the dot plot or table (the gene box is the
+        scatter's search box: one input; its errors and results go to the status line)."""
+        gene = (gene or "").strip()
         if not gene:
             return
-        adata = self.a.adata
-        if gene not in adata.var_names and gene not in adata.obs.columns:
-            self.a.last_error = f"colour by: {gene!r} is neither a gene (var_names) nor an obs column."
+        sc = self.a.scatter
+        try:
+            if hasattr(sc, "color_by"):
+                # the expression of the matrix the markers were tested on
+                sc.color_by(gene, **self._data_args())
+        except ExprmatError as e:
+            self.a.last_error = f"colour by: {e}"
             self.a._set_status(self.a.last_error, "error")
             return
-        self.a.show_key(gene)
         self.colored_by = gene
         self.view.selected = gene
         self.a._set_status(f"UMAP coloured by {gene}", "ok")
@@ -323,7 +322,6 @@ class MarkerPanel:
         gene = str(content.get("gene", ""))
         # a click on a table drawn before the latest result arrived names a gene of the old one
         if gene and (gene in self.dot_genes or gene in set(self.table_df.get("names", pd.Series([], dtype=str)))):
-            self.gene_text.value = gene
             self.on_gene(gene)
 
     def select_gene_row(self, i: int):

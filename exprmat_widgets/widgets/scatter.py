@@ -5,11 +5,13 @@ Public API (used by the Annotator panels)
 
 ``UmapScatter(adata, basis='umap', color='leiden', *, height=500, point_size=None,
 label_key=None, use_raw=None, layer=None)``
-    An ``anywidget.AnyWidget``. ``basis`` is looked up as ``obsm['X_<basis>']``, then
-    ``obsm['<basis>']`` (the tutorial's bare names). ``color`` is an obs column or a gene
-    (``None``: one colour). ``label_key`` names the obs column shown in the hover tooltip
-    (default: ``color`` when it is categorical). ``use_raw``/``layer``: where gene
-    expression is read (default as scanpy: ``adata.raw`` when present and it has the gene).
+    An ``anywidget.AnyWidget``. ``basis`` is looked up by ``_validate.embedding_key`` (the
+    core's: ``obsm[basis]``, then ``obsm['X_<basis>']``), so the scatter draws the embedding a
+    recorded lasso refers to. ``color`` is an obs column or a gene (``None``: one colour),
+    read by ``_access.feature`` as ``em.pl.embedding`` reads it. ``label_key`` names the obs
+    column shown in the hover tooltip (default: ``color`` when it is categorical).
+    ``use_raw``/``layer``: where gene expression is read (default as every core routine:
+    ``X``; ``use_raw=True`` reads ``adata.raw``).
 
 Methods and properties
     ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
@@ -28,8 +30,15 @@ Methods and properties
         coordinates (``None`` when the current selection was not drawn).
     ``selection_record()`` -> ``{'cells': [...names], 'polygon': [[x, y], ...] | None,
         'basis': str}``: ready for ``label_cells(..., cells=, polygon=, basis=)`` etc.
-    ``highlight(cells)`` emphasise cells (mask / names / positions); ``highlight(None)`` clears.
+    ``highlight(cells, label=None)`` emphasise cells (mask / names / positions);
+        ``highlight(None)`` clears.
     ``highlight_groups(key, groups)`` emphasise cells whose ``obs[key]`` is in ``groups``.
+    One selection at a time: a non-empty highlight clears ``selection`` and a drawn (or
+        Python-set) selection clears the highlight. ``current_selection`` (trait) is
+        ``{'kind': 'none'|'lasso'|'cells'|'clusters'|'highlight', 'count': n,
+        'description': str}``: what the next button acts on; the toolbar shows it (a lasso in
+        blue, clusters in orange). A lasso fades the other cells and rings the selected ones;
+        highlighted clusters are drawn larger over the faded rest, without rings.
     ``zoom_to(cells)`` zoom onto cells (``None``: all cells); ``clear_selection()``.
     ``refresh()`` re-read the AnnData after it changed (cells excluded, new labels, new
         colours, new embedding). Only buffers whose hash changed are re-sent. The selection
@@ -40,12 +49,18 @@ Methods and properties
         exactly as the page used them (float32, [-1, 1]) for exact checks.
     ``mode`` (trait) ``'pan'`` | ``'lasso'`` | ``'box'``: what a plain mouse drag does
         (shift+drag always draws a lasso).
-    ``color`` (trait, read it; change with ``color_by``), ``error`` (trait: last error shown
-        in the widget, e.g. an unknown gene typed in the search box), ``height`` (px),
-        ``point_size`` (px, 0 = automatic from the number of cells).
+    ``color`` (trait, read it; change with ``color_by``), ``error`` (trait: last error, e.g.
+        an unknown gene typed in the search box; shown in the widget unless
+        ``inline_errors=False``, as in the Annotator, whose status line shows it),
+        ``height`` (px), ``point_size`` (px, 0 = automatic from the number of cells).
 
-The widget owns its gene/obs search box (completion over obs columns and genes); typing a
-name and pressing Enter calls ``color_by`` in the kernel.
+The widget owns the one gene/obs search box (completion over obs columns and genes); typing a
+name and pressing Enter calls ``color_by`` in the kernel (an unknown name too: the kernel's
+message is the error).  The legend (with counts) or colour bar sits beside the plot, never
+over the points, and folds away.  The view fits the cells whatever the canvas aspect and
+refits on resize while the user has not panned or zoomed.  The wheel scrolls the notebook;
+it zooms (gently) with Ctrl/Cmd held or after a click in the plot.  Icon buttons download the
+view as PNG and toggle full screen.  Colours follow JupyterLab's theme (CSS variables).
 
 Wire format (see ``js/src/buffers.js``): coordinates travel as float32 interleaved
 ``x0 y0 x1 y1 ...`` normalised to [-1, 1] (aspect kept; ``_transform`` maps back),
@@ -66,8 +81,8 @@ import anywidget
 import numpy as np
 import pandas as pd
 import traitlets
-from scipy import sparse
 
+from .._access import embedding_key, feature
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError, MissingKeyError
 from ..selection import positions_in, resolve_selection
@@ -94,18 +109,7 @@ def _digest(buf: bytes) -> str:
     return hashlib.blake2b(buf, digest_size=16).hexdigest()
 
 
-def embedding_key(adata, basis: str) -> str:
-    """The obsm key of an embedding: ``X_<basis>``, else ``<basis>`` itself."""
-    for k in (f"X_{basis}", basis):
-        if k in adata.obsm:
-            return k
-    if basis.startswith("X_") and basis[2:] in adata.obsm:
-        return basis[2:]
-    raise MissingKeyError(
-        f"no embedding '{basis}' in adata.obsm (looked for 'X_{basis}' and '{basis}'; "
-        f"present: {list(adata.obsm.keys())}); compute it first, e.g. em.umap(adata)."
-    )
-
+NO_SELECTION = {"kind": "none", "count": 0, "description": "no selection"}
 
 SELECTION_POSITIONS, SELECTION_MASK = 0, 1
 
@@ -176,6 +180,10 @@ class UmapScatter(anywidget.AnyWidget):
     height = traitlets.Int(500).tag(sync=True)
     point_size = traitlets.Float(0.0).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    # False inside the Annotator: its status line is the one place errors are shown
+    inline_errors = traitlets.Bool(True).tag(sync=True)
+    # the one current selection (see _update_current): what the next button acts on
+    current_selection = traitlets.Dict(default_value=dict(NO_SELECTION)).tag(sync=True)
     # which cells (and which view transform) the page shows: bumped whenever the set or order
     # of cells, or the transform, changes; the page echoes the generation its drawn points
     # belong to with every selection, so a lasso drawn on a previous view is never read as
@@ -306,16 +314,18 @@ class UmapScatter(anywidget.AnyWidget):
         if keys != list(self._keys):
             self._keys = keys
 
-    def _gene_names(self) -> list[str]:
+    def _gene_names(self, use_raw=None) -> list[str]:
+        use_raw = bool(self._use_raw) if use_raw is None else use_raw
         names = list(map(str, self._adata.var_names))
-        if self._adata.raw is not None:
+        if use_raw and self._adata.raw is not None:
             seen = set(names)
             names += [g for g in map(str, self._adata.raw.var_names) if g not in seen]
         return names
 
-    def _is_gene(self, key) -> bool:
+    def _is_gene(self, key, use_raw=None) -> bool:
         a = self._adata
-        return key in a.var_names or (a.raw is not None and key in a.raw.var_names)
+        use_raw = bool(self._use_raw) if use_raw is None else use_raw
+        return key in a.var_names or (use_raw and a.raw is not None and key in a.raw.var_names)
 
     def _is_categorical(self, key) -> bool:
         if key not in self._adata.obs.columns:
@@ -323,48 +333,15 @@ class UmapScatter(anywidget.AnyWidget):
         col = self._adata.obs[key]
         return pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col)
 
-    def _gene_vector(self, key, use_raw, layer) -> np.ndarray:
+    def _resolve_key(self, key: str, use_raw=None) -> str:
+        """``key`` itself when it is an obs column or gene, else the one key equal to it up to
+        letter case; anything else is left to ``feature`` (gene symbols, its message)."""
         a = self._adata
-        if use_raw is None:
-            use_raw = layer is None and a.raw is not None and key in a.raw.var_names
-        if use_raw:
-            if a.raw is None or key not in a.raw.var_names:
-                raise MissingKeyError(f"gene '{key}' is not in adata.raw; pass use_raw=False.")
-            src, j = a.raw.X, a.raw.var_names.get_loc(key)
-        else:
-            if key not in a.var_names:
-                raise MissingKeyError(
-                    f"gene '{key}' is not in adata.var_names (it is in adata.raw); "
-                    "pass use_raw=True."
-                )
-            j = a.var_names.get_loc(key)
-            if layer is not None:
-                if layer not in a.layers:
-                    raise MissingKeyError(
-                        f"no layer '{layer}' in adata.layers ({list(a.layers.keys())})."
-                    )
-                src = a.layers[layer]
-            else:
-                src = a.X
-        col = src[:, j]
-        if sparse.issparse(col):
-            col = col.toarray()
-        return np.asarray(col, dtype=np.float64).ravel()
-
-    def _resolve_key(self, key: str) -> str:
-        a = self._adata
-        if key in a.obs.columns or self._is_gene(key):
+        if key in a.obs.columns or self._is_gene(key, use_raw):
             return key
         low = key.lower()
         hits = [k for k in self._keys if k.lower() == low]
-        if len(hits) == 1:
-            return hits[0]
-        genes = self._gene_names()
-        raise MissingKeyError(
-            f"'{key}' is neither an obs column nor a gene of this AnnData (obs columns: "
-            f"{list(a.obs.columns)[:10]}, genes e.g. {genes[:5]}); pass an existing obs column "
-            "or gene name."
-        )
+        return hits[0] if len(hits) == 1 else key
 
     # ------------------------------------------------------------------ colour
     def color_by(
@@ -379,7 +356,7 @@ class UmapScatter(anywidget.AnyWidget):
         """Colour the cells by an obs column or a gene (see the module docstring)."""
         a = self._adata
         n = a.n_obs
-        use_raw = self._use_raw if use_raw is None else use_raw
+        use_raw = bool(self._use_raw) if use_raw is None else bool(use_raw)
         layer = self._layer if layer is None else layer
         if key is None or key == "":
             codes = np.zeros(n, dtype="<u2")
@@ -388,11 +365,11 @@ class UmapScatter(anywidget.AnyWidget):
             hover = None
             key = ""
         else:
-            key = self._resolve_key(str(key))
-            if self._is_categorical(key):
-                col = a.obs[key]
-                if not isinstance(col.dtype, pd.CategoricalDtype):
-                    col = col.astype("category")
+            key = self._resolve_key(str(key), use_raw)
+            # the core's look-up (obs column first, then gene; use_raw as em.pl.embedding)
+            values, kind, _cats = feature(a, key, layer=layer, use_raw=bool(use_raw))
+            if kind == "categorical":
+                col = pd.Series(values, index=a.obs_names)
                 cats = [str(c) for c in col.cat.categories]
                 if len(cats) > 65000:
                     raise ExprmatError(
@@ -415,10 +392,6 @@ class UmapScatter(anywidget.AnyWidget):
                 }
                 hover = col
             else:
-                if key in a.obs.columns:
-                    values = a.obs[key].to_numpy(dtype=np.float64, na_value=np.nan)
-                else:
-                    values = self._gene_vector(key, use_raw, layer)
                 finite = np.isfinite(values)
                 lo = float(np.min(values[finite])) if vmin is None and finite.any() else vmin
                 hi = float(np.max(values[finite])) if vmax is None and finite.any() else vmax
@@ -472,7 +445,11 @@ class UmapScatter(anywidget.AnyWidget):
             mask = resolve_selection(self._adata, value, what="selection", allow_empty=True)
             pos = np.flatnonzero(mask).astype(np.int64)
         if hasattr(self, "_adata"):
-            self._polygon = b""  # a selection made in Python has no polygon
+            self._compound += 1  # the selection observer updates current_selection after
+            try:
+                self._polygon = b""  # a selection made in Python has no polygon
+            finally:
+                self._compound -= 1
             self._selection_names_index = self._adata.obs_names
         pos.flags.writeable = False
         return pos
@@ -484,7 +461,9 @@ class UmapScatter(anywidget.AnyWidget):
         if "selection" not in sync_data:
             return super().set_state(sync_data)
         sync_data = dict(sync_data)
-        gen = sync_data.get("_selection_generation")
+        # the page sends only what changed: no generation means the one it sent last (a
+        # second lasso on the same points), not an unknown view
+        gen = sync_data.get("_selection_generation", self._selection_generation)
         if gen == self._generation:
             if self.error == STALE_SELECTION:
                 self.error = ""
@@ -577,24 +556,94 @@ class UmapScatter(anywidget.AnyWidget):
         self.send({"type": "zoom", "reset": False, "padding": float(padding)}, [pos.tobytes()])
 
     # ------------------------------------------------------------------ highlight
-    def highlight(self, cells=None) -> None:
-        """Emphasise ``cells`` (mask / names / positions); ``None`` or empty clears."""
+    def highlight(self, cells=None, *, label: str | None = None) -> None:
+        """Emphasise ``cells`` (mask / names / positions); ``None`` or empty clears.
+
+        One selection at a time: a non-empty highlight clears the drawn selection
+        (``selection``), and drawing one clears the highlight.  ``label`` names what is
+        highlighted in ``current_selection`` (e.g. ``"clusters 1, 3 of leiden"``)."""
         if cells is None or (not isinstance(cells, dict) and len(cells) == 0):
-            self._highlight = b""
+            self._set_highlight(None, "")
             return
         mask = resolve_selection(self._adata, cells, what="highlight", allow_empty=True)
-        self._highlight = mask.astype(np.uint8).tobytes()
+        self._set_highlight(mask, label or "highlighted cells")
 
     def highlight_groups(self, key: str, groups) -> None:
-        """Emphasise cells whose ``obs[key]`` is one of ``groups`` (empty clears)."""
+        """Emphasise cells whose ``obs[key]`` is one of ``groups`` (empty clears); the
+        current selection becomes ``{'kind': 'clusters', ...}``."""
         if key not in self._adata.obs.columns:
             raise MissingKeyError(f"no obs column '{key}'; pass an existing obs column.")
-        groups = [groups] if isinstance(groups, str) else list(groups or [])
+        groups = [groups] if isinstance(groups, str) else [str(g) for g in (groups or [])]
         if not groups:
             self.highlight(None)
             return
-        col = self._adata.obs[key].astype(str)
-        self.highlight(col.isin([str(g) for g in groups]).to_numpy())
+        col = self._adata.obs[key]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            # category codes: no per-cell string work at 1M cells
+            idx = np.flatnonzero(np.isin(np.asarray(col.cat.categories.astype(str)), groups))
+            mask = np.isin(col.cat.codes.to_numpy(), idx)
+        else:
+            mask = col.astype(str).isin(groups).to_numpy()
+        self._set_highlight(mask, f"{'cluster' if len(groups) == 1 else 'clusters'} "
+                                  f"{', '.join(groups)} of {key}", kind="clusters")
+
+    _highlight_label = ""
+    _highlight_kind = "none"
+    _highlight_count = 0
+
+    _compound = 0  # > 0 while several traits change together: current_selection waits
+
+    def _set_highlight(self, mask, label: str, kind: str = "highlight") -> None:
+        self._compound += 1
+        try:
+            self._set_highlight_now(mask, label, kind)
+        finally:
+            self._compound -= 1
+        self._update_current()
+
+    def _set_highlight_now(self, mask, label, kind) -> None:
+        with self.hold_sync():
+            if mask is None:
+                self._highlight_kind, self._highlight_label, self._highlight_count = "none", "", 0
+                self._highlight = b""
+            else:
+                self._highlight_kind, self._highlight_label = kind, label
+                self._highlight_count = int(np.count_nonzero(mask))
+                self._highlight = mask.astype(np.uint8).tobytes()
+                if self._highlight_count and len(self.selection):
+                    self.selection = np.empty(0, dtype=np.int64)
+
+    @traitlets.observe("selection")
+    def _on_selection(self, change):
+        if len(change["new"]) and self._highlight:
+            # a drawn selection replaces the highlighted clusters (one selection at a time)
+            self._highlight_kind, self._highlight_label, self._highlight_count = "none", "", 0
+            self._highlight = b""
+        self._update_current()
+
+    @traitlets.observe("_polygon")
+    def _on_polygon(self, change):
+        self._update_current()
+
+    def _update_current(self) -> None:
+        """``current_selection`` = ``{'kind', 'count', 'description'}``: ``kind`` is 'lasso'
+        (drawn on the page: lasso or box), 'cells' (set from Python or clicked), 'clusters'
+        / 'highlight' (``highlight_groups`` / ``highlight``) or 'none'."""
+        if self._compound:
+            return
+        n_sel = len(self.selection)
+        if n_sel:
+            kind = "lasso" if self.last_polygon_normalized is not None else "cells"
+            what = "lasso" if kind == "lasso" else "selected"
+            cur = {"kind": kind, "count": n_sel, "description": f"{what}: {n_sel:,} cells"}
+        elif self._highlight and self._highlight_count:
+            c = self._highlight_count
+            cur = {"kind": self._highlight_kind, "count": c,
+                   "description": f"{self._highlight_label}: {c:,} cells"}
+        else:
+            cur = dict(NO_SELECTION)
+        if cur != self.current_selection:
+            self.current_selection = cur
 
     # ------------------------------------------------------------------ refresh
     def set_adata(self, adata) -> None:
@@ -612,12 +661,12 @@ class UmapScatter(anywidget.AnyWidget):
             self._send_coords()
             self._send_keys()
             key = self.color
-            if key and not (key in a.obs.columns or self._is_gene(key)):
+            if key and not (key in a.obs.columns or self._is_gene(key, self._color_kwargs.get("use_raw"))):
                 key = None
             self.color_by(key, **self._color_kwargs)
             if cells_changed:
                 self._names_ref = a.obs_names
-                self._highlight = b""
+                self._set_highlight(None, "")
                 # the selected cells that are still there stay selected
                 if old is None or len(pos) == 0:
                     self.selection = np.empty(0, dtype=np.int64)
@@ -645,6 +694,7 @@ class UmapScatter(anywidget.AnyWidget):
             elif kind == "hover":
                 self.send(self._hover_info(content.get("index")))
         except Exception as e:
+            self.error = ""  # a repeated error is reported again
             self.error = str(e) if isinstance(e, ExprmatError) else f"{kind}: {type(e).__name__}: {e}"
 
     def _hover_info(self, index) -> dict:

@@ -18,6 +18,16 @@ import { matchKeys, resolveKey } from './search.js';
 
 let counter = 0;
 
+/** The plot's background (CSS: JupyterLab's --jp-layout-color0) as regl-scatterplot wants
+ * it, and a selection ring colour that stands out on it. */
+function themeColors(node) {
+  const m = getComputedStyle(node).backgroundColor.match(/[\d.]+/g) ?? [];
+  let [r, g, b, a] = m.map(Number);
+  if (!(r >= 0) || a === 0) [r, g, b] = [255, 255, 255];
+  const dark = 0.299 * r + 0.587 * g + 0.114 * b < 128;
+  return { background: [r / 255, g / 255, b / 255, 1], active: dark ? '#f5f5f5' : '#111111', dark };
+}
+
 function h(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -44,11 +54,20 @@ function render({ model, el }) {
     box: h('button', { text: 'Box', title: 'Drag to select a rectangle', 'data-mode': 'box' }),
   };
   const clearBtn = h('button', { text: 'Clear', title: 'Clear the selection', 'data-action': 'clear' });
-  const resetBtn = h('button', { text: 'Reset view', title: 'Zoom to all cells', 'data-action': 'reset' });
+  const resetBtn = h('button', { text: 'Reset view', title: 'Fit all cells in the view', 'data-action': 'reset' });
+  // icons as inline SVG in currentColor: no font needed, they follow the theme
+  const svg = (d) =>
+    `<svg viewBox="0 0 16 16" width="14" height="14" fill="none" stroke="currentColor" stroke-width="1.6" ` +
+    `stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="${d}"/></svg>`;
+  const pngBtn = h('button', { class: 'emw-icon', title: 'Download the view as PNG', 'data-action': 'png' });
+  pngBtn.innerHTML = svg('M8 2v8M4.5 6.5 8 10l3.5-3.5M2.5 13.5h11');
+  const fullBtn = h('button', { class: 'emw-icon', title: 'Full screen (Esc leaves)', 'data-action': 'fullscreen' });
+  fullBtn.innerHTML = svg('M2 6V2h4M10 2h4v4M14 10v4h-4M6 14H2v-4');
   const listId = `${uid}-keys`;
   const search = h('input', { type: 'text', placeholder: 'colour by gene or obs column', list: listId, class: 'emw-search' });
   const datalist = h('datalist', { id: listId });
-  const count = h('span', { class: 'emw-count', 'data-testid': 'selection-count' });
+  // the one current selection (kind + count): what the next button acts on
+  const count = h('span', { class: 'emw-count', 'data-testid': 'selection-count', 'data-kind': 'none' });
   const errorEl = h('span', { class: 'emw-error' });
   const toolbar = h(
     'div',
@@ -62,32 +81,48 @@ function render({ model, el }) {
     datalist,
     count,
     errorEl,
+    h('span', { class: 'emw-spacer' }),
+    pngBtn,
+    fullBtn,
   );
   const canvas = h('canvas', { class: 'emw-canvas' });
-  const legendEl = h('div', { class: 'emw-legend' });
+  // the legend sits beside the plot (never over the points) and folds to a narrow strip
+  const legendToggle = h('button', { class: 'emw-legend-toggle', text: '\u25b8', title: 'Hide the legend', 'data-action': 'legend' });
+  const legendItems = h('div', { class: 'emw-legend-items' });
+  const legendEl = h('div', { class: 'emw-legend' }, legendToggle, legendItems);
   const tooltip = h('div', { class: 'emw-tooltip' });
-  const body = h('div', { class: 'emw-body' }, canvas, legendEl, tooltip);
+  const hint = h('div', { class: 'emw-hint', text: 'Ctrl + scroll (or click the plot first) to zoom' });
+  const plot = h('div', { class: 'emw-plot' }, canvas, tooltip, hint);
+  const body = h('div', { class: 'emw-body' }, plot, legendEl);
   el.append(toolbar, body);
 
-  const heightPx = () => Math.max(150, model.get('height') | 0);
+  const heightPx = () => {
+    if (document.fullscreenElement === el) return Math.max(150, window.innerHeight - toolbar.offsetHeight - 12);
+    return Math.max(150, model.get('height') | 0);
+  };
   body.style.height = `${heightPx()}px`;
   const size = () => {
-    // clientWidth (inside the border): sizing from the border box made a canvas in a
+    // clientWidth/Height (inside the border): sizing from the border box made a canvas in a
     // flex row grow by the border width on every resize
-    return { width: Math.max(100, body.clientWidth || 600), height: heightPx() };
+    return { width: Math.max(100, plot.clientWidth || 600), height: Math.max(100, plot.clientHeight || heightPx()) };
   };
 
   // ---- scatterplot -------------------------------------------------------------------------
   const n0 = model.get('_n') | 0;
   const { width, height } = size();
+  const theme = themeColors(plot);
   const scatterplot = createScatterplot({
     canvas,
     width,
     height,
     pointSize: pointSizeFor(n0),
-    backgroundColor: '#ffffff',
-    pointColorActive: '#111111',
+    backgroundColor: theme.background,
+    pointColorActive: theme.active,
     pointOutlineWidth: 2,
+    // a drawn selection: the other cells fade (readable at 1M points), the selected keep
+    // their colour inside a ring
+    opacityInactiveScale: 0.15,
+    opacityInactiveMax: 0.2,
     lassoColor: '#2563eb',
     lassoInitiator: false,
     lassoMinDelay: 0,
@@ -113,6 +148,47 @@ function render({ model, el }) {
   let drawn = { generation: model.get('_generation') | 0, n: n0 };
   let lassoActive = false;
   let destroyed = false;
+  let fittedTransform = null;
+  let fitCamera = null; // the camera view right after the last fit (null: not fitted yet)
+
+  /** The bounding box of the finite points, in the normalised coordinates. */
+  function dataRect() {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (let i = 0; i < coords.n; i++) {
+      const x = coords.x[i], y = coords.y[i];
+      if (!(Number.isFinite(x) && Number.isFinite(y))) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+    if (!(x1 >= x0)) return { x: -1, y: -1, width: 2, height: 2 };
+    const pad = 0.04 * Math.max(x1 - x0, y1 - y0, 1e-3);
+    return { x: x0 - pad, y: y0 - pad, width: x1 - x0 + 2 * pad, height: y1 - y0 + 2 * pad };
+  }
+
+  /** Fit the cells into the canvas, whatever its aspect (zoomToArea keeps the data aspect). */
+  let fitting = 0; // fits in flight (a resize may come before the last one has drawn)
+  async function fitView() {
+    if (!scatterplot.get('isPointsDrawn')) return;
+    fitting++;
+    try {
+      await scatterplot.zoomToArea(dataRect(), { transition: false });
+    } finally {
+      fitting--;
+    }
+    fitCamera = Array.from(scatterplot.get('cameraView'));
+    el.dataset.fitCount = String((Number(el.dataset.fitCount) || 0) + 1);
+  }
+
+  /** Whether the view is still the last fit (the user has not panned or zoomed since). */
+  function isFitted() {
+    if (fitting > 0) return true;
+    if (!fitCamera) return false;
+    const v = scatterplot.get('cameraView');
+    for (let i = 0; i < fitCamera.length; i++) if (Math.abs(v[i] - fitCamera[i]) > 1e-6) return false;
+    return true;
+  }
 
   function applyStyle(highlightActive) {
     const s = model.get('point_size') > 0 ? model.get('point_size') : pointSizeFor(coords.n);
@@ -153,6 +229,12 @@ function render({ model, el }) {
       { zDataType: 'categorical', wDataType: 'categorical', select: sel },
     );
     drawn = { generation, n: coords.n };
+    const transform = JSON.stringify(model.get('_transform') ?? {});
+    if (transform !== fittedTransform) {
+      // new points or a new embedding (an exclusion keeps the transform: the view stays)
+      fittedTransform = transform;
+      await fitView();
+    }
     el.dataset.generation = String(generation);
     // where the time of the last draw went (ms): decoding our buffers, regl-scatterplot's draw
     el.dataset.lastDrawTimings = JSON.stringify({
@@ -179,7 +261,7 @@ function render({ model, el }) {
         await drawOnce();
       }
     } catch (err) {
-      errorEl.textContent = `draw failed: ${err?.message ?? err}`;
+      showError(`draw failed: ${err?.message ?? err}`);
     } finally {
       busy = false;
     }
@@ -197,10 +279,20 @@ function render({ model, el }) {
   }
 
   // ---- selection ---------------------------------------------------------------------------
-  function updateCount() {
-    const total = model.get('_n') | 0;
-    count.textContent = `${selection.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} selected`;
-    count.dataset.count = String(selection.length);
+  function updateCount(local) {
+    const total = (model.get('_n') | 0).toLocaleString('en-US');
+    // the page's own lasso shows at once; the kernel's current_selection follows
+    const cur = local ?? model.get('current_selection') ?? { kind: 'none', count: 0 };
+    const kind = cur.kind || 'none';
+    const n = cur.count | 0;
+    const what = { lasso: 'Lasso', cells: 'Selected', clusters: 'Clusters', highlight: 'Highlighted' }[kind];
+    count.textContent = what
+      ? `${what}: ${n.toLocaleString('en-US')} of ${total} cells`
+      : `No selection (${total} cells)`;
+    count.title = cur.description ?? '';
+    count.dataset.kind = kind;
+    count.dataset.count = String(n);
+    el.dataset.selectionKind = kind;
   }
 
   function sendSelection(points, polygon) {
@@ -209,7 +301,8 @@ function render({ model, el }) {
     lastSent = state.selection;
     model.set(state);
     model.save_changes();
-    updateCount();
+    const n = selection.length;
+    updateCount(n ? { kind: polygon ? 'lasso' : 'cells', count: n } : { kind: 'none', count: 0 });
     el.dataset.selectionSentAt = String(Date.now());
   }
 
@@ -293,7 +386,83 @@ function render({ model, el }) {
     scatterplot.deselect({ preventEvent: true });
     sendSelection([], null);
   });
-  resetBtn.addEventListener('click', () => scatterplot.reset());
+  resetBtn.addEventListener('click', () => fitView());
+  pngBtn.addEventListener('click', downloadPng);
+  fullBtn.addEventListener('click', () => {
+    if (document.fullscreenElement === el) document.exitFullscreen?.();
+    else el.requestFullscreen?.().catch((err) => showError(`full screen refused: ${err?.message ?? err}`));
+  });
+  const onFullscreen = () => {
+    const on = document.fullscreenElement === el;
+    el.classList.toggle('emw-fullscreen', on);
+    el.dataset.fullscreen = String(on);
+    fullBtn.title = on ? 'Leave full screen (Esc)' : 'Full screen (Esc leaves)';
+    onHeight();
+  };
+  document.addEventListener('fullscreenchange', onFullscreen);
+
+  function downloadPng() {
+    const key = (model.get('color') || 'cells').replace(/[^A-Za-z0-9._-]+/g, '_');
+    const name = `${model.get('basis') || 'umap'}_${key}.png`;
+    // regl-scatterplot copies each frame into this 2D canvas: it is the view as shown
+    canvas.toBlob((blob) => {
+      if (!blob) return showError('PNG export failed');
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      el.dataset.pngAt = String(Date.now());
+    }, 'image/png');
+  }
+
+  // ---- wheel: zoom only when asked, gently ---------------------------------------------------
+  // A notebook scrolls with the wheel: the plot zooms only with Ctrl/Cmd held, or after a
+  // click in it (until the mouse leaves), as web maps do; otherwise the page scrolls.
+  const ZOOM_DAMPING = 0.35; // regl-scatterplot zooms exp(deltaY / height): ~23% per notch
+  let wheelArmed = false;
+  let hintTimer = null;
+  plot.addEventListener('mousedown', () => {
+    wheelArmed = true;
+    el.dataset.wheelArmed = 'true';
+  }, true);
+  plot.addEventListener('mouseleave', () => {
+    wheelArmed = false;
+    el.dataset.wheelArmed = 'false';
+  });
+  plot.addEventListener(
+    'wheel',
+    (e) => {
+      if (e.emwDamped) return; // our own copy, on its way to the camera
+      // the camera listens on the canvas: stopping the event here (capture phase) keeps it
+      // from zooming; not calling preventDefault lets the page scroll
+      e.stopPropagation();
+      if (!(e.ctrlKey || e.metaKey || wheelArmed)) {
+        hint.classList.add('emw-show');
+        clearTimeout(hintTimer);
+        hintTimer = setTimeout(() => hint.classList.remove('emw-show'), 1500);
+        el.dataset.wheelIgnored = String((Number(el.dataset.wheelIgnored) || 0) + 1);
+        return;
+      }
+      e.preventDefault(); // no page scroll, no browser zoom (Ctrl + wheel)
+      const copy = new WheelEvent('wheel', {
+        deltaX: e.deltaX * ZOOM_DAMPING,
+        deltaY: e.deltaY * ZOOM_DAMPING,
+        deltaMode: e.deltaMode,
+        clientX: e.clientX,
+        clientY: e.clientY,
+        screenX: e.screenX,
+        screenY: e.screenY,
+        bubbles: true,
+        cancelable: true,
+      });
+      copy.emwDamped = true;
+      canvas.dispatchEvent(copy);
+      el.dataset.wheelZoomed = String((Number(el.dataset.wheelZoomed) || 0) + 1);
+    },
+    { capture: true, passive: false },
+  );
 
   // ---- search box ---------------------------------------------------------------------------
   function fillDatalist() {
@@ -302,12 +471,11 @@ function render({ model, el }) {
   }
   function submitSearch() {
     const keys = model.get('_keys') ?? [];
-    const key = resolveKey(keys, search.value);
-    if (key === null) {
-      errorEl.textContent = search.value.trim() ? `no obs column or gene named '${search.value.trim()}'` : '';
-      return;
-    }
-    errorEl.textContent = '';
+    const typed = search.value.trim();
+    if (!typed) return;
+    // an unknown name goes to the kernel too: its message (with suggestions) is the error,
+    // shown where every error is (the Annotator's status line, or here when alone)
+    const key = resolveKey(keys, typed) ?? typed;
     search.value = key;
     model.send({ type: 'color_by', key });
   }
@@ -320,18 +488,27 @@ function render({ model, el }) {
   search.addEventListener('change', submitSearch);
 
   // ---- legend ---------------------------------------------------------------------------------
+  let legendOpen = true;
+  legendToggle.addEventListener('click', () => {
+    legendOpen = !legendOpen;
+    legendEl.classList.toggle('emw-collapsed', !legendOpen);
+    legendToggle.textContent = legendOpen ? '\u25b8' : '\u25c2';
+    legendToggle.title = legendOpen ? 'Hide the legend' : 'Show the legend';
+    el.dataset.legendOpen = String(legendOpen);
+  });
   function renderLegend() {
     const lg = buildLegend(model.get('_legend'));
-    legendEl.replaceChildren();
-    legendEl.style.display = lg.kind === 'none' ? 'none' : 'block';
+    legendItems.replaceChildren();
+    legendEl.style.display = lg.kind === 'none' ? 'none' : '';
     if (lg.kind === 'none') return;
-    legendEl.append(h('div', { class: 'emw-legend-title', text: lg.title }));
+    const add = (...els) => legendItems.append(...els);
+    add(h('div', { class: 'emw-legend-title', text: lg.title }));
     if (lg.kind === 'categorical') {
       const max = 80;
       for (const it of lg.items.slice(0, max)) {
         const sw = h('span', { class: 'emw-swatch' });
         sw.style.background = it.color;
-        legendEl.append(
+        add(
           h(
             'div',
             { class: 'emw-legend-item', 'data-category': it.name },
@@ -341,11 +518,11 @@ function render({ model, el }) {
           ),
         );
       }
-      if (lg.items.length > max) legendEl.append(h('div', { text: `... ${lg.items.length - max} more` }));
+      if (lg.items.length > max) add(h('div', { text: `... ${lg.items.length - max} more` }));
     } else {
       const g = h('div', { class: 'emw-gradient' });
       g.style.background = lg.gradient;
-      legendEl.append(
+      add(
         g,
         h('div', { class: 'emw-gradient-labels' }, h('span', { text: lg.min }), h('span', { text: lg.max })),
       );
@@ -356,8 +533,8 @@ function render({ model, el }) {
   // ---- hover ----------------------------------------------------------------------------------
   let hovered = -1;
   let mouse = [0, 0];
-  body.addEventListener('mousemove', (e) => {
-    const r = body.getBoundingClientRect();
+  plot.addEventListener('mousemove', (e) => {
+    const r = plot.getBoundingClientRect();
     mouse = [e.clientX - r.left, e.clientY - r.top];
   });
   scatterplot.subscribe('pointOver', (i) => {
@@ -369,10 +546,10 @@ function render({ model, el }) {
     tooltip.style.display = 'none';
   };
   scatterplot.subscribe('pointOut', hideTooltip);
-  body.addEventListener('mouseleave', hideTooltip);
+  plot.addEventListener('mouseleave', hideTooltip);
   const onCustom = (msg, buffers) => {
     if (msg?.type === 'zoom') {
-      if (msg.reset || !buffers?.length) scatterplot.reset();
+      if (msg.reset || !buffers?.length) fitView();
       else {
         const pts = Array.from(asTyped(buffers[0], Uint32Array));
         if (pts.length) scatterplot.zoomToPoints(pts, { padding: msg.padding ?? 0.1, transition: true });
@@ -389,13 +566,15 @@ function render({ model, el }) {
 
   // ---- model events ---------------------------------------------------------------------------
   const onData = () => requestDraw();
-  const onError = () => {
-    errorEl.textContent = model.get('error') ?? '';
-  };
+  function showError(text) {
+    errorEl.textContent = model.get('inline_errors') === false ? '' : text;
+  }
+  const onError = () => showError(model.get('error') ?? '');
   const onHeight = () => {
     body.style.height = `${heightPx()}px`;
-    scatterplot.set(size());
+    resize();
   };
+  const onCurrent = () => updateCount();
   model.on('change:_coords_hash', onData);
   model.on('change:_codes_hash', onData);
   model.on('change:_palette', onData);
@@ -407,14 +586,40 @@ function render({ model, el }) {
   model.on('change:_legend', renderLegend);
   model.on('change:error', onError);
   model.on('change:height', onHeight);
-  model.on('change:_n', updateCount);
+  model.on('change:_n', onCurrent);
+  model.on('change:current_selection', onCurrent);
+  model.on('change:inline_errors', onError);
   model.on('msg:custom', onCustom);
 
-  const ro = new ResizeObserver(() => {
+  function resize() {
     const s = size();
-    if (s.width !== scatterplot.get('width') || s.height !== scatterplot.get('height')) scatterplot.set(s);
-  });
-  ro.observe(body);
+    if (s.width === scatterplot.get('width') && s.height === scatterplot.get('height')) return;
+    // refit when the view is still the fitted one: a narrower canvas would cut clusters off
+    const refit = isFitted();
+    scatterplot.set(s);
+    if (refit) {
+      // regl-scatterplot takes the new aspect ratio on its next frame: fit after it
+      fitting++;
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          fitting--;
+          fitView();
+        }),
+      );
+    }
+  }
+  const ro = new ResizeObserver(resize);
+  ro.observe(plot);
+
+  // JupyterLab's theme: the canvas background and the selection ring follow it
+  const applyTheme = () => {
+    const t = themeColors(plot);
+    scatterplot.set({ backgroundColor: t.background, pointColorActive: t.active });
+    el.dataset.theme = t.dark ? 'dark' : 'light';
+  };
+  const themeObserver = new MutationObserver(applyTheme);
+  themeObserver.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name', 'class'] });
+  applyTheme();
 
   applyMode();
   renderLegend();
@@ -425,6 +630,10 @@ function render({ model, el }) {
   return () => {
     destroyed = true;
     ro.disconnect();
+    themeObserver.disconnect();
+    document.removeEventListener('fullscreenchange', onFullscreen);
+    model.off('change:current_selection', onCurrent);
+    model.off('change:inline_errors', onError);
     model.off('change:_coords_hash', onData);
     model.off('change:_codes_hash', onData);
     model.off('change:_palette', onData);
@@ -436,7 +645,7 @@ function render({ model, el }) {
     model.off('change:_legend', renderLegend);
     model.off('change:error', onError);
     model.off('change:height', onHeight);
-    model.off('change:_n', updateCount);
+    model.off('change:_n', onCurrent);
     model.off('msg:custom', onCustom);
     scatterplot.destroy();
   };

@@ -50,9 +50,12 @@ def test_scatter_state_without_browser():
     codes = np.frombuffer(w._codes, dtype="<u2")
     np.testing.assert_array_equal(codes, adata.obs["bulk_labels"].cat.codes.to_numpy())
     assert sum(w._legend["counts"]) == 700
-    # a gene (from raw, case-insensitive), an unknown key leaves the colour unchanged
+    # a gene (case-insensitive; from X unless use_raw=True, as em.pl.embedding), an unknown
+    # key leaves the colour unchanged
     w.color_by("cd79a")
     assert w.color == "CD79A" and w._legend["kind"] == "continuous"
+    assert w._legend["vmax"] == pytest.approx(float(adata[:, "CD79A"].X.max()))
+    w.color_by("CD79A", use_raw=True)
     assert w._legend["vmax"] == pytest.approx(float(adata.raw[:, "CD79A"].X.max()))
     with pytest.raises(MissingKeyError, match="neither an obs column nor a gene"):
         w.color_by("NOT_A_GENE")
@@ -249,7 +252,7 @@ def test_canvas_draws(pbmc_nb, artifacts):
         f"{SCATTER} .emw-legend-item", "els => els.map(e => e.dataset.category)"
     )
     assert names == kernel.eval("list(adata.obs['bulk_labels'].cat.categories)")
-    assert page.text_content('[data-testid="selection-count"]').startswith("0 of 700")
+    assert page.text_content('[data-testid="selection-count"]').startswith("No selection (700 cells)")
     assert not [m for m in page.emw_console if m.startswith("pageerror")], page.emw_console
 
 
@@ -334,7 +337,7 @@ def test_color_by_gene_via_search_box(pbmc_nb, artifacts):
     kernel.wait_for("w.color == 'CD79A'")
     page.wait_for_selector(f"{SCATTER} .emw-gradient")
     legend = kernel.eval("w._legend")
-    expr = kernel.eval("float(adata.raw[:, 'CD79A'].X.max())")
+    expr = kernel.eval("float(adata[:, 'CD79A'].X.max())")
     assert legend["kind"] == "continuous" and legend["key"] == "CD79A"
     assert legend["vmax"] == pytest.approx(expr)
     # expressing cells are drawn last (on top)
@@ -420,7 +423,7 @@ def test_highlight_and_refresh_after_exclusion(pbmc_nb, artifacts):
     assert n == 460
     page.wait_for_function(
         "(n) => document.querySelector('[data-testid=\"selection-count\"]').textContent"
-        ".endsWith(`of ${n} selected`)",
+        ".endsWith(`of ${n} cells`)",
         arg=n,
     )
     assert kernel.eval("w._coords_hash != old_hash and w._n == adata.n_obs")
