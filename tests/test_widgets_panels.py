@@ -416,3 +416,21 @@ def test_start_copy_is_shallow_and_stays_as_it_was(pbmc_graph):
     assert deep.start.X is not pbmc_graph.X
     with pytest.raises(em.ExprmatError, match="keep_start"):
         em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False, keep_start="yes")
+
+
+def test_shown_key_undone_away_falls_back_and_list_follows(ann):
+    """Undoing the command that made the column the list shows: the panel goes back to the
+    key it opened on and lists that column (not the rows of the column that is gone)."""
+    adata, cp = ann.adata, ann.clusters
+    cp.select(["0"])
+    cp.label_key_box.value = "cell.type"
+    cp.label_text.value = "T"
+    cp.label_button.click()
+    cp.key_dropdown.value = "bulk_labels"
+    cp.key_dropdown.value = "cell.type"
+    assert list(cp.counts) == ["T"]
+    ann.history.undo_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert "cell.type" not in adata.obs and cp.key == "leiden"
+    assert cp.counts == {str(k): int(v) for k, v in adata.obs["leiden"].value_counts(sort=False).items()}
+    assert ann.scatter.color == "leiden" and cp.selected == []

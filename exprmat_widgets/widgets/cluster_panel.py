@@ -101,6 +101,7 @@ class ClusterPanel:
         adata = annotator.adata
         self._rows: dict[str, _Row] = {}
         self._silent = False
+        self._home_key = key
         keys = annotation_keys(adata)
         self.key_dropdown = W.Dropdown(
             options=keys, value=key, description="clusters of", layout=W.Layout(width="95%")
@@ -280,6 +281,7 @@ class ClusterPanel:
     def refresh(self, changed=None) -> None:
         adata = self.a.adata
         keys = annotation_keys(adata)
+        key_gone = False
         if list(self.key_dropdown.options) != keys:
             self._silent = True
             try:
@@ -287,8 +289,18 @@ class ClusterPanel:
                 self.key_dropdown.options = keys
                 if cur in keys:
                     self.key_dropdown.value = cur
+                elif keys:
+                    # the shown column is gone (e.g. the command that made it was undone): back
+                    # to the column the annotator opened on, else the first one
+                    key_gone = True
+                    self.key_dropdown.value = self._home_key if self._home_key in keys else keys[0]
             finally:
                 self._silent = False
+        if key_gone:
+            # a key switch the user did not make: the list, selection and colours follow it
+            self.clear_selection(highlight=False)
+            changed = None
+            self.a.show_key(self.key)
         if list(self.label_key_box.options) != keys:
             self.label_key_box.options = keys
         if changed is None or "obs_names" in changed or f"obs:{self.key}" in changed or any(
