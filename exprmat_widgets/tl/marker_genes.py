@@ -69,7 +69,12 @@ def _matrix(adata, layer, use_raw, where):
         return adata.raw.X, adata.raw.var, None
     if adata.X is None:
         raise ExprmatError(f"{where}: adata.X is empty; pass layer='<name>' of a layer to test.")
-    return adata.X, adata.var, None
+    x = adata.X
+    if type(x).__name__.endswith("Dataset"):  # h5py.Dataset, anndata's CSR/CSCDataset
+        # backed (read_h5ad(backed='r')): the test reads the matrix from the file once;
+        # data too large for memory belong in a lazy (dask) X, which is read in blocks
+        x = x[:]
+    return x, adata.var, None
 
 
 def _mask_var(adata, var, mask_var, where):
