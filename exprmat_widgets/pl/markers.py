@@ -69,7 +69,42 @@ def plot_markers(
     otherwise.  Drawing is scanpy's (``scanpy.pl.dotplot`` etc.); other keyword arguments go to it.
 
     Reads ``uns[key]``, ``obs[groupby]``, ``uns['<groupby>_colors']`` and expression; writes
-    nothing.  Returns the Figure (the marker table used is ``fig.marker_table``).
+    nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding the marker result ``uns[key]``.
+    groupby
+        obs column whose groups are the rows; default the ``groupby`` of the markers.
+    n_genes
+        Top genes per group after the filters (``None``: all that pass).
+    key
+        ``uns`` key of the result of :func:`~exprmat_widgets.tl.markers`.
+    plot_type
+        ``'dotplot'``, ``'matrixplot'``, ``'stacked_violin'`` or ``'tracksplot'``.
+    min_logfoldchange, max_logfoldchange, max_p_adjust, min_pct, max_pct_reference
+        Filters of :func:`~exprmat_widgets.tl.filter_markers`.
+    gene_symbols
+        ``var`` column of gene symbols used as gene labels.
+    layer
+        Read expression from this layer (default: the one the markers were computed on).
+    use_raw
+        Read expression from ``adata.raw`` (``None``: as the markers were computed).
+    cmap
+        Colour map (matplotlib or d3 names).
+    standard_scale
+        ``'var'`` or ``'group'``: scale each gene or group to [0, 1], as in scanpy.
+    figsize, dpi
+        Size and resolution of the figure.
+    **kwargs
+        Passed to scanpy's plotting function (``scanpy.pl.dotplot`` etc.; not used by
+        ``'stacked_violin'``, which is drawn here).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The marker table used is ``fig.marker_table``.
     """
     import matplotlib.pyplot as plt
     import scanpy as sc

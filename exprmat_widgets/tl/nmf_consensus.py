@@ -218,10 +218,17 @@ def consensus_nmf(
     squares.  Per ``k``: stability = silhouette of that clustering, error =
     squared Frobenius error of the refit on the scaled counts.
 
+    Reads ``layers[counts]``, ``layers[tpm]`` (checked only) and ``var[hvg]``.
+    Writes ``uns[key_added]`` (params, genes, and per ``str(k)``: pooled
+    ``spectra``, ``seeds``, ``density``, ``labels``, ``consensus`` spectra,
+    refit ``usage``, ``stability``, ``error``) and ``uns[key_added + '.stats']``
+    (DataFrame: ``k``, ``stability``, ``error``, ``kept``).
+
     Parameters
     ----------
     adata
-        Cells x genes.
+        Cells x genes, with raw counts in ``layers[counts]`` and linear normalised
+        values in ``layers[tpm]``.
     counts
         Layer with raw UMI counts (``'X'`` for ``adata.X``).
     tpm
@@ -238,22 +245,20 @@ def consensus_nmf(
         Threads running replicates (clamped to the cores available): each runs a
         stream of stacked replicates in numba kernels that release the GIL, so
         the threads run in parallel; results do not depend on it.
+    key_added
+        ``uns`` key of the result (and ``'<key_added>.stats'`` of its table).
     min_counts
         HVGs with fewer total counts are not used.
     density_threshold, local_neighborhood_size
         Outlier filter of pooled components (``>= 2`` keeps all).
+    n_top_genes
+        Number of genes picked when ``hvg`` is ``None``.
     max_nmf_iter, tol
         Per-replicate iteration limit and tolerance (sklearn's meaning).
     random_state
         Seed of the replicate seeds and of k-means.
     progress
         Show a progress bar (tqdm).
-
-    Reads ``layers[counts]``, ``layers[tpm]`` (checked only) and ``var[hvg]``.
-    Writes ``uns[key_added]`` (params, genes, and per ``str(k)``: pooled
-    ``spectra``, ``seeds``, ``density``, ``labels``, ``consensus`` spectra,
-    refit ``usage``, ``stability``, ``error``) and ``uns[key_added + '.stats']``
-    (DataFrame: ``k``, ``stability``, ``error``, ``kept``).
     """
     # ---- validate everything before any work or write
     v.new_key("key_added", key_added)
@@ -485,6 +490,15 @@ def consensus_nmf_extract_k(adata, k: int, key: str = "cnmf"):
     ``uns['<key>.dist.<k>']`` (euclidean distances between the L2-normalised
     pooled components, float32) and ``uns['<key>.<k>.labels']`` (program of each
     pooled component, 0 for components dropped by the density filter).
+
+    Parameters
+    ----------
+    adata
+        The cells :func:`consensus_nmf` ran on (same cells, same order).
+    k
+        Number of programs: one of the ``ks`` of the run.
+    key
+        ``uns`` key of the :func:`consensus_nmf` result (its ``key_added``).
     """
     if not isinstance(key, str) or key not in adata.uns:
         raise MissingKeyError(f"uns[{key!r}] not found: run em.consensus_nmf(adata, ks=[...], key_added={key!r}) first.")
