@@ -405,8 +405,6 @@ class Experiment:
         Experiment
             Its ``'rna'`` modality is the concatenated data; ``samples`` the input.
         """
-        import scanpy as sc
-
         if not isinstance(samples, dict) or not samples:
             raise ExprmatError("from_samples needs a non-empty dict {sample name: AnnData}.")
         names = [str(k) for k in samples]

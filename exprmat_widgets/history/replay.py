@@ -34,7 +34,7 @@ def resolve(step: int, record: dict) -> tuple[CommandSpec, dict]:
     params = record["params"]
     sig = inspect.signature(inspect.unwrap(spec.func))
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    names = [k for k in sig.parameters][1:]
+    names = list(sig.parameters)[1:]
     bad = [k for k in params if not k.isidentifier() or keyword.iskeyword(k)]
     if bad:
         raise ReplayError(

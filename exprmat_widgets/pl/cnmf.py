@@ -117,7 +117,10 @@ def _annotation_tracks(adata, names, dim, idx, cmap_annotations):
     for name in names:
         if name in multi:
             m = multi[name]
-            cols = [str(c) for c in m.columns] if isinstance(m, pd.DataFrame) else [str(i + 1) for i in range(m.shape[1])]
+            if isinstance(m, pd.DataFrame):
+                cols = [str(c) for c in m.columns]
+            else:
+                cols = [str(i + 1) for i in range(m.shape[1])]
             arr = np.asarray(m, dtype=float)[idx]
             tracks.append((name, "matrix", arr, cols))
         elif name in frame.columns:
@@ -153,7 +156,8 @@ def _clustered_heatmap(
     if method not in _METHODS:
         raise ExprmatError(f"method must be one of {list(_METHODS)}, got {method!r}.")
     if method in _EUCLIDEAN_ONLY and metrics != "euclidean":
-        raise ExprmatError(f"method={method!r} needs metrics='euclidean' (got {metrics!r}); use 'complete' or 'average'.")
+        raise ExprmatError(f"method={method!r} needs metrics='euclidean' (got {metrics!r}); "
+                           "use 'complete' or 'average'.")
     n = data.shape[0]
     fig = u.new_figure(figsize, dpi)
     if n < 2:
@@ -164,7 +168,8 @@ def _clustered_heatmap(
         with np.errstate(all="ignore"):
             d = pdist(data, metric=metrics)
     except ValueError as e:
-        raise ExprmatError(f"metrics={metrics!r} is not a distance scipy knows ({e}); use e.g. 'cosine' or 'euclidean'.") from None
+        raise ExprmatError(f"metrics={metrics!r} is not a distance scipy knows ({e}); "
+                           "use e.g. 'cosine' or 'euclidean'.") from None
     d = np.nan_to_num(d, nan=np.nanmax(d) if np.isfinite(d).any() else 1.0)
     Z = linkage(d, method=method, optimal_ordering=n <= 1500)
     order = dendrogram(Z, no_plot=True)["leaves"]
@@ -249,7 +254,7 @@ def _clustered_heatmap(
                 table = np.array([mcolors.to_rgba(pal[c]) for c in cats] + [(0.9, 0.9, 0.9, 1)])
                 blocks.append(table[np.where(vals >= 0, vals, len(cats))][:, None, :])
                 col_labels.append(name)
-                present = sorted(set(int(x) for x in vals if x >= 0))
+                present = sorted({int(x) for x in vals if x >= 0})
                 legends.append((name, [(cats[i], pal[cats[i]]) for i in present]))
         img = np.concatenate(blocks, axis=1)
         axa.imshow(img, aspect="auto", interpolation="nearest")
@@ -267,7 +272,7 @@ def _clustered_heatmap(
             lax = fig.add_subplot(side_gs[2])
             lax.set_axis_off()
             handles = []
-            for name, items in legends:
+            for _name, items in legends:
                 handles += [Patch(facecolor=c, edgecolor="none", label=str(lbl)) for lbl, c in items]
             lax.legend(handles=handles, loc="upper left", ncol=int(legend_cols), fontsize=6, frameon=False,
                        title=", ".join(t[0] for t in legends), title_fontsize=6, handlelength=1,

@@ -209,7 +209,7 @@ def _mass_levels(density, fractions):
     for f in sorted(fractions, reverse=True):
         i = min(int(np.searchsorted(cum, f)), len(vals) - 1)
         out.append(vals[i])
-    lv = sorted(set(float(x) for x in out if x > 0))
+    lv = sorted({float(x) for x in out if x > 0})
     return lv
 
 
@@ -392,7 +392,8 @@ def plot_embedding(
             by = {str(c): i for i, c in enumerate(cats)}
             bad = [g for g in gl if str(g) not in by]
             if bad:
-                raise MissingKeyError(f"groups {bad} are not categories of {color!r} (categories: {[str(c) for c in cats]}).")
+                raise MissingKeyError(f"groups {bad} are not categories of {color!r} "
+                                      f"(categories: {[str(c) for c in cats]}).")
             keep = np.zeros(len(cats), bool)
             keep[[by[str(g)] for g in gl]] = True
             codes = np.where((codes >= 0) & keep[np.maximum(codes, 0)], codes, -1)

@@ -112,7 +112,8 @@ def plot_markers(
     if plot_type not in PLOT_TYPES:
         raise ExprmatError(f"plot_type must be one of {list(PLOT_TYPES)}, got {plot_type!r}.")
     if key not in adata.uns or "names" not in adata.uns[key]:
-        raise MissingKeyError(f"marker results uns[{key!r}] not found: run em.markers(adata, groupby=..., key_added={key!r}) first.")
+        raise MissingKeyError(f"marker results uns[{key!r}] not found: run "
+                              f"em.markers(adata, groupby=..., key_added={key!r}) first.")
     params = dict(adata.uns[key].get("params", {}))
     groupby = groupby or params.get("groupby")
     if groupby is None or groupby not in adata.obs.columns:
@@ -162,7 +163,8 @@ def plot_markers(
     src = adata.raw if use_raw else adata
     missing = [g for g in genes if g not in src.var_names]
     if missing:
-        raise MissingKeyError(f"marker genes {missing[:5]} of uns[{key!r}] are not in the data any more; recompute markers.")
+        raise MissingKeyError(f"marker genes {missing[:5]} of uns[{key!r}] are not in the data any more; "
+                              "recompute markers.")
     jj = src.var_names.get_indexer(genes)
     mat = src.X if (use_raw or layer is None) else adata.layers[layer]
     sub = mat[:, jj]

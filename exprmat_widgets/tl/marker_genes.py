@@ -678,7 +678,8 @@ def filter_markers(
     With a named reference, ``pct_nz_reference`` is the reference group's fraction.
     """
     if not isinstance(key, str) or key not in adata.uns:
-        raise MissingKeyError(f"filter_markers: no marker result uns[{key!r}]; run em.markers(adata, groupby=...) first.")
+        raise MissingKeyError(f"filter_markers: no marker result uns[{key!r}]; "
+                              "run em.markers(adata, groupby=...) first.")
     res = adata.uns[key]
     if not hasattr(res, "keys") or "names" not in res or "params" not in res:
         raise ExprmatError(f"filter_markers: uns[{key!r}] is not a marker result (no 'names' / 'params').")

@@ -48,7 +48,7 @@ def marker_data_options(adata) -> list[str]:
     list of str
         ``['X', <layers>..., 'raw']``.
     """
-    out = ["X"] + [str(k) for k in adata.layers.keys() if k != "X"]
+    out = ["X"] + [str(k) for k in adata.layers if k != "X"]
     if adata.raw is not None:
         out.append("raw")
     return out
@@ -144,7 +144,7 @@ def latest_marker_key(adata) -> str | None:
             k = label[4:] if label.startswith("uns:") else None
             if k is not None and k in adata.uns and _is_result(adata.uns[k]):
                 return k
-    keys = [k for k in adata.uns.keys() if _is_result(adata.uns[k])]
+    keys = [k for k in adata.uns if _is_result(adata.uns[k])]
     return "markers" if "markers" in keys else (keys[0] if keys else None)
 
 

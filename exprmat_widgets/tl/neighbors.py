@@ -78,7 +78,8 @@ def knn(
     if n_neighbors >= adata.n_obs:
         raise ExprmatError(f"n_neighbors={n_neighbors} must be smaller than the number of cells ({adata.n_obs}).")
     if transformer is not None and not isinstance(transformer, str):
-        raise ExprmatError("transformer must be None or the name of a scanpy transformer ('pynndescent', 'sklearn', 'rapids').")
+        raise ExprmatError("transformer must be None or the name of a scanpy transformer "
+                           "('pynndescent', 'sklearn', 'rapids').")
     rep = None
     if use_rep is not None and use_rep != "X":
         rep = v.embedding_key(adata, use_rep)
@@ -86,7 +87,8 @@ def knn(
         if n_comps is not None:
             n_comps = v.number(n_comps, "n_comps", minimum=1, integer=True)
             if n_comps > adata.obsm[rep].shape[1]:
-                raise ExprmatError(f"n_comps={n_comps} exceeds the {adata.obsm[rep].shape[1]} columns of obsm[{rep!r}].")
+                raise ExprmatError(f"n_comps={n_comps} exceeds the {adata.obsm[rep].shape[1]} "
+                                   f"columns of obsm[{rep!r}].")
     elif use_rep == "X":
         rep = "X"
     sc.pp.neighbors(

@@ -117,9 +117,8 @@ def _hvg_mask(adata, hvg, n_top_genes, tpm):
             + _HVG_HELP.format(name=hvg)
         )
     col = adata.var[hvg]
-    if col.dtype != bool:
-        if col.isna().any() or not set(pd.unique(col)).issubset({0, 1, True, False}):
-            raise ExprmatError(f"hvg: adata.var[{hvg!r}] must be boolean (True for the genes to use).")
+    if col.dtype != bool and (col.isna().any() or not set(pd.unique(col)).issubset({0, 1})):
+        raise ExprmatError(f"hvg: adata.var[{hvg!r}] must be boolean (True for the genes to use).")
     return np.asarray(col.values, dtype=bool)
 
 
@@ -432,7 +431,8 @@ def _consensus(pooled, Xn, k, n_iter, density_threshold, lns, random_state, tol,
     km = KMeans(n_clusters=k, n_init=10, random_state=random_state)
     lab = km.fit_predict(l2[keep])
     counts_per = np.bincount(lab, minlength=k)
-    cons = np.vstack([np.median(l2[keep][lab == c], axis=0) if counts_per[c] else np.zeros(l2.shape[1]) for c in range(k)])
+    cons = np.vstack([np.median(l2[keep][lab == c], axis=0) if counts_per[c] else np.zeros(l2.shape[1])
+                      for c in range(k)])
     tot = cons.sum(axis=1, keepdims=True)
     tot[tot == 0] = 1.0
     cons = cons / tot
@@ -501,7 +501,8 @@ def consensus_nmf_extract_k(adata, k: int, key: str = "cnmf"):
         ``uns`` key of the :func:`consensus_nmf` result (its ``key_added``).
     """
     if not isinstance(key, str) or key not in adata.uns:
-        raise MissingKeyError(f"uns[{key!r}] not found: run em.consensus_nmf(adata, ks=[...], key_added={key!r}) first.")
+        raise MissingKeyError(f"uns[{key!r}] not found: run "
+                              f"em.consensus_nmf(adata, ks=[...], key_added={key!r}) first.")
     store = adata.uns[key]
     if not hasattr(store, "keys") or "params" not in store:
         raise ExprmatError(f"uns[{key!r}] is not a consensus_nmf result; run em.consensus_nmf again.")
