@@ -189,17 +189,19 @@ def part_undo(adata, label):
                 dt = time.perf_counter() - t0
                 gc.collect()
                 figure(f"[{tag}] after exclusion {k} ({work.n_obs:,} cells left, {dt:.1f} s)",
-                       f"RSS {rss_mib():.0f} MiB (+{rss_mib() - base:.0f}), held_bytes {held_bytes(work) / 2**20:.0f} MiB",
+                       f"RSS {rss_mib():.0f} MiB (+{rss_mib() - base:.0f}), "
+                       f"held_bytes {held_bytes(work) / 2**20:.0f} MiB",
                        label)
         with quiet():
             t_undo = []
-            for k in range(5):
+            for _ in range(5):
                 t0 = time.perf_counter()
                 em.undo(work, start=start)
                 t_undo.append(time.perf_counter() - t0)
         assert work.n_obs == adata.n_obs and list(work.obs_names[:5]) == list(adata.obs_names[:5])
         assert (work.X != adata.X).nnz == 0 if budget is None else work.X.shape == adata.X.shape
-        figure(f"[{tag}] 5 x em.undo(start=...) back to the start", " / ".join(f"{t:.1f}" for t in t_undo) + " s", label)
+        figure(f"[{tag}] 5 x em.undo(start=...) back to the start",
+               " / ".join(f"{t:.1f}" for t in t_undo) + " s", label)
         del work, start
         gc.collect()
     em.settings.undo_max_bytes = 2 * 2**30

@@ -38,9 +38,11 @@ def run(sizes=(10_000, 100_000)):
         data = base if n == base.n_obs else resample_cells(base, n, seed=1)
         label = "mouse 10k (real)" if n == base.n_obs else "mouse 10k resampled"
         sc.pp.neighbors(data, n_neighbors=15, use_rep="X_pca", random_state=0)
-        ours = measure(lambda: em.leiden(data, resolution=1.0, random_state=0, key_added="ours"), memory=n <= 100_000)
+        ours = measure(lambda data=data: em.leiden(data, resolution=1.0, random_state=0, key_added="ours"),
+                       memory=n <= 100_000)
         ref = measure(
-            lambda: sc.tl.leiden(data, resolution=1.0, random_state=0, key_added="ref", flavor="igraph", n_iterations=2),
+            lambda data=data: sc.tl.leiden(data, resolution=1.0, random_state=0, key_added="ref",
+                                           flavor="igraph", n_iterations=2),
             memory=n <= 100_000,
         )
         same = bool(np.array_equal(data.obs["ours"].astype(str).values, data.obs["ref"].astype(str).values))

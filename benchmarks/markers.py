@@ -149,7 +149,8 @@ def compare(data, label, kw, traced, repeat):
         f"names identical={same} max|diff|={diff:.2e}{tr}",
         flush=True,
     )
-    return {"label": label, "n": data.n_obs, "genes": data.n_vars, "case": case, "ours": ours, "ref": ref, "same": same, "diff": diff}
+    return {"label": label, "n": data.n_obs, "genes": data.n_vars, "case": case, "ours": ours, "ref": ref,
+            "same": same, "diff": diff}
 
 
 def run(sizes, traced=False, repeat=None):

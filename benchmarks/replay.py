@@ -47,13 +47,14 @@ def run(sizes=(10_000,)):
         start = base if n == base.n_obs else resample_cells(base, n, seed=2)
         label = "mouse 10k (real)" if n == base.n_obs else "mouse 10k resampled"
         plain(start.copy())  # warm-up: numba compilation of pynndescent/umap is not the history's cost
-        t_sess = measure(lambda: session(start.copy()), memory=False)
+        t_sess = measure(lambda start=start: session(start.copy()), memory=False)
         annotated = t_sess[2]
-        t_plain = measure(lambda: plain(start.copy()), memory=False)
+        t_plain = measure(lambda start=start: plain(start.copy()), memory=False)
         steps = len(em.history(annotated))
         rows.append(row("session recorded", label, start.shape, t_sess[:2], t_plain[:2],
                         reference="plain scanpy calls", note=f"{steps} steps; ratio = recording overhead"))
-        t_rep = measure(lambda: em.replay(start, annotated), memory=False)
+        t_rep = measure(lambda start=start, annotated=annotated: em.replay(start, annotated),
+                        memory=False)
         rows.append(row("replay (checked)", label, start.shape, t_rep[:2], t_sess[:2],
                         reference="original session", note=f"{steps} steps, fingerprints verified"))
     return rows

@@ -143,7 +143,7 @@ def speed(n_cells, repeats, threads, seed=0):
     times = {"ours": [], "sc3s": []}
     cpu = {"ours": [], "sc3s": []}
     outs = {}
-    for rep in range(repeats):
+    for _ in range(repeats):
         for name, fn in (("ours", run_ours), ("sc3s", run_sc3s)):
             a = big.copy()
             gc.collect()

@@ -19,9 +19,9 @@ scatter widget for that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import io
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -137,9 +137,9 @@ def run(sizes, cache=None, graph=False):
         cp.label_text.value = "A"
         out["label clusters"] = [timed(cp.label_button.click)]
         mask = ref.obs["leiden"].isin(pair).to_numpy()
-        out["label clusters"].append(timed(lambda: em.label_cells(ref, "cell.type", mask, "A")))
+        out["label clusters"].append(timed(lambda ref=ref, mask=mask: em.label_cells(ref, "cell.type", mask, "A")))
 
-        def bare_label():
+        def bare_label(bare=bare, mask=mask):
             bare.obs["cell.type"] = pd.Categorical(np.where(mask, "A", None), categories=["A"])
 
         out["label clusters"].append(timed(bare_label))
@@ -152,10 +152,10 @@ def run(sizes, cache=None, graph=False):
         sc_._polygon = ((poly - np.array([tr["cx"], tr["cy"]])) * tr["scale"]).astype("<f4").tobytes()
         cp.label_text.value = "B"
         out["label lasso"] = [timed(cp.lasso_label_button.click)]
-        out["label lasso"].append(timed(lambda: em.label_cells(ref, "cell.type", inside, "B",
-                                                               polygon=poly.tolist(), basis="umap")))
+        out["label lasso"].append(timed(lambda ref=ref, inside=inside, poly=poly: em.label_cells(
+            ref, "cell.type", inside, "B", polygon=poly.tolist(), basis="umap")))
 
-        def bare_lasso():
+        def bare_lasso(bare=bare, inside=inside):
             col = bare.obs["cell.type"].cat.add_categories(["B"])
             arr = col.to_numpy(copy=True)
             arr[inside] = "B"
@@ -169,9 +169,9 @@ def run(sizes, cache=None, graph=False):
         cp.select(pair)
         cp.name_text.value = ""
         out["merge"] = [timed(cp.merge_button.click)]
-        out["merge"].append(timed(lambda: em.merge_clusters(ref, "leiden", pair)))
+        out["merge"].append(timed(lambda ref=ref, pair=pair: em.merge_clusters(ref, "leiden", pair)))
 
-        def bare_merge():
+        def bare_merge(bare=bare, pair=pair):
             col = bare.obs["leiden"].to_numpy()
             bare.obs["leiden"] = pd.Categorical(np.where(col == pair[1], pair[0], col))
 
@@ -181,9 +181,9 @@ def run(sizes, cache=None, graph=False):
         victim = big[3]
         cp.select([victim])
         out["exclude"] = [timed(cp.exclude_button.click)]
-        out["exclude"].append(timed(lambda: em.exclude(ref, "leiden", [victim])))
+        out["exclude"].append(timed(lambda ref=ref, victim=victim: em.exclude(ref, "leiden", [victim])))
 
-        def bare_exclude():
+        def bare_exclude(bare=bare, victim=victim):
             keep = (bare.obs["leiden"] != victim).to_numpy()
             bare._inplace_subset_obs(keep)
 

@@ -7,15 +7,15 @@ with every action recorded as a replayable command in the AnnData.
 
 import numpy as np  # noqa: F401  (the tutorial calls em.np.expm1)
 
-from . import datasets, history as _history_module  # noqa: F401
-from .errors import ExprmatError, MissingKeyError, ReplayError  # noqa: F401
-from ._version import __version__  # noqa: F401
+from . import datasets, pl, tl  # noqa: F401
+from . import history as _history_module  # noqa: F401
 from ._settings import settings  # noqa: F401
+from ._version import __version__  # noqa: F401
+from .errors import ExprmatError, MissingKeyError, ReplayError  # noqa: F401
 from .history import history, history_to_script, replay, undo  # noqa: F401
+from .pl import *  # noqa: F403
 from .selection import decode_selection, encode_selection  # noqa: F401
-from . import tl, pl  # noqa: F401
-from .tl import *  # noqa: F401,F403
-from .pl import *  # noqa: F401,F403
+from .tl import *  # noqa: F403
 
 
 def version() -> str:

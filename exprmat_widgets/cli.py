@@ -31,7 +31,7 @@ def _read(path: str):
     try:
         return ad.read_h5ad(p)
     except Exception as e:  # h5py / anndata errors on non-h5ad files
-        raise CliError(f"cannot read {path} as .h5ad: {e}")
+        raise CliError(f"cannot read {path} as .h5ad: {e}") from e
 
 
 def _records(adata, path):
@@ -85,9 +85,8 @@ def cmd_replay(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .history import history, history_to_script
-
     from .errors import ReplayError
+    from .history import history, history_to_script
 
     adata = _read(args.annotated)
     _records(adata, args.annotated)
@@ -144,7 +143,8 @@ def cmd_demo(args) -> int:
         from nbclient import NotebookClient
 
         book = nbformat.read(nb, as_version=4)
-        NotebookClient(book, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+        NotebookClient(book, timeout=1800, kernel_name="python3",
+                       resources={"metadata": {"path": str(workdir)}}).execute()
         nbformat.write(book, nb)
         print(f"executed {nb}")
         return 0

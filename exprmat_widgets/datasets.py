@@ -16,22 +16,47 @@ DATA_DIR = Path(__file__).parent / "data"
 
 
 def data_path(name: str) -> Path:
-    """Path of a shipped file, e.g. ``data_path('pbmc68k_reduced_counts.h5ad')``."""
+    """Path of a shipped file, e.g. ``data_path('pbmc68k_reduced_counts.h5ad')``.
+
+    Parameters
+    ----------
+    name
+        File name in ``exprmat_widgets/data``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return DATA_DIR / name
 
 
 def pbmc68k_counts() -> ad.AnnData:
-    """700 human PBMC x 765 genes, UMI counts in ``X``, cell types in ``obs['bulk_labels']``."""
+    """700 human PBMC x 765 genes, UMI counts in ``X``, cell types in ``obs['bulk_labels']``.
+
+    Returns
+    -------
+    anndata.AnnData
+    """
     return ad.read_h5ad(data_path("pbmc68k_reduced_counts.h5ad"))
 
 
 def pbmc_2samples() -> ad.AnnData:
-    """400 PBMC (2 samples, ``obs['sample']``) x 15,792 genes, raw counts."""
+    """400 PBMC (2 samples, ``obs['sample']``) x 15,792 genes, raw counts.
+
+    Returns
+    -------
+    anndata.AnnData
+    """
     return ad.read_h5ad(data_path("pbmc_2samples_400.h5ad"))
 
 
 def mouse_10k() -> ad.AnnData:
-    """10,000 mouse cells x 1,000 genes (chromosome 1), raw counts in ``X`` and ``layers['counts']``."""
+    """10,000 mouse cells x 1,000 genes (chromosome 1), raw counts in ``X`` and ``layers['counts']``.
+
+    Returns
+    -------
+    anndata.AnnData
+    """
     return ad.read_h5ad(data_path("mouse_10k_chr1.h5ad"))
 
 

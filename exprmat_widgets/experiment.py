@@ -182,6 +182,19 @@ class Experiment:
     (``expm.rna.leiden(resolution=0.8)`` is ``em.leiden(expm['rna'], resolution=0.8)``).
     When loaded with ``load_subset=name`` the modality is that subset and
     :meth:`save` writes it back to ``subsets/<name>.h5ad``.
+
+    Parameters
+    ----------
+    rna
+        The integrated AnnData (modality ``'rna'``), or ``None``.
+    samples
+        ``{name: AnnData}`` of the samples it was built from.
+    path
+        Directory the experiment was loaded from / is saved to.
+    subset
+        Name of the subset loaded as modality ``'rna'`` (``None``: the integrated data).
+    samples_loaded
+        Whether the samples were read (``False`` when loaded with ``load_samples=False``).
     """
 
     def __init__(
@@ -271,7 +284,19 @@ class Experiment:
         Writes ``integrated.h5ad`` (or ``subsets/<name>.h5ad`` when a subset is
         loaded), ``samples/<name>.h5ad`` for each sample in memory (unless
         ``save_samples=False``) and ``subsets/<name>.h5ad`` for subsets built in
-        this session.  Returns the directory.
+        this session.
+
+        Parameters
+        ----------
+        path
+            Directory to write to (created when missing); default the experiment's.
+        save_samples
+            Also write the samples held in memory.
+
+        Returns
+        -------
+        pathlib.Path
+            The directory, which becomes the experiment's ``path``.
         """
         out = self._dir(path)
         out.mkdir(parents=True, exist_ok=True)
@@ -298,7 +323,23 @@ class Experiment:
         recorded ``subset_cells`` step, so it replays from the parent's starting
         data.  It is written to ``<dir>/subsets/<subset_name>.h5ad`` (when the
         experiment has a directory) and kept in ``expm.subsets``; load it with
-        ``em.load_experiment(dir, load_subset=subset_name)``.  Returns the subset.
+        ``em.load_experiment(dir, load_subset=subset_name)``.
+
+        Parameters
+        ----------
+        subset_name
+            Name of the subset (a file name, no slashes).
+        slot
+            The modality to subset.
+        keys
+            Categorical obs columns, e.g. ``['leiden']``.
+        values
+            One list of categories per key, e.g. ``[['0', '1', '2']]``.
+
+        Returns
+        -------
+        anndata.AnnData
+            The subset (also in ``expm.subsets[subset_name]``).
         """
         from .tl.annotation import subset_cells
 
@@ -341,9 +382,29 @@ class Experiment:
         batch-corrected with Harmony (harmonypy, over ``obs[sample_key]``) into
         ``obsm['harmony']`` (plain PCA when there is a single sample).
         ``var['gene']`` holds the gene names.
-        """
-        import scanpy as sc
 
+        Parameters
+        ----------
+        samples
+            ``{name: AnnData}`` of raw counts; the order sets the categories of
+            ``obs[sample_key]``.
+        integrate
+            Run the recorded preprocessing and Harmony (above); ``False`` only
+            concatenates.
+        sample_key
+            obs column naming each cell's sample.
+        n_top_genes
+            Number of highly variable genes.
+        n_comps
+            Number of principal components.
+        random_state
+            Seed of the PCA and of Harmony.
+
+        Returns
+        -------
+        Experiment
+            Its ``'rna'`` modality is the concatenated data; ``samples`` the input.
+        """
         if not isinstance(samples, dict) or not samples:
             raise ExprmatError("from_samples needs a non-empty dict {sample name: AnnData}.")
         names = [str(k) for k in samples]
@@ -378,7 +439,17 @@ class Experiment:
 def example_experiment(integrate: bool = True) -> Experiment:
     """The shipped two-sample PBMC data (``em.datasets.pbmc_2samples()``, 400 cells)
     split by ``obs['sample']`` and rebuilt with :meth:`Experiment.from_samples`
-    (Harmony-corrected PCA in ``obsm['harmony']``)."""
+    (Harmony-corrected PCA in ``obsm['harmony']``).
+
+    Parameters
+    ----------
+    integrate
+        Passed to :meth:`Experiment.from_samples`.
+
+    Returns
+    -------
+    Experiment
+    """
     from .datasets import pbmc_2samples
 
     full = pbmc_2samples()
@@ -402,6 +473,10 @@ def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_sub
     load_subset
         Name of a subset (``subsets/<name>.h5ad``) to load as modality
         ``'rna'`` instead of ``integrated.h5ad``.
+
+    Returns
+    -------
+    Experiment
     """
     root = Path(path)
     if not root.is_dir():

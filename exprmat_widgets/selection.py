@@ -75,7 +75,8 @@ def decode_selection(adata, recorded: dict) -> np.ndarray:
                 raw += z.decompress(b"", 1)
             complete = z.eof
         except (ValueError, zlib.error) as e:
-            raise ExprmatError(f"recorded selection: the packed mask cannot be decoded ({e}); the record is damaged.") from None
+            raise ExprmatError(f"recorded selection: the packed mask cannot be decoded ({e}); "
+                               "the record is damaged.") from None
         if len(raw) != need or z.unconsumed_tail or not complete:
             raise ExprmatError(
                 f"recorded selection: the packed mask does not hold exactly {n} cells; the record is damaged."

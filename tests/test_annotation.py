@@ -399,7 +399,8 @@ def _rich(a):
     a = a.copy()
     X = sp.random(a.n_obs, a.n_vars, density=0.1, format="csr", random_state=0, dtype=np.float32)
     a.X = X
-    a.layers["counts"] = sp.csr_matrix(X.astype(np.int64) + sp.random(a.n_obs, a.n_vars, density=0.05, format="csr", random_state=1).astype(bool).astype(np.int64))
+    extra = sp.random(a.n_obs, a.n_vars, density=0.05, format="csr", random_state=1).astype(bool)
+    a.layers["counts"] = sp.csr_matrix(X.astype(np.int64) + extra.astype(np.int64))
     a.layers["dense"] = rng.normal(size=(a.n_obs, a.n_vars))
     a.layers["csr_array"] = sp.csr_array(X)
     a.obsm["table"] = pd.DataFrame({"u": rng.random(a.n_obs), "v": list("ab") * (a.n_obs // 2)}, index=a.obs_names)
@@ -444,7 +445,7 @@ def test_exclude_equals_anndata_subset(pbmc_graph, fast):
     same(a.X, ref.X)
     for m in ("layers", "obsm", "obsp", "varm"):
         assert set(getattr(a, m).keys()) == set(getattr(ref, m).keys())
-        for k in getattr(a, m).keys():
+        for k in getattr(a, m):
             same(getattr(a, m)[k], getattr(ref, m)[k])
     same(a.raw.X, ref.raw.X)
     pd.testing.assert_frame_equal(a.raw.var, ref.raw.var)

@@ -242,7 +242,8 @@ def test_replicates_are_sklearn_coordinate_descent(pbmc_base):
 
     a = pbmc_base
     X = a.layers["counts"][:, a.var["vst.all.hvg"].values].astype(np.float64).tocsr()
-    X = sp.csr_matrix(X.multiply(1 / np.sqrt(np.asarray(X.power(2).mean(0)).ravel() - np.asarray(X.mean(0)).ravel() ** 2)))
+    var = np.asarray(X.power(2).mean(0)).ravel() - np.asarray(X.mean(0)).ravel() ** 2
+    X = sp.csr_matrix(X.multiply(1 / np.sqrt(var)))
     seeds = [11, 12, 13]
     spectra, n_it = eng.factorize_chunk(X, X.T, float(X.mean()), 4, seeds, tol=1e-4, max_iter=1000)
     for j, s in enumerate(seeds):

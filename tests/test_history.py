@@ -8,7 +8,7 @@ import pytest
 import scanpy as sc
 
 import exprmat_widgets as em
-from exprmat_widgets.history import fingerprint, snapshot, restore
+from exprmat_widgets.history import fingerprint, restore, snapshot
 
 
 def test_records_have_fingerprints_and_survive_h5ad(pbmc_graph, tmp_path):

@@ -7,7 +7,6 @@ with ``set_state`` as the comm does, actions are held mid-way with events."""
 import threading
 
 import numpy as np
-import pytest
 from matplotlib.path import Path as MplPath
 
 import exprmat_widgets as em

@@ -212,6 +212,16 @@ def history(adata) -> pd.DataFrame:
     Reads ``adata.uns['commands']``.  Columns: ``command``, ``params`` (dict),
     ``format``, ``version``, ``time``, ``input``, ``output`` and ``record`` (the JSON
     text, which :func:`~exprmat_widgets.history.replay` accepts back).
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row a command, index ``step`` (0, 1, ...).
     """
     raws = raw_records(adata)
     records = get_records(raws)

@@ -34,7 +34,7 @@ def resolve(step: int, record: dict) -> tuple[CommandSpec, dict]:
     params = record["params"]
     sig = inspect.signature(inspect.unwrap(spec.func))
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    names = [k for k in sig.parameters][1:]
+    names = list(sig.parameters)[1:]
     bad = [k for k in params if not k.isidentifier() or keyword.iskeyword(k)]
     if bad:
         raise ReplayError(
@@ -126,6 +126,9 @@ def _fresh(params: dict) -> dict:
 def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_step=None):
     """Re-run a recorded history on the starting data.
 
+    When ``adata_start`` already carries the first steps of ``history`` (e.g. a copy
+    taken mid-analysis), replay continues after them.
+
     Parameters
     ----------
     adata_start
@@ -145,14 +148,16 @@ def replay(adata_start, history, *, check: bool = True, copy: bool = True, on_st
         Called as ``on_step(step, record, ok)`` after each step (used by the
         command line to print progress).
 
-    When ``adata_start`` already carries the first steps of ``history`` (e.g. a copy
-    taken mid-analysis), replay continues after them.
-
     Returns
     -------
-    The replayed AnnData, whose own ``uns['commands']`` holds the new records.
-    Every malformed record raises :class:`~exprmat_widgets.errors.ReplayError`
-    naming the step, before anything runs.
+    anndata.AnnData
+        The replayed data, whose own ``uns['commands']`` holds the new records.
+
+    Raises
+    ------
+    ReplayError
+        For any malformed record (naming the step, before anything runs) and, with
+        ``check``, at the first step whose fingerprints differ from the record.
     """
     records = get_records(history)
     for i, r in enumerate(records):  # refuse a damaged history before running any of it
@@ -177,8 +182,21 @@ def undo(adata, start=None) -> dict:
     than the checkpoints kept, see ``em.settings``, or the data were read from disk),
     pass ``start``, the data the history started from (or any earlier state of the same
     data whose history is a prefix of this one): the missing steps are replayed on it.
+    Restores every slot the command changed and removes its record from
+    ``uns['commands']``.
 
-    Returns the record that was undone.
+    Parameters
+    ----------
+    adata
+        Annotated data whose last recorded command is undone, in place.
+    start
+        The data the history started from (or an earlier state whose history is a
+        prefix of this one), used only when no checkpoint of the last command is held.
+
+    Returns
+    -------
+    dict
+        The record that was undone (``command``, ``params``, ...).
     """
     with command_lock(adata):
         raws = raw_records(adata)

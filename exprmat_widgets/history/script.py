@@ -38,6 +38,21 @@ def history_to_script(adata, start_path: str = "start.h5ad", out_path: str = "an
     with parameters of their signature are written; a record that is not raises
     :class:`~exprmat_widgets.errors.ReplayError` naming the step.  Selections stay in
     their recorded form (cell names, or a compressed mask for more than 5,000 cells).
+    Reads ``uns['commands']``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data whose history is exported.
+    start_path
+        Default path of the start data in the script.
+    out_path
+        Default path the script writes the result to.
+
+    Returns
+    -------
+    str
+        The script's source text.
     """
     records = get_records(adata)
     body = []

@@ -84,7 +84,7 @@ def palette_from_cmap(cmap, n: int) -> list[str]:
     cm = get_cmap(cmap)
     if n <= 0:
         return []
-    if isinstance(cm, mcolors.ListedColormap) and cm.N < 256 and cm.N >= n:
+    if isinstance(cm, mcolors.ListedColormap) and cm.N < 256 and n <= cm.N:
         return [mcolors.to_hex(cm(i)) for i in range(n)]
     if isinstance(cm, mcolors.ListedColormap) and cm.N < 256:
         return [mcolors.to_hex(cm(i % cm.N)) for i in range(n)]

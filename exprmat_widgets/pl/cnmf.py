@@ -49,8 +49,21 @@ def plot_cnmf_silhouette(adata, key: str = "cnmf", *, figsize=(4, 2), dpi=100, a
     """Stability (silhouette of the consensus clustering) and reconstruction error against k.
 
     Reads ``uns['<key>.stats']`` (columns ``k``, ``stability``, ``error``) and marks the k
-    already extracted (``obsm['<key>.<k>']``).  Writes nothing.  Returns the Figure; its axes
-    are the stability axes (left, blue) and a twin error axes (right, red).
+    already extracted (``obsm['<key>.<k>']``).  Writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding a :func:`~exprmat_widgets.tl.consensus_nmf` result.
+    key
+        The ``key_added`` of that result.
+    figsize, dpi, ax
+        Size of a new figure, or an existing Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes are the stability axes (left, blue) and a twin error axes (right, red).
     """
     df = _stats_frame(adata, key)
     fig, ax = u.figure_and_axes(ax, figsize, dpi)
@@ -104,7 +117,10 @@ def _annotation_tracks(adata, names, dim, idx, cmap_annotations):
     for name in names:
         if name in multi:
             m = multi[name]
-            cols = [str(c) for c in m.columns] if isinstance(m, pd.DataFrame) else [str(i + 1) for i in range(m.shape[1])]
+            if isinstance(m, pd.DataFrame):
+                cols = [str(c) for c in m.columns]
+            else:
+                cols = [str(i + 1) for i in range(m.shape[1])]
             arr = np.asarray(m, dtype=float)[idx]
             tracks.append((name, "matrix", arr, cols))
         elif name in frame.columns:
@@ -140,7 +156,8 @@ def _clustered_heatmap(
     if method not in _METHODS:
         raise ExprmatError(f"method must be one of {list(_METHODS)}, got {method!r}.")
     if method in _EUCLIDEAN_ONLY and metrics != "euclidean":
-        raise ExprmatError(f"method={method!r} needs metrics='euclidean' (got {metrics!r}); use 'complete' or 'average'.")
+        raise ExprmatError(f"method={method!r} needs metrics='euclidean' (got {metrics!r}); "
+                           "use 'complete' or 'average'.")
     n = data.shape[0]
     fig = u.new_figure(figsize, dpi)
     if n < 2:
@@ -151,7 +168,8 @@ def _clustered_heatmap(
         with np.errstate(all="ignore"):
             d = pdist(data, metric=metrics)
     except ValueError as e:
-        raise ExprmatError(f"metrics={metrics!r} is not a distance scipy knows ({e}); use e.g. 'cosine' or 'euclidean'.") from None
+        raise ExprmatError(f"metrics={metrics!r} is not a distance scipy knows ({e}); "
+                           "use e.g. 'cosine' or 'euclidean'.") from None
     d = np.nan_to_num(d, nan=np.nanmax(d) if np.isfinite(d).any() else 1.0)
     Z = linkage(d, method=method, optimal_ordering=n <= 1500)
     order = dendrogram(Z, no_plot=True)["leaves"]
@@ -236,7 +254,7 @@ def _clustered_heatmap(
                 table = np.array([mcolors.to_rgba(pal[c]) for c in cats] + [(0.9, 0.9, 0.9, 1)])
                 blocks.append(table[np.where(vals >= 0, vals, len(cats))][:, None, :])
                 col_labels.append(name)
-                present = sorted(set(int(x) for x in vals if x >= 0))
+                present = sorted({int(x) for x in vals if x >= 0})
                 legends.append((name, [(cats[i], pal[cats[i]]) for i in present]))
         img = np.concatenate(blocks, axis=1)
         axa.imshow(img, aspect="auto", interpolation="nearest")
@@ -254,7 +272,7 @@ def _clustered_heatmap(
             lax = fig.add_subplot(side_gs[2])
             lax.set_axis_off()
             handles = []
-            for name, items in legends:
+            for _name, items in legends:
                 handles += [Patch(facecolor=c, edgecolor="none", label=str(lbl)) for lbl, c in items]
             lax.legend(handles=handles, loc="upper left", ncol=int(legend_cols), fontsize=6, frameon=False,
                        title=", ".join(t[0] for t in legends), title_fontsize=6, handlelength=1,
@@ -315,7 +333,45 @@ def plot_cnmf_distance_usages(
     correlation) the heatmap shows the similarity ``1 - distance`` (``similarity=False`` to show
     the distance).  ``annotations`` (obsm keys such as ``'cnmf.10'`` drawn as one bar per column,
     or obs columns) are drawn as bars beside the heatmap with ``cmap_annotations``; categorical
-    ones get a legend in ``legend_cols`` columns.  Writes nothing.  Returns the Figure.
+    ones get a legend in ``legend_cols`` columns.  Writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with the usages ``obsm['<key>.<k>']`` of
+        :func:`~exprmat_widgets.tl.consensus_nmf_extract_k`.
+    k
+        Number of programs of the extracted result.
+    key
+        The ``key`` the result was extracted from (``obsm['<key>.<k>']``).
+    downsample
+        Fraction of the cells in (0, 1], or a number of cells (> 1), drawn at random.
+    method
+        Linkage method of :func:`scipy.cluster.hierarchy.linkage` (``'complete'``,
+        ``'average'``, ...; ``'ward'``, ``'centroid'``, ``'median'`` need euclidean).
+    metrics
+        Distance of :func:`scipy.spatial.distance.pdist`, e.g. ``'cosine'``.
+    cmap
+        Colour map of the heatmap (matplotlib or d3 names).
+    annotations
+        obsm keys (one bar per column) or obs columns drawn beside the heatmap.
+    cmap_annotations
+        Colour map of the annotation bars.
+    legend_cols
+        Columns of the legend of categorical annotations.
+    similarity
+        Show ``1 - distance``; ``None``: for bounded metrics (cosine, correlation) only.
+    max_items
+        At most this many cells are drawn (a random subset, with a warning);
+        ``None``: no limit.
+    random_state
+        Seed of the sampling.
+    figsize, dpi
+        Size and resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     k = v.number(k, "k", minimum=1, integer=True)
     data = _usage_matrix(adata, key, k, "obsm")
@@ -355,7 +411,34 @@ def plot_cnmf_distance_modules(
     ones are kept (highest value in ``varm['<key>.coef.<k>']``), with a warning.
     ``annotations`` (varm keys such as ``'cnmf.coef.10'``: one bar per program, a diverging
     ``cmap_annotations`` centred at 0; or var columns) are drawn beside the heatmap.  Otherwise as
-    :func:`plot_cnmf_distance_usages`.  Writes nothing.  Returns the Figure.
+    :func:`plot_cnmf_distance_usages`.  Writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with the spectra ``varm['<key>.<k>']`` of
+        :func:`~exprmat_widgets.tl.consensus_nmf_extract_k`.
+    k
+        Number of programs of the extracted result.
+    key
+        The ``key`` the result was extracted from (``varm['<key>.<k>']``).
+    downsample
+        Fraction of the genes in (0, 1], or a number of genes (> 1), drawn at random.
+    annotations
+        varm keys (one bar per program) or var columns drawn beside the heatmap.
+    cmap_annotations
+        Colour map of the annotation bars (diverging maps are centred at 0).
+    max_items
+        At most this many genes are drawn: the most program-specific ones (highest
+        ``varm['<key>.coef.<k>']``, else spectrum share), with a warning; ``None``: no limit.
+    gene_symbols
+        ``var`` column of gene symbols used as row labels.
+    method, metrics, cmap, legend_cols, similarity, random_state, figsize, dpi
+        As in :func:`plot_cnmf_distance_usages`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     k = v.number(k, "k", minimum=1, integer=True)
     data = _usage_matrix(adata, key, k, "varm")

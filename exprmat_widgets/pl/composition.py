@@ -70,7 +70,33 @@ def plot_proportion(
     keeps its place with a "no cells" note.  ``show_n`` writes the number of cells per bar.
 
     Reads ``obs[major]``, ``obs[minor]`` (and ``uns['<minor>_colors']``); writes nothing.
-    Returns the Figure.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+    major, minor
+        obs columns: one bar per ``major`` category, split by ``minor`` category.
+    plot
+        ``'bar'`` (vertical) or ``'barh'`` (horizontal).
+    normalize
+        ``'index'``, ``'columns'``, ``'all'`` or ``None`` (see above).
+    stacked
+        Stack the ``minor`` categories in one bar (``False``: bars side by side).
+    cmap
+        Colours of the ``minor`` categories (matplotlib or d3 names); default
+        ``uns['<minor>_colors']``.
+    legend, legend_cols
+        Draw a legend of the ``minor`` categories, in this many columns.
+    show_n
+        Write the number of cells above each bar.
+    figsize, dpi, ax
+        Size of a new figure, or an existing Axes to draw into.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The table drawn is ``fig.proportion_table``.
     """
     if plot not in ("bar", "barh"):
         raise ExprmatError(f"plot must be 'bar' or 'barh', got {plot!r}.")

@@ -209,7 +209,7 @@ def _mass_levels(density, fractions):
     for f in sorted(fractions, reverse=True):
         i = min(int(np.searchsorted(cum, f)), len(vals) - 1)
         out.append(vals[i])
-    lv = sorted(set(float(x) for x in out if x > 0))
+    lv = sorted({float(x) for x in out if x > 0})
     return lv
 
 
@@ -310,8 +310,49 @@ def plot_embedding(
         in any case, d3 names such as ``'category20c'``); ``vmin``/``vmax`` may be ``'p1'``/``'p99'``.
     groups
         Only these categories are coloured; the other cells are drawn in ``na_color`` below.
+    title
+        Title of the axes; default the name of ``color`` (in italics for a gene).
+    sort
+        For a continuous colouring, draw the cells with the highest values on top.
+    annotate, annotate_style, annotate_fontsize, annotate_foreground
+        Labels at the cluster centres of a categorical colouring: on/off, ``'text'``
+        (text with a white halo), ``'label'`` (a box in the cluster's colour) or ``None``,
+        the font size (default 8) and the text colour of ``'text'`` labels.
     repel_labels
         Move overlapping cluster labels apart when the figure is drawn.
+    contour_plot
+        Draw density contours of each group (of all cells for a continuous colouring).
+    contour_levels
+        Fractions of a group's cells inside its contours, e.g. ``(0.5, 0.9)``.
+    contour_linewidth
+        Line width of the contours.
+    contour_bins, contour_smooth
+        Bins per axis of the 2-D histogram the densities are estimated on, and the
+        standard deviation (in bins) of its Gaussian smoothing.
+    contour_min_cells
+        Groups with fewer cells get no contour.
+    na_color
+        Colour of cells without a value (and of cells outside ``groups``).
+    layer
+        Read gene expression from this layer instead of ``X``.
+    use_raw
+        Read gene expression from ``adata.raw``.
+    gene_symbols
+        ``var`` column of gene symbols in which ``color`` is also looked up.
+    colorbar
+        Draw a colour bar for a continuous colouring.
+    frameon
+        Draw the axes frame.
+    shuffle
+        Draw the coloured cells of a categorical colouring in random order, so no
+        category hides the others.
+    random_state
+        Seed of that order.
+    raster_threshold
+        Above this many cells, points are rasterised at draw time (:class:`RasterPoints`).
+    components
+        The two (0-based) columns of the embedding to draw.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -351,7 +392,8 @@ def plot_embedding(
             by = {str(c): i for i, c in enumerate(cats)}
             bad = [g for g in gl if str(g) not in by]
             if bad:
-                raise MissingKeyError(f"groups {bad} are not categories of {color!r} (categories: {[str(c) for c in cats]}).")
+                raise MissingKeyError(f"groups {bad} are not categories of {color!r} "
+                                      f"(categories: {[str(c) for c in cats]}).")
             keep = np.zeros(len(cats), bool)
             keep[[by[str(g)] for g in gl]] = True
             codes = np.where((codes >= 0) & keep[np.maximum(codes, 0)], codes, -1)
@@ -492,9 +534,30 @@ def plot_multiple_embedding(
     """A grid of :func:`plot_embedding` panels, one per feature (obs columns and genes alike).
 
     Every feature is checked before anything is drawn; an unknown one raises an error naming it.
-    Other keyword arguments (``legend``, ``legend_col``, ``ptsize``, ``annotate_style``,
-    ``annotate_fontsize``, ``sort``, ``contour_plot``, ``cmap``, ...) go to each panel.
-    Reads what :func:`plot_embedding` reads; writes nothing.  Returns the Figure.
+    Reads what :func:`plot_embedding` reads; writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with the embedding ``obsm[basis]``.
+    basis
+        Embedding name (``'umap'``, ``'X_umap'``, ``'pca'``, ...).
+    features
+        obs columns and genes, one panel each (a single string is accepted).
+    ncols
+        Panels per row.
+    figsize, dpi
+        Size of the figure (default 2.6 x 2.5 inches per panel) and its resolution.
+    layer, use_raw, gene_symbols
+        Where gene expression is read, as in :func:`plot_embedding`.
+    **kwargs
+        Passed to each :func:`plot_embedding` panel (``legend``, ``legend_col``,
+        ``ptsize``, ``annotate_style``, ``sort``, ``contour_plot``, ``cmap``, ...; not
+        ``ax`` or ``color``, which are set per panel).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     if isinstance(features, str):
         features = [features]

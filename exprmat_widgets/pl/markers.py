@@ -69,7 +69,42 @@ def plot_markers(
     otherwise.  Drawing is scanpy's (``scanpy.pl.dotplot`` etc.); other keyword arguments go to it.
 
     Reads ``uns[key]``, ``obs[groupby]``, ``uns['<groupby>_colors']`` and expression; writes
-    nothing.  Returns the Figure (the marker table used is ``fig.marker_table``).
+    nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding the marker result ``uns[key]``.
+    groupby
+        obs column whose groups are the rows; default the ``groupby`` of the markers.
+    n_genes
+        Top genes per group after the filters (``None``: all that pass).
+    key
+        ``uns`` key of the result of :func:`~exprmat_widgets.tl.markers`.
+    plot_type
+        ``'dotplot'``, ``'matrixplot'``, ``'stacked_violin'`` or ``'tracksplot'``.
+    min_logfoldchange, max_logfoldchange, max_p_adjust, min_pct, max_pct_reference
+        Filters of :func:`~exprmat_widgets.tl.filter_markers`.
+    gene_symbols
+        ``var`` column of gene symbols used as gene labels.
+    layer
+        Read expression from this layer (default: the one the markers were computed on).
+    use_raw
+        Read expression from ``adata.raw`` (``None``: as the markers were computed).
+    cmap
+        Colour map (matplotlib or d3 names).
+    standard_scale
+        ``'var'`` or ``'group'``: scale each gene or group to [0, 1], as in scanpy.
+    figsize, dpi
+        Size and resolution of the figure.
+    **kwargs
+        Passed to scanpy's plotting function (``scanpy.pl.dotplot`` etc.; not used by
+        ``'stacked_violin'``, which is drawn here).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The marker table used is ``fig.marker_table``.
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
@@ -77,7 +112,8 @@ def plot_markers(
     if plot_type not in PLOT_TYPES:
         raise ExprmatError(f"plot_type must be one of {list(PLOT_TYPES)}, got {plot_type!r}.")
     if key not in adata.uns or "names" not in adata.uns[key]:
-        raise MissingKeyError(f"marker results uns[{key!r}] not found: run em.markers(adata, groupby=..., key_added={key!r}) first.")
+        raise MissingKeyError(f"marker results uns[{key!r}] not found: run "
+                              f"em.markers(adata, groupby=..., key_added={key!r}) first.")
     params = dict(adata.uns[key].get("params", {}))
     groupby = groupby or params.get("groupby")
     if groupby is None or groupby not in adata.obs.columns:
@@ -127,7 +163,8 @@ def plot_markers(
     src = adata.raw if use_raw else adata
     missing = [g for g in genes if g not in src.var_names]
     if missing:
-        raise MissingKeyError(f"marker genes {missing[:5]} of uns[{key!r}] are not in the data any more; recompute markers.")
+        raise MissingKeyError(f"marker genes {missing[:5]} of uns[{key!r}] are not in the data any more; "
+                              "recompute markers.")
     jj = src.var_names.get_indexer(genes)
     mat = src.X if (use_raw or layer is None) else adata.layers[layer]
     sub = mat[:, jj]

@@ -96,7 +96,8 @@ def chunk_size(k: int, n_cells: int, n_iter: int) -> int:
     return int(max(1, min(n_iter, CHUNK_COLS // k, by_mem)))
 
 
-def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000, inner_w=None, inner_h=None, width=None, blocks=None):
+def factorize_chunk(X, XT, x_mean, k, seeds, tol=1e-4, max_iter=1000, inner_w=None, inner_h=None, width=None,
+                    blocks=None):
     """Run one NMF per seed on ``X`` (CSR, float32 or float64; ``XT`` is only used by the
     fallback path).  See :func:`factorize_stream`; ``inner_w``/``inner_h`` > 1 use the
     older per-replicate path (extra sweeps per product).
@@ -284,7 +285,7 @@ def nnls(XHt, G, tol=1e-4, max_iter=1000):
     W = np.zeros(XHt.shape, dtype=np.float64)
     perm = np.arange(G.shape[0], dtype=np.intp)
     vinit = None
-    for it in range(max_iter):
+    for _ in range(max_iter):
         v = sweep(W, G, XHt, perm)
         if vinit is None:
             vinit = v
@@ -296,7 +297,7 @@ def nnls(XHt, G, tol=1e-4, max_iter=1000):
 def matmul_t(X, B):
     """``X.T @ B`` for a sparse or dense ``X`` (n x g) and dense ``B`` (n x k)."""
     if sp.issparse(X):
-        return np.asarray((X.T @ B))
+        return np.asarray(X.T @ B)
     return X.T @ B
 
 

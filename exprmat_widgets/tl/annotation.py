@@ -262,6 +262,9 @@ def exclude_cells(adata, cells, polygon=None, basis: str | None = None):
 
     Parameters
     ----------
+    adata
+        Annotated data, changed in place (in memory, not backed); reads
+        ``obsm[basis]`` when a polygon is given.
     cells
         Cell names, a boolean mask, positions, or ``None`` to take the cells
         of ``obsm[basis]`` inside ``polygon``.  Recorded by the cells it hits.
@@ -293,6 +296,9 @@ def subset_cells(adata, keys: list, values: list):
 
     Parameters
     ----------
+    adata
+        Annotated data, changed in place (in memory, not backed); reads
+        ``obs[keys[i]]``.
     keys
         Categorical obs columns, e.g. ``['leiden']`` (a single string is accepted).
     values
@@ -341,6 +347,8 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
 
     Parameters
     ----------
+    adata
+        Annotated data; reads ``obs[cluster]``.
     annotation
         Column to create or overwrite, e.g. ``'cell.type'``.
     cluster
@@ -352,7 +360,8 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
 
     Returns
     -------
-    ``obs[annotation].value_counts()``.
+    pandas.Series
+        ``obs[annotation].value_counts()``: cells per label.
 
     Notes
     -----
@@ -408,6 +417,8 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
 
     Parameters
     ----------
+    adata
+        Annotated data; reads and writes ``obs[key]``.
     key
         Categorical obs column.
     clusters
@@ -467,9 +478,23 @@ def rename_cluster(adata, key: str, old: str, new: str):
     """Rename one category of ``obs[key]``.
 
     ``new`` must not be an existing category (that would silently merge two
-    clusters; use :func:`merge_clusters` for that).  Writes ``obs[key]``
-    (same cells, same category order) and ``uns['<key>_colors']`` (the
-    renamed category keeps its colour).
+    clusters; use :func:`merge_clusters` for that).
+
+    Parameters
+    ----------
+    adata
+        Annotated data; reads and writes ``obs[key]``.
+    key
+        Categorical obs column, e.g. ``'leiden'``.
+    old
+        The category to rename (a string or a number: ``'3'`` or ``3``).
+    new
+        Its new name (a non-empty string or an integer), not already a category.
+
+    Notes
+    -----
+    Writes ``obs[key]`` (same cells, same category order) and
+    ``uns['<key>_colors']`` (the renamed category keeps its colour).
     """
     codes, cats = _codes_and_categories(adata, key)
     old = str(v.clusters_in(adata, key, [_cluster_name(old)])[0])
@@ -493,6 +518,8 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
 
     Parameters
     ----------
+    adata
+        Annotated data; reads ``obsm[basis]`` when a polygon is given.
     key
         Categorical obs column; created when missing (unlabelled cells are
         missing / NaN).
@@ -667,13 +694,29 @@ def subcluster(
 
     Parameters
     ----------
+    adata
+        Annotated data with a kNN graph (:func:`~exprmat_widgets.tl.knn`).
     cells
         Cell names, boolean mask, positions, or ``None`` with ``polygon`` and
         ``basis``.  Recorded by the cells it hits.
+    resolution
+        Leiden resolution: higher values give more (smaller) sub-clusters.
     key
         Categorical obs column holding the current clusters.
     key_added
         Column to write (default ``key``, overwritten).
+    random_state
+        Seed of Leiden's optimisation.
+    neighbors_key
+        Use the graph of ``uns[neighbors_key]`` (its ``connectivities_key``)
+        instead of ``obsp['connectivities']``.
+    polygon, basis
+        The lasso drawn (vertices ``[[x, y], ...]``) and the embedding it was
+        drawn on, used when ``cells`` is ``None``; recorded with the command.
+    n_iterations
+        Leiden iterations; a negative value runs until the partition is stable.
+    use_weights
+        Use the graph's edge weights (``False``: every edge counts one).
 
     Notes
     -----

@@ -108,6 +108,43 @@ def leiden(
     ``uns['<key_added>_colors']`` and ``uns['<key_added>_subclusters']`` (with
     ``restrict_to``: rows ``name``, ``parent``, ``n_cells`` appended; without: removed,
     since the column it described is replaced).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with a kNN graph (:func:`~exprmat_widgets.tl.knn`).
+    resolution
+        A parameter value controlling the coarseness of the clustering: higher
+        values lead to more clusters.
+    restrict_to
+        ``(obs_key, [clusters])``: re-cluster only the cells of those categories of
+        ``obs[obs_key]``; the other cells keep their ``obs[obs_key]`` label.
+    random_state
+        Change the initialisation of the optimisation.
+    key_added
+        ``adata.obs`` key under which to add the cluster labels.
+    adjacency
+        Not supported (an explicit matrix cannot be recorded in the history): store
+        the graph in ``adata.obsp`` and pass ``obsp`` instead.  Kept for scanpy's
+        signature; anything but ``None`` is refused.
+    directed
+        Treat the graph as directed (only with ``flavor='leidenalg'``).
+    use_weights
+        Use the edge weights of the graph (``False``: every edge counts one).
+    n_iterations
+        How many iterations of the Leiden algorithm to perform; a negative value
+        runs until it reaches an optimal partition.
+    partition_type
+        Name of a ``leidenalg`` partition class, e.g.
+        ``'RBConfigurationVertexPartition'`` (only with ``flavor='leidenalg'``).
+    neighbors_key
+        Use the graph of ``uns[neighbors_key]`` (its ``connectivities_key``) instead
+        of ``obsp['connectivities']``.
+    obsp
+        Use ``adata.obsp[obsp]`` as the adjacency matrix (not together with
+        ``neighbors_key``).
+    flavor
+        ``'igraph'`` (default, fast, undirected) or ``'leidenalg'``.
     """
     v.number(resolution, "resolution", minimum=0)
     v.number(n_iterations, "n_iterations", integer=True)

@@ -27,8 +27,9 @@ def proportion(adata, major: str, minor: str, normalize: str | None = "index") -
 
     Returns
     -------
-    DataFrame with index named ``major`` and columns named ``minor``, in
-    category order; cells with a missing value in either column are left out.
+    pandas.DataFrame
+        Index named ``major`` and columns named ``minor``, in category order;
+        cells with a missing value in either column are left out.
     """
     if normalize not in ("index", "columns", None):
         raise ExprmatError(f"normalize must be 'index', 'columns' or None, got {normalize!r}.")

@@ -42,6 +42,41 @@ def umap(
     Reads the graph named by ``neighbors_key`` (``uns[neighbors_key]`` and its
     ``obsp`` matrices).  Writes ``obsm['X_<key_added>']`` (the tutorial's
     ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with a kNN graph (:func:`~exprmat_widgets.tl.knn`).
+    min_dist
+        The effective minimum distance between embedded points: smaller values
+        give a more clustered embedding, larger ones a more even spread.
+    spread
+        The effective scale of embedded points; with ``min_dist`` it sets how
+        clumped the embedded points are.
+    n_components
+        The number of dimensions of the embedding.
+    maxiter
+        The number of optimisation epochs (``None``: umap-learn's default for the
+        data size).
+    alpha
+        The initial learning rate of the embedding optimisation.
+    gamma
+        Weight of negative samples in the optimisation; values above one weigh
+        them more than positive samples.
+    negative_sample_rate
+        The number of negative edge samples per positive edge sample.
+    init_pos
+        How to initialise the low-dimensional embedding: ``'spectral'``,
+        ``'paga'``, ``'random'`` or an ``obsm`` key (bare names find ``'X_<name>'``).
+    random_state
+        Seed of the optimisation.
+    a, b
+        Parameters of the embedding curve; ``None`` derives them from ``min_dist``
+        and ``spread``.
+    key_added
+        The embedding goes to ``obsm['X_<key_added>']`` (``None``: ``'umap'``).
+    neighbors_key
+        ``uns`` key of the kNN graph to embed (``None``: ``'neighbors'``).
     """
     nk = neighbors_key or "neighbors"
     if nk not in adata.uns:

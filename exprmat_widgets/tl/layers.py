@@ -28,6 +28,8 @@ def derive_layer(adata, key_added: str = "norm", source: str = "X", transform: s
 
     Parameters
     ----------
+    adata
+        Annotated data; reads ``X`` or ``layers[source]``, writes ``layers[key_added]``.
     key_added
         Layer to write.
     source

@@ -428,8 +428,18 @@ def markers(
 
     Same statistics as :func:`scanpy.tl.rank_genes_groups` (equal to 1e-6), faster.
 
+    Reads ``obs[groupby]``, ``X`` / ``layers[layer]`` / ``raw``, ``uns['log1p']['base']``.
+    Writes ``uns[key_added]``: ``names``, ``scores``, ``logfoldchanges``, ``pvals``,
+    ``pvals_adj`` (structured arrays, one field per tested group, genes sorted by score),
+    ``pts`` and ``pts_rest`` (DataFrames genes x groups; ``pts_rest`` only for
+    ``reference='rest'``) and ``params`` (groupby, reference, method, use_raw, layer,
+    corr_method, tie_correct, gene_symbol).
+
     Parameters
     ----------
+    adata
+        Annotated data with log-normalised values in ``X`` (or ``layers[layer]`` /
+        ``raw``).
     groupby
         Categorical ``obs`` column with the groups (clusters, cell types).
     mask_var
@@ -460,13 +470,6 @@ def markers(
         Values should be log-normalised.
     use_raw
         Test ``adata.raw`` instead.
-
-    Reads ``obs[groupby]``, ``X`` / ``layers[layer]`` / ``raw``, ``uns['log1p']['base']``.
-    Writes ``uns[key_added]``: ``names``, ``scores``, ``logfoldchanges``, ``pvals``,
-    ``pvals_adj`` (structured arrays, one field per tested group, genes sorted by score),
-    ``pts`` and ``pts_rest`` (DataFrames genes x groups; ``pts_rest`` only for
-    ``reference='rest'``) and ``params`` (groupby, reference, method, use_raw, layer,
-    corr_method, tie_correct, gene_symbol).
     """
     where = "markers"
     col = v.categorical(adata, groupby)
@@ -571,7 +574,25 @@ def selection_markers(
     Writes ``uns[key_added]`` in the layout of :func:`markers` with a single group
     ``'selection'`` (``pts_rest`` = fraction in the other cells); ``params['groupby']``
     is None and ``uns[key_added]['selection']`` holds the boolean mask of the cells.
-    Other parameters as in :func:`markers`.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with log-normalised values in ``X`` (or ``layers[layer]`` /
+        ``raw``).
+    cells
+        The selection: cell names, a boolean mask or positions; ``None`` to take
+        the cells of ``obsm[basis]`` inside ``polygon``.  At least 2 cells, and at
+        least 2 left outside.
+    key_added
+        ``uns`` key of the result.
+    method
+        ``'wilcoxon'``, ``'t-test'`` or ``'t-test_overestim_var'`` (not ``'logreg'``).
+    polygon, basis
+        The lasso drawn (vertices ``[[x, y], ...]``) and the embedding it was drawn
+        on, used when ``cells`` is ``None``.
+    mask_var, n_genes, rankby_abs, pts, corr_method, tie_correct, gene_symbol, layer, use_raw
+        As in :func:`markers`.
     """
     where = "selection_markers"
     if cells is None:
@@ -628,27 +649,42 @@ def filter_markers(
     ``pct_nz_reference < max_pct_reference`` (each only when given; strict, like
     :func:`scanpy.get.rank_genes_groups_df`), then the first ``n_genes`` of each group.
 
+    Reads ``uns[key]`` (and ``var[gene_symbols]``); writes nothing.
+
     Parameters
     ----------
+    adata
+        Annotated data holding the marker result.
     key
         ``uns`` key written by :func:`markers` / :func:`selection_markers` (or scanpy).
     groupby
         Must match the ``groupby`` the markers were computed for, when given.
+    n_genes
+        Keep at most this many genes per group, after the filters (``None``: all).
+    min_logfoldchange, max_logfoldchange
+        Keep genes whose log2 fold change is above / below these bounds.
+    max_p_adjust
+        Keep genes whose adjusted p-value is below this.
+    min_pct
+        Keep genes expressed in more than this fraction of the group's cells.
+    max_pct_reference
+        Keep genes expressed in less than this fraction of the reference cells
+        (the rest, or the named reference group).
     gene_symbols
         ``var`` column of gene symbols added as column ``symbol`` (default: the
         ``gene_symbol`` recorded by :func:`markers`).
 
-    Reads ``uns[key]`` (and ``var[gene_symbols]``); writes nothing.
-
     Returns
     -------
-    DataFrame with columns ``group, names, scores, logfoldchanges, pvals, pvals_adj,
+    pandas.DataFrame
+        Columns ``group, names, scores, logfoldchanges, pvals, pvals_adj,
     pct_nz_group, pct_nz_reference`` (+ ``symbol``), sorted by group (in the order of
     the result) and then by score (as ranked), at most ``n_genes`` rows per group.
     With a named reference, ``pct_nz_reference`` is the reference group's fraction.
     """
     if not isinstance(key, str) or key not in adata.uns:
-        raise MissingKeyError(f"filter_markers: no marker result uns[{key!r}]; run em.markers(adata, groupby=...) first.")
+        raise MissingKeyError(f"filter_markers: no marker result uns[{key!r}]; "
+                              "run em.markers(adata, groupby=...) first.")
     res = adata.uns[key]
     if not hasattr(res, "keys") or "names" not in res or "params" not in res:
         raise ExprmatError(f"filter_markers: uns[{key!r}] is not a marker result (no 'names' / 'params').")

@@ -35,9 +35,20 @@ __all__ = [
 
 
 def marker_data_options(adata) -> list[str]:
-    """``['X', <layers>..., 'raw']``: the matrices :func:`markers` can test (``'raw'`` only
-    when ``adata.raw`` is set).  Reads ``X``, ``layers``, ``raw``."""
-    out = ["X"] + [str(k) for k in adata.layers.keys() if k != "X"]
+    """The matrices :func:`markers` can test: ``'X'``, the layers, and ``'raw'`` when
+    ``adata.raw`` is set.  Reads ``layers`` and ``raw``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+
+    Returns
+    -------
+    list of str
+        ``['X', <layers>..., 'raw']``.
+    """
+    out = ["X"] + [str(k) for k in adata.layers if k != "X"]
     if adata.raw is not None:
         out.append("raw")
     return out
@@ -45,7 +56,18 @@ def marker_data_options(adata) -> list[str]:
 
 def marker_data_args(choice: str) -> dict:
     """``layer=`` / ``use_raw=`` arguments of :func:`markers` for a choice of
-    :func:`marker_data_options`."""
+    :func:`marker_data_options`.
+
+    Parameters
+    ----------
+    choice
+        ``'X'`` (or ``None``), a layer name, or ``'raw'``.
+
+    Returns
+    -------
+    dict
+        ``{'layer': ..., 'use_raw': ...}``.
+    """
     if choice == "raw":
         return {"layer": None, "use_raw": True}
     if choice in (None, "X"):
@@ -65,7 +87,18 @@ def default_marker_data(adata) -> str:
     """The matrix the marker panel offers first: ``'X'`` unless X looks like raw counts
     (:func:`looks_like_counts`); then the first layer that does not (layers named like
     ``log*`` first), then ``'raw'``, else ``'X'`` (and the routine's warning says why).
-    Reads ``X``, ``layers``, ``raw``."""
+    Reads ``X``, ``layers``, ``raw`` (a sample of rows of dask arrays).
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+
+    Returns
+    -------
+    str
+        A choice of :func:`marker_data_options`.
+    """
     if not _sample_counts(adata.X):
         return "X"
     layers = [k for k in marker_data_options(adata) if k not in ("X", "raw")]
@@ -94,13 +127,24 @@ def _is_result(value) -> bool:
 def latest_marker_key(adata) -> str | None:
     """The ``uns`` key of the marker result written last by a recorded command (still
     present), else ``'markers'`` or the first marker result in ``uns``, else None.
-    Reads ``uns['commands']`` and ``uns``."""
+    Reads ``uns['commands']`` and ``uns``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+
+    Returns
+    -------
+    str or None
+        An ``uns`` key holding a marker result, or None when there is none.
+    """
     for r in reversed(get_records(adata)):
         for label in (r.get("output") or {}):
             k = label[4:] if label.startswith("uns:") else None
             if k is not None and k in adata.uns and _is_result(adata.uns[k]):
                 return k
-    keys = [k for k in adata.uns.keys() if _is_result(adata.uns[k])]
+    keys = [k for k in adata.uns if _is_result(adata.uns[k])]
     return "markers" if "markers" in keys else (keys[0] if keys else None)
 
 
@@ -112,7 +156,20 @@ def marker_groups(adata, key: str) -> dict:
     (the selection mask has another length, ``groupby`` is gone).
 
     Reads ``uns[key]['params']``, ``uns[key]['names']``, ``uns[key]['selection']``,
-    ``obs[groupby]``."""
+    ``obs[groupby]``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding the marker result.
+    key
+        ``uns`` key of a result of :func:`markers` or :func:`selection_markers`.
+
+    Returns
+    -------
+    dict
+        ``{group name: boolean mask over cells}``, disjoint.
+    """
     res = _result(adata, key)
     params = res["params"]
     groupby = params.get("groupby")
@@ -143,19 +200,27 @@ def marker_groups(adata, key: str) -> dict:
 def marker_group_means(adata, genes, groups: dict, *, layer: str | None = None, use_raw: bool = False):
     """Mean expression and fraction of expressing cells (value != 0) of ``genes`` in each
     group of cells, from the matrix :func:`markers` tests (same ``layer`` / ``use_raw``).
+    Reads ``X`` / ``layers[layer]`` / ``raw``; writes nothing.
 
     Parameters
     ----------
+    adata
+        Annotated data.
     genes
         Gene names (``var_names``, or ``raw.var_names`` with ``use_raw``).
     groups
         ``{name: boolean mask over cells}``, disjoint (e.g. :func:`marker_groups`).
 
+    layer
+        Read this layer instead of ``X``.
+    use_raw
+        Read ``adata.raw`` instead of ``X``.
+
     Returns
     -------
-    ``(mean, frac)``: arrays ``len(groups) x len(genes)`` in the order given.
-
-    Reads ``X`` / ``layers[layer]`` / ``raw``; writes nothing.
+    mean, frac : numpy.ndarray
+        Arrays ``len(groups) x len(genes)`` in the order given: the mean value and
+        the fraction of cells with a non-zero value.
     """
     x, var, _ = _matrix(adata, layer, use_raw, "marker_group_means")
     genes = [str(g) for g in genes]
@@ -200,6 +265,19 @@ def marker_result_stale(adata, key: str) -> str | None:
     changed.  Results written outside the history (e.g. scanpy's) are not judged.
 
     Reads ``uns[key]``, ``obs[groupby]``, ``uns['commands']``; writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding the marker result.
+    key
+        ``uns`` key of a result of :func:`markers` or :func:`selection_markers`.
+
+    Returns
+    -------
+    str or None
+        The reason, e.g. ``"obs['leiden'] changed since these markers were computed"``,
+        or None when the result still matches (or its provenance is unknown).
     """
     res = _result(adata, key)
     groupby = res["params"].get("groupby")

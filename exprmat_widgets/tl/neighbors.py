@@ -42,12 +42,44 @@ def knn(
     ``'X_harmony'``).  Writes ``obsp['connectivities']``, ``obsp['distances']``
     and ``uns['neighbors']`` (or ``<key_added>_connectivities`` ... when
     ``key_added`` is not ``'neighbors'``).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with the representation in ``obsm``.
+    use_rep
+        ``obsm`` key of the representation, e.g. ``'X_pca'`` or ``'harmony'``;
+        ``'X'`` or ``None`` use ``X`` (scanpy: a PCA of ``X`` when it has many genes).
+    n_comps
+        Use the first ``n_comps`` columns of ``obsm[use_rep]`` (``None``: all).
+    n_neighbors
+        The size of the local neighbourhood (in number of neighbouring cells) used
+        for manifold approximation; at least 2 and fewer than the cells.
+    knn
+        If ``True``, use a hard threshold to restrict the number of neighbours to
+        ``n_neighbors`` (a kNN graph); otherwise a Gaussian kernel gives low weights
+        to neighbours further than the ``n_neighbors``-th.
+    method
+        How to compute the connectivities: ``'umap'`` or ``'gauss'``.
+    transformer
+        Approximate kNN search: ``None`` (scanpy's choice), ``'pynndescent'``,
+        ``'sklearn'`` or ``'rapids'``.
+    metric
+        Distance metric, e.g. ``'euclidean'`` or ``'cosine'``.
+    metric_kwds
+        Options for the metric.
+    random_state
+        Seed of the approximate neighbour search.
+    key_added
+        Name of the graph: ``uns[key_added]`` and ``obsp['<key_added>_connectivities']``
+        / ``obsp['<key_added>_distances']`` (``None`` / ``'neighbors'``: the defaults).
     """
     n_neighbors = v.number(n_neighbors, "n_neighbors", minimum=2, integer=True)
     if n_neighbors >= adata.n_obs:
         raise ExprmatError(f"n_neighbors={n_neighbors} must be smaller than the number of cells ({adata.n_obs}).")
     if transformer is not None and not isinstance(transformer, str):
-        raise ExprmatError("transformer must be None or the name of a scanpy transformer ('pynndescent', 'sklearn', 'rapids').")
+        raise ExprmatError("transformer must be None or the name of a scanpy transformer "
+                           "('pynndescent', 'sklearn', 'rapids').")
     rep = None
     if use_rep is not None and use_rep != "X":
         rep = v.embedding_key(adata, use_rep)
@@ -55,7 +87,8 @@ def knn(
         if n_comps is not None:
             n_comps = v.number(n_comps, "n_comps", minimum=1, integer=True)
             if n_comps > adata.obsm[rep].shape[1]:
-                raise ExprmatError(f"n_comps={n_comps} exceeds the {adata.obsm[rep].shape[1]} columns of obsm[{rep!r}].")
+                raise ExprmatError(f"n_comps={n_comps} exceeds the {adata.obsm[rep].shape[1]} "
+                                   f"columns of obsm[{rep!r}].")
     elif use_rep == "X":
         rep = "X"
     sc.pp.neighbors(

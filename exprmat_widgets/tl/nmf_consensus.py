@@ -117,9 +117,8 @@ def _hvg_mask(adata, hvg, n_top_genes, tpm):
             + _HVG_HELP.format(name=hvg)
         )
     col = adata.var[hvg]
-    if col.dtype != bool:
-        if col.isna().any() or not set(pd.unique(col)).issubset({0, 1, True, False}):
-            raise ExprmatError(f"hvg: adata.var[{hvg!r}] must be boolean (True for the genes to use).")
+    if col.dtype != bool and (col.isna().any() or not set(pd.unique(col)).issubset({0, 1})):
+        raise ExprmatError(f"hvg: adata.var[{hvg!r}] must be boolean (True for the genes to use).")
     return np.asarray(col.values, dtype=bool)
 
 
@@ -218,10 +217,17 @@ def consensus_nmf(
     squares.  Per ``k``: stability = silhouette of that clustering, error =
     squared Frobenius error of the refit on the scaled counts.
 
+    Reads ``layers[counts]``, ``layers[tpm]`` (checked only) and ``var[hvg]``.
+    Writes ``uns[key_added]`` (params, genes, and per ``str(k)``: pooled
+    ``spectra``, ``seeds``, ``density``, ``labels``, ``consensus`` spectra,
+    refit ``usage``, ``stability``, ``error``) and ``uns[key_added + '.stats']``
+    (DataFrame: ``k``, ``stability``, ``error``, ``kept``).
+
     Parameters
     ----------
     adata
-        Cells x genes.
+        Cells x genes, with raw counts in ``layers[counts]`` and linear normalised
+        values in ``layers[tpm]``.
     counts
         Layer with raw UMI counts (``'X'`` for ``adata.X``).
     tpm
@@ -238,22 +244,20 @@ def consensus_nmf(
         Threads running replicates (clamped to the cores available): each runs a
         stream of stacked replicates in numba kernels that release the GIL, so
         the threads run in parallel; results do not depend on it.
+    key_added
+        ``uns`` key of the result (and ``'<key_added>.stats'`` of its table).
     min_counts
         HVGs with fewer total counts are not used.
     density_threshold, local_neighborhood_size
         Outlier filter of pooled components (``>= 2`` keeps all).
+    n_top_genes
+        Number of genes picked when ``hvg`` is ``None``.
     max_nmf_iter, tol
         Per-replicate iteration limit and tolerance (sklearn's meaning).
     random_state
         Seed of the replicate seeds and of k-means.
     progress
         Show a progress bar (tqdm).
-
-    Reads ``layers[counts]``, ``layers[tpm]`` (checked only) and ``var[hvg]``.
-    Writes ``uns[key_added]`` (params, genes, and per ``str(k)``: pooled
-    ``spectra``, ``seeds``, ``density``, ``labels``, ``consensus`` spectra,
-    refit ``usage``, ``stability``, ``error``) and ``uns[key_added + '.stats']``
-    (DataFrame: ``k``, ``stability``, ``error``, ``kept``).
     """
     # ---- validate everything before any work or write
     v.new_key("key_added", key_added)
@@ -427,7 +431,8 @@ def _consensus(pooled, Xn, k, n_iter, density_threshold, lns, random_state, tol,
     km = KMeans(n_clusters=k, n_init=10, random_state=random_state)
     lab = km.fit_predict(l2[keep])
     counts_per = np.bincount(lab, minlength=k)
-    cons = np.vstack([np.median(l2[keep][lab == c], axis=0) if counts_per[c] else np.zeros(l2.shape[1]) for c in range(k)])
+    cons = np.vstack([np.median(l2[keep][lab == c], axis=0) if counts_per[c] else np.zeros(l2.shape[1])
+                      for c in range(k)])
     tot = cons.sum(axis=1, keepdims=True)
     tot[tot == 0] = 1.0
     cons = cons / tot
@@ -485,9 +490,19 @@ def consensus_nmf_extract_k(adata, k: int, key: str = "cnmf"):
     ``uns['<key>.dist.<k>']`` (euclidean distances between the L2-normalised
     pooled components, float32) and ``uns['<key>.<k>.labels']`` (program of each
     pooled component, 0 for components dropped by the density filter).
+
+    Parameters
+    ----------
+    adata
+        The cells :func:`consensus_nmf` ran on (same cells, same order).
+    k
+        Number of programs: one of the ``ks`` of the run.
+    key
+        ``uns`` key of the :func:`consensus_nmf` result (its ``key_added``).
     """
     if not isinstance(key, str) or key not in adata.uns:
-        raise MissingKeyError(f"uns[{key!r}] not found: run em.consensus_nmf(adata, ks=[...], key_added={key!r}) first.")
+        raise MissingKeyError(f"uns[{key!r}] not found: run "
+                              f"em.consensus_nmf(adata, ks=[...], key_added={key!r}) first.")
     store = adata.uns[key]
     if not hasattr(store, "keys") or "params" not in store:
         raise ExprmatError(f"uns[{key!r}] is not a consensus_nmf result; run em.consensus_nmf again.")

@@ -59,6 +59,8 @@ def normalize_total(
 ):
     """Scale each cell to ``target_sum`` total counts (scanpy's ``pp.normalize_total``).
 
+    Writes ``X`` (or ``layers[layer]`` / ``layers[key_added]``).
+
     Parameters
     ----------
     adata
@@ -72,8 +74,6 @@ def normalize_total(
     exclude_highly_expressed, max_fraction
         As in scanpy: genes above ``max_fraction`` of a cell's counts are left out
         of that cell's total.
-
-    Writes ``X`` (or ``layers[layer]`` / ``layers[key_added]``).
     """
     import scanpy as sc
 
@@ -108,6 +108,8 @@ def _bare(adata, x):
 def log1p(adata, *, layer: str | None = None, key_added: str | None = None, base: float | None = None):
     """Natural log of one plus each value (scanpy's ``pp.log1p``).
 
+    Writes ``X`` (or ``layers[layer]`` / ``layers[key_added]``) and ``uns['log1p']``.
+
     Parameters
     ----------
     adata
@@ -118,8 +120,6 @@ def log1p(adata, *, layer: str | None = None, key_added: str | None = None, base
         Write the result to ``layers[key_added]`` instead.
     base
         Logarithm base; ``None`` for the natural log.
-
-    Writes ``X`` (or ``layers[layer]`` / ``layers[key_added]``) and ``uns['log1p']``.
     """
     import scanpy as sc
 
@@ -172,6 +172,9 @@ def highly_variable_genes(
 ):
     """Flag highly variable genes (scanpy's ``pp.highly_variable_genes``).
 
+    Writes ``var['highly_variable']``, scanpy's statistics columns (``means``,
+    ``dispersions``, ... by flavour), ``var[key_added]`` and ``uns['hvg']``.
+
     Parameters
     ----------
     adata
@@ -191,9 +194,6 @@ def highly_variable_genes(
     key_added
         The flag column also written under this name, e.g. the tutorial's
         ``'vst.all.hvg'`` (``var['highly_variable']`` is always written, as scanpy does).
-
-    Writes ``var['highly_variable']``, scanpy's statistics columns (``means``,
-    ``dispersions``, ... by flavour), ``var[key_added]`` and ``uns['hvg']``.
     """
     import scanpy as sc
 
@@ -263,6 +263,8 @@ def pca(
 ):
     """Principal components (scanpy's ``pp.pca``).
 
+    Writes ``obsm[key_added]``, ``varm['PCs']`` and ``uns['pca']``.
+
     Parameters
     ----------
     adata
@@ -279,8 +281,6 @@ def pca(
     key_added
         ``obsm`` key of the scores (the loadings go to ``varm['PCs']`` and the
         variance to ``uns['pca']`` for the default ``'X_pca'``, else under ``key_added``).
-
-    Writes ``obsm[key_added]``, ``varm['PCs']`` and ``uns['pca']``.
     """
     import scanpy as sc
 
@@ -325,6 +325,8 @@ def harmony(
 ):
     """Harmony integration of an embedding over a batch column (harmonypy).
 
+    Writes ``obsm[key_added]`` (float32, cells x components).
+
     Parameters
     ----------
     adata
@@ -340,8 +342,6 @@ def harmony(
     allow_single_batch
         With a single batch, copy ``obsm[basis]`` to ``obsm[key_added]`` instead of
         refusing (so downstream calls naming ``key_added`` work on one sample too).
-
-    Writes ``obsm[key_added]`` (float32, cells x components).
     """
     import harmonypy
 
