@@ -20,8 +20,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import exprmat_widgets as em  # noqa: E402
 from soak_driver import Soak, prepare, report, rss_mib  # noqa: E402
+
+import exprmat_widgets as em  # noqa: E402
 
 log = logging.getLogger("soak")
 

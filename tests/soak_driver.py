@@ -114,7 +114,7 @@ class Soak:
         view the page shows now."""
         sc, adata = self.ann.scatter, self.adata
         emb = adata.obsm["X_umap"][:, :2]
-        col = adata.obs[self.ann.key] if self.ann.key in adata.obs else None
+        col = adata.obs.get(self.ann.key, None)
         if col is not None and self._clusters():
             c = self._pick(self._clusters())[0]
             # by category code: astype(str) of 100k cells with a 175k-char name takes 65 GiB
@@ -175,7 +175,8 @@ class Soak:
         elif kind == "lasso":
             self._send_lasso()
         elif kind == "hover":
-            self._ui("hover", sc._on_custom_msg, sc, {"type": "hover", "index": int(self.rng.integers(-2, self.n0 + 2))}, [])
+            index = int(self.rng.integers(-2, self.n0 + 2))
+            self._ui("hover", sc._on_custom_msg, sc, {"type": "hover", "index": index}, [])
         elif kind == "color":
             self._colour_by()
         elif kind == "click":  # a second action while one runs: refused, never interleaved
@@ -211,10 +212,9 @@ class Soak:
         if u < 0.4:  # the scatter's own search box
             self._ui("colour by (page)", sc._on_custom_msg, sc, {"type": "color_by", "key": gene}, [])
         elif u < 0.7:
-            mp.gene_text.value = gene
-            self._ui("colour by (gene box)", mp.gene_button.click)
-        elif u < 0.85 and mp.table_source.data["names"]:
-            self._ui("marker table row", mp.select_gene_row, int(self.rng.integers(0, len(mp.table_source.data["names"]))))
+            self._ui("colour by (marker panel)", mp.on_gene, gene)
+        elif u < 0.85 and mp.view.rows:
+            self._ui("marker table row", mp.select_gene_row, int(self.rng.integers(0, len(mp.view.rows))))
         else:
             self._ui("colour by (page)", sc._on_custom_msg, sc, {"type": "color_by", "key": self.ann.key}, [])
 
@@ -384,8 +384,8 @@ class Soak:
                 want = em.filter_markers(adata, key=mp.result_key, **mp.filters()).reset_index(drop=True)
                 if not mp.table_df.equals(want):
                     bad.append(f"marker table ({len(mp.table_df)} rows) != filter_markers ({len(want)} rows)")
-                if mp.table_source.data["names"] != want["names"].astype(str).tolist():
-                    bad.append("marker table source != filter_markers names")
+                if [r[1] for r in mp.view.rows] != want["names"].astype(str).tolist():
+                    bad.append("marker table on the page != filter_markers names")
             elif len(mp.table_df):
                 bad.append(f"marker table shows {len(mp.table_df)} rows of a result no longer in uns")
         recs = get_records(adata)

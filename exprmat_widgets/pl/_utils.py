@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
 
-from ..colors import colors_of, default_palette
 from .._access import _dense_column, _gene_index, feature, symbol_column  # noqa: F401 (one look-up for tl, pl, widgets)
+from ..colors import colors_of, default_palette
 from ..errors import ExprmatError
 
 # d3 / bokeh / plotly style names -> matplotlib names (same colours)
