@@ -209,6 +209,7 @@ def test_bad_input_leaves_data_unchanged(pbmc_cnmf, change, kwargs, exc, words):
         a.var["vst.all.hvg"] = h
     elif change == "few_cells":
         a = a[:4].copy()
+        a.uns.pop("commands", None)  # a hand-made subset starts a history of its own
     elif change == "zero_cell":
         c = a.layers["counts"].tolil()
         c[0, np.flatnonzero(a.var["vst.all.hvg"].values)] = 0
@@ -230,6 +231,9 @@ def test_extract_errors(pbmc_cnmf):
         em.consensus_nmf_extract_k(a, k=5, key="other")
     _unchanged(a, before_uns, before_hist)
     sub = a[10:].copy()
+    with pytest.raises(ExprmatError, match="does not belong to these data"):
+        em.consensus_nmf_extract_k(sub, k=5)  # the history refuses a hand-made subset first
+    sub.uns.pop("commands")
     with pytest.raises(ExprmatError, match="cells differ"):
         em.consensus_nmf_extract_k(sub, k=5)
 
