@@ -36,10 +36,7 @@ then unavailable) and ``start=`` passes an existing copy.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import io
-import sys
 import threading
 import time
 import traceback
@@ -52,7 +49,7 @@ import pandas as pd
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
-from ._capture import capture_warnings
+from ._capture import capture_action
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -75,44 +72,6 @@ def _make_scatter(adata, basis, key, height):
     from .scatter import UmapScatter
 
     return UmapScatter(adata, basis=basis, color=key, height=height)
-
-
-class _ThreadStdout:
-    """``sys.stdout`` stand-in: writes from threads that asked for capture go to their
-    buffer, every other write to the real stream (a notebook cell run while an action works
-    in the background keeps its output)."""
-
-    def __init__(self, orig):
-        self._orig = orig
-        self._bufs: dict[int, io.StringIO] = {}
-
-    def write(self, s):
-        buf = self._bufs.get(threading.get_ident())
-        return buf.write(s) if buf is not None else self._orig.write(s)
-
-    def flush(self):
-        return self._orig.flush()
-
-    def __getattr__(self, name):
-        return getattr(self._orig, name)
-
-
-_stdout_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _capture_this_thread(buf: io.StringIO):
-    with _stdout_lock:
-        proxy = sys.stdout if isinstance(sys.stdout, _ThreadStdout) else _ThreadStdout(sys.stdout)
-        sys.stdout = proxy
-        proxy._bufs[threading.get_ident()] = buf
-    try:
-        yield
-    finally:
-        with _stdout_lock:
-            proxy._bufs.pop(threading.get_ident(), None)
-            if not proxy._bufs and sys.stdout is proxy:
-                sys.stdout = proxy._orig
 
 
 class Annotator(W.VBox):
@@ -328,12 +287,16 @@ class Annotator(W.VBox):
             for name, func in queued.items():
                 self._run_guarded(name, func)
 
-    def act(self, name: str, func: Callable, *args, after: Callable | None = None, **kwargs):
+    def act(self, name: str, func: Callable, *args, after: Callable | None = None,
+            note: Callable | None = None, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
 
         Shows progress, catches errors (shown in red; the routines leave data and
         history unchanged on error) and refreshes the panels from what the new
-        history record says was written.  ``after(result)`` runs on success.
+        history record says was written.  ``after(result)`` runs on success;
+        ``note(result)`` returns a line added to the status (e.g. how to undo it).
+        What the routine logs (``exprmat_widgets`` logger, INFO and up) during the action
+        is shown in the status line instead of being printed.
         Returns ``True`` when the action was started (it may still be running
         in the background: see :meth:`wait`).
         """
@@ -349,12 +312,11 @@ class Annotator(W.VBox):
 
         def work():
             t0 = time.perf_counter()
-            out = io.StringIO()
             try:
-                # the routine's "[i] ..." message and its warnings go to the panels
-                with _capture_this_thread(out), capture_warnings() as warned:
+                # the routine's messages and warnings go to the status line
+                with capture_action() as said:
                     result = func(*args, **kwargs)
-                self.last_warnings = warned
+                self.last_warnings = said.warnings
             except Exception as e:  # shown in the panel, not raised into the comm handler
                 msg = str(e)
                 self.last_error = msg if msg.startswith((name + ":", name + "(")) else f"{name}: {msg}"
@@ -371,12 +333,13 @@ class Annotator(W.VBox):
                 self.refresh(changed)
                 if after is not None:
                     after(result)
-                said = " ".join(ln.strip().removeprefix("[i] ") for ln in out.getvalue().splitlines()
-                                if ln.strip())
-                self.last_message = said
+                said_ = " ".join(m.strip() for m in said.info if m.strip())
+                extra = note(result) if note is not None else ""
+                self.last_message = said_
                 warned = "; ".join(self.last_warnings)
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
-                                 + (f": {said}" if said else f" ({self.adata.n_obs:,} cells)")
+                                 + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells)")
+                                 + (f" - {extra}" if extra else "")
                                  + (f" - warning: {warned}" if warned else ""), "warn" if warned else "ok")
             except Exception as e:  # a display problem: the command itself went through
                 self.last_error = f"{name} done, but the panels could not refresh: {e}"
@@ -422,12 +385,13 @@ class Annotator(W.VBox):
     def _refresh_scatter(self, changed):
         """The scatter re-reads the AnnData and re-sends only the buffers whose content
         changed (coordinates after an exclusion, colour codes after a relabel); its lasso
-        selection is kept by cell name.  The clusters still selected are highlighted again."""
+        selection is kept by cell name.  The clusters (or unlabelled cells) still selected are
+        highlighted again."""
         sc = self.scatter
         if hasattr(sc, "refresh"):
             sc.refresh()
-        if changed is None or "obs_names" in changed or f"obs:{self.key}" in changed:
-            self.clusters._on_toggle()
+        if changed is None or changed & {"obs_names", f"obs:{self.key}", f"obs:{self.label_key}"}:
+            self.clusters.rehighlight()
 
     # ------------------------------------------------------------------ small conveniences
 

@@ -210,7 +210,7 @@ def _annotate_by_clicking(st, artifacts):
         arg=n_obs - n9,
     )
     assert "9" not in _row_texts(page) and "9" not in _legend(page)
-    assert f"keep {n_obs - n9} observations from {n_obs}" in _status(page)
+    assert f"excluded {n9:,} cells - Undo restores them" in _status(page)
 
     # 4) re-cluster cluster '3' at resolution 0.5
     _toggle(page, "3")
