@@ -409,14 +409,14 @@ class ClusterPanel:
         if match:
             self.color_info.value = (
                 f'<span class="em-color-match" style="font-size:90%">plot coloured by '
-                f"obs[{html.escape(repr(self.key))}] (swatches)</span>" if shown is not None else ""
+                f"obs[{html.escape(repr(self.key), quote=False)}] (as the swatches)</span>" if shown is not None else ""
             )
             self.color_key_button.layout.display = "none"
         else:
             what = f"obs[{shown!r}]" if shown in self.a.adata.obs.columns else (repr(shown) if shown else "nothing")
             self.color_info.value = (
                 f'<span class="em-color-other" style="font-size:90%">plot coloured by '
-                f"{html.escape(what)}, not by these clusters</span>"
+                f"{html.escape(what, quote=False)}, not by these clusters</span>"
             )
             self.color_key_button.description = f"Colour plot by {self.key}"
             self.color_key_button.layout.display = None
@@ -486,7 +486,7 @@ class ClusterPanel:
         """The selection line and the buttons' labels, from the current selection."""
         kind, what = self.describe_selection()
         sel, poly = self.a.lasso()
-        lk = html.escape(repr(self.label_key))
+        lk = html.escape(repr(self.label_key), quote=False)
         if kind == "clusters":
             names = ", ".join(self.selected)
             info = (f'<span class="em-selection-clusters">{html.escape(what)} selected: '
