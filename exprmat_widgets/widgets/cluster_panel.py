@@ -132,7 +132,7 @@ class ClusterPanel:
         self.color_key_button.on_click(lambda _b: self.a.when_idle("colour by", lambda: self.a.show_key(self.key)))
         self.color_row = W.HBox([self.color_info, self.color_key_button],
                                 layout=W.Layout(align_items="center", flex_flow="row wrap"))
-        self.list_box = W.VBox(layout=W.Layout(max_height="320px", overflow_y="auto", width="100%"))
+        self.list_box = W.VBox(layout=W.Layout(max_height="320px", overflow="hidden auto", width="100%"))
         self.list_box.add_class("em-cluster-list")
 
         # names / labels
