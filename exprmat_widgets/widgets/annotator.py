@@ -4,7 +4,8 @@ Layout (an ``ipywidgets.VBox``)::
 
     status line (running / done / error in red)
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
-    [ marker panel               ] [ history panel ]
+    [ marker panel                ] [ history panel ]
+      (two columns, each stacked without gaps)
 
 Every button of every panel calls exactly one core routine through
 :meth:`Annotator.act`, which
@@ -169,18 +170,19 @@ class Annotator(W.VBox):
         self.history = HistoryPanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
-        # column boxes (children stretch to the box's width), min_width 0 and hidden overflow:
-        # the WebGL canvas follows its box's width, so a box sized by its content would grow
-        # without end
-        def cell(child, flex, min_width):
-            return W.VBox([child], layout=W.Layout(flex=flex, min_width=min_width, width="0",
-                                                   overflow="hidden"))
+        # two columns, not two rows: the marker panel sits right under the scatter whatever
+        # the height of the cluster panel beside it (rows left a gap as tall as the difference).
+        # min_width 0 and hidden overflow: the WebGL canvas follows its box's width, so a box
+        # sized by its content would grow without end
+        def column(children, flex, min_width):
+            return W.VBox(children, layout=W.Layout(flex=flex, min_width=min_width, width="0",
+                                                    overflow="hidden", align_items="stretch"))
 
-        top = W.HBox([cell(view, "3 1 0%", "360px"), cell(self.clusters.widget, "2 1 0%", "300px")],
-                     layout=W.Layout(width="100%"))
-        bottom = W.HBox([cell(self.markers.widget, "3 1 0%", "360px"),
-                         cell(self.history.widget, "2 1 0%", "300px")], layout=W.Layout(width="100%"))
-        super().__init__([self.status, top, bottom])
+        left = column([view, self.markers.widget], "3 1 0%", "360px")
+        right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
+        body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
+        body.add_class("em-annotator-body")
+        super().__init__([self.status, body])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -390,6 +392,9 @@ class Annotator(W.VBox):
         sc = self.scatter
         if hasattr(sc, "refresh"):
             sc.refresh()
+            # the column the plot showed is gone (e.g. a label undone): show the clusters
+            if getattr(sc, "color", None) == "" and self.key in self.adata.obs.columns:
+                self.show_key(self.key)
         if changed is None or changed & {"obs_names", f"obs:{self.key}", f"obs:{self.label_key}"}:
             self.clusters.rehighlight()
 

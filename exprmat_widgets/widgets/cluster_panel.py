@@ -413,7 +413,8 @@ class ClusterPanel:
             )
             self.color_key_button.layout.display = "none"
         else:
-            what = f"obs[{shown!r}]" if shown in self.a.adata.obs.columns else (repr(shown) if shown else "nothing")
+            what = (f"obs[{shown!r}]" if shown in self.a.adata.obs.columns
+                    else f"gene {shown}" if shown else "no column")
             self.color_info.value = (
                 f'<span class="em-color-other" style="font-size:90%">plot coloured by '
                 f"{html.escape(what, quote=False)}, not by these clusters</span>"
@@ -489,8 +490,8 @@ class ClusterPanel:
         lk = html.escape(repr(self.label_key), quote=False)
         if kind == "clusters":
             names = ", ".join(self.selected)
-            info = (f'<span class="em-selection-clusters">{html.escape(what)} selected: '
-                    f"{html.escape(names[:120])}</span>")
+            named = f": {html.escape(names[:120], quote=False)}" if len(self.selected) > 1 else ""
+            info = f'<span class="em-selection-clusters">{html.escape(what)} selected{named}</span>'
         elif kind == "unlabelled":
             info = (f'<span class="em-selection-unlabelled">{html.escape(what)} selected '
                     f"(no label in obs[{lk}])</span>")

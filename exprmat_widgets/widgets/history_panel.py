@@ -189,7 +189,7 @@ class HistoryPanel:
         for j, r in enumerate(reversed(self.redo_records)):
             cls = "em-history-row em-history-undone" + (" em-history-next-redo" if j == len(self.redo_records) - 1 else "")
             rows.append(
-                f'<tr class="{cls}" style="color:#999;text-decoration:line-through;vertical-align:top">'
+                f'<tr class="{cls}" style="color:var(--jp-ui-font-color3, #999);text-decoration:line-through;vertical-align:top">'
                 "<td>undone</td>"
                 f"<td><code>{html.escape(r['command'])}</code></td>"
                 f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
@@ -198,7 +198,7 @@ class HistoryPanel:
             r = recs[i]
             style = "" if i >= start else "color:#888"
             rows.append(
-                f'<tr class="em-history-row" style="{style};vertical-align:top;border-top:1px solid #eee">'
+                f'<tr class="em-history-row" style="{style};vertical-align:top;border-top:1px solid var(--jp-border-color2, #eee)">'
                 f"<td>{i}</td>"
                 f"<td><code>{html.escape(r['command'])}</code></td>"
                 f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
