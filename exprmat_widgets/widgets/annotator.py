@@ -340,7 +340,7 @@ class Annotator(W.VBox):
                 self.last_message = said_
                 warned = "; ".join(self.last_warnings)
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
-                                 + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells)")
+                                 + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells in the data)")
                                  + (f" - {extra}" if extra else "")
                                  + (f" - warning: {warned}" if warned else ""), "warn" if warned else "ok")
             except Exception as e:  # a display problem: the command itself went through
