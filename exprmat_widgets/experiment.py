@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._logging import logg
 from .errors import ExprmatError, MissingKeyError
 
 __all__ = ["Experiment", "Modality", "example_experiment", "load_experiment"]
@@ -304,10 +305,10 @@ class Experiment:
             target = out / "subsets" / f"{self.subset}.h5ad" if self.subset else out / "integrated.h5ad"
             target.parent.mkdir(parents=True, exist_ok=True)
             self.modalities["rna"].write_h5ad(target)
-            print(f"[i] main dataset written to {target}")
+            logg.info("main dataset written to %s", target)
         if save_samples and self.samples:
             (out / "samples").mkdir(exist_ok=True)
-            print("[i] saving individual samples. (pass `save_samples = False` to skip)")
+            logg.info("saving individual samples. (pass `save_samples = False` to skip)")
             for name, s in self.samples.items():
                 s.write_h5ad(out / "samples" / f"{name}.h5ad")
         for name, s in self.subsets.items():
@@ -355,7 +356,7 @@ class Experiment:
             target.parent.mkdir(parents=True, exist_ok=True)
             sub.write_h5ad(target)
         else:
-            print("[!] the experiment has no directory yet: the subset is written by expm.save(path).")
+            logg.warning("the experiment has no directory yet: the subset is written by expm.save(path).")
         return sub
 
     # -- construction ---------------------------------------------------------------------
@@ -490,13 +491,13 @@ def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_sub
             raise MissingKeyError(f"subset {load_subset!r} not found in {str(root)!r} (have: {have}).")
     rna = ad.read_h5ad(main) if main.exists() else None
     if rna is None:
-        print(f"[!] no {main.name} in {root}.")
+        logg.warning("no %s in %s.", main.name, root)
     samples = {}
     if load_samples:
         sdir = root / "samples"
         files = sorted(sdir.glob("*.h5ad")) if sdir.is_dir() else []
         if not files:
-            print("[!] samples are not dumped in the experiment directory.")
+            logg.warning("samples are not dumped in the experiment directory.")
         else:
             from tqdm.auto import tqdm
 

@@ -142,7 +142,7 @@ def test_lasso_label_keeps_polygon_and_exclude_recluster(ann):
     assert ann.scatter._n == adata.n_obs
     assert sum(cp.counts.values()) == adata.n_obs
     assert em.history(adata).iloc[-1]["params"] == {"annotation": "leiden", "remove": [victim]}
-    assert "keep" in ann.status_text  # the routine's message is shown
+    assert f"excluded {n_victim} cells - Undo restores them" in ann.status_text
 
     # exclude the lasso cells
     inside, _ = _lasso(ann, (adata.obs["leiden"] == list(cp.counts)[0]).to_numpy())
@@ -174,6 +174,7 @@ def test_errors_are_shown_and_change_nothing(ann):
     cp.label_button.click()
     assert ann.status_kind == "error" and "type a label" in ann.status_text
     cp.label_text.value = "Mono"
+    cp.clear_all()  # one button acts on the current selection: with none it says how to make one
     cp.lasso_label_button.click()
     assert ann.status_kind == "error" and "draw a lasso" in ann.status_text
     # excluding every cluster is refused by the routine and rolled back
@@ -310,16 +311,21 @@ def test_actions_send_only_what_changed(ann, monkeypatch):
     cp, sc_ = ann.clusters, ann.scatter
     rows_before = dict(cp._rows)
     sent = _record_sends(monkeypatch)
-    # labelling into another column: the cluster list and the scatter's buffers stay as they are
+    # labelling into another column: the cluster counts and the coordinates stay as they are;
+    # the scatter shows the new label column (its colour codes), the list hides its swatches
     cp.select(["4"])
     sent.clear()
     cp.label_text.value = "x"
     cp.label_button.click()
     assert ann.status_kind == "ok", ann.status_text
     keys = {k for w, k in sent if w is sc_}
-    assert not keys & {"_coords", "_codes", "_palette", "_n"}, keys
-    assert not [k for w, k in sent if any(w in (r.count, r.swatch, r.toggle) for r in cp._rows.values())]
+    assert not keys & {"_coords", "_n"}, keys
+    assert sc_.color == "cell.type" and "_codes" in keys
+    assert not [k for w, k in sent if any(w in (r.count, r.toggle) for r in cp._rows.values())]
+    assert all(r.swatch.value == "" for r in cp._rows.values())
     assert {k for w, k in sent if w is ann.history.table} == {"value"}
+    cp.color_key_button.click()  # back to the clusters' colours
+    assert sc_.color == "leiden" and all("em-swatch" in r.swatch.value for r in cp._rows.values())
     # a merge re-sends the colour codes and the legend, never the coordinates
     sent.clear()
     cp.select(["5", "6"])

@@ -4,7 +4,8 @@ Layout (an ``ipywidgets.VBox``)::
 
     status line (running / done / error in red)
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
-    [ marker panel               ] [ history panel ]
+    [ marker panel                ] [ history panel ]
+      (two columns, each stacked without gaps)
 
 Every button of every panel calls exactly one core routine through
 :meth:`Annotator.act`, which
@@ -36,10 +37,7 @@ then unavailable) and ``start=`` passes an existing copy.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import io
-import sys
 import threading
 import time
 import traceback
@@ -52,7 +50,7 @@ import pandas as pd
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
-from ._capture import capture_warnings
+from ._capture import capture_action
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -75,44 +73,6 @@ def _make_scatter(adata, basis, key, height):
     from .scatter import UmapScatter
 
     return UmapScatter(adata, basis=basis, color=key, height=height)
-
-
-class _ThreadStdout:
-    """``sys.stdout`` stand-in: writes from threads that asked for capture go to their
-    buffer, every other write to the real stream (a notebook cell run while an action works
-    in the background keeps its output)."""
-
-    def __init__(self, orig):
-        self._orig = orig
-        self._bufs: dict[int, io.StringIO] = {}
-
-    def write(self, s):
-        buf = self._bufs.get(threading.get_ident())
-        return buf.write(s) if buf is not None else self._orig.write(s)
-
-    def flush(self):
-        return self._orig.flush()
-
-    def __getattr__(self, name):
-        return getattr(self._orig, name)
-
-
-_stdout_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _capture_this_thread(buf: io.StringIO):
-    with _stdout_lock:
-        proxy = sys.stdout if isinstance(sys.stdout, _ThreadStdout) else _ThreadStdout(sys.stdout)
-        sys.stdout = proxy
-        proxy._bufs[threading.get_ident()] = buf
-    try:
-        yield
-    finally:
-        with _stdout_lock:
-            proxy._bufs.pop(threading.get_ident(), None)
-            if not proxy._bufs and sys.stdout is proxy:
-                sys.stdout = proxy._orig
 
 
 class Annotator(W.VBox):
@@ -210,18 +170,19 @@ class Annotator(W.VBox):
         self.history = HistoryPanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
-        # column boxes (children stretch to the box's width), min_width 0 and hidden overflow:
-        # the WebGL canvas follows its box's width, so a box sized by its content would grow
-        # without end
-        def cell(child, flex, min_width):
-            return W.VBox([child], layout=W.Layout(flex=flex, min_width=min_width, width="0",
-                                                   overflow="hidden"))
+        # two columns, not two rows: the marker panel sits right under the scatter whatever
+        # the height of the cluster panel beside it (rows left a gap as tall as the difference).
+        # min_width 0 and hidden overflow: the WebGL canvas follows its box's width, so a box
+        # sized by its content would grow without end
+        def column(children, flex, min_width):
+            return W.VBox(children, layout=W.Layout(flex=flex, min_width=min_width, width="0",
+                                                    overflow="hidden", align_items="stretch"))
 
-        top = W.HBox([cell(view, "3 1 0%", "360px"), cell(self.clusters.widget, "2 1 0%", "300px")],
-                     layout=W.Layout(width="100%"))
-        bottom = W.HBox([cell(self.markers.widget, "3 1 0%", "360px"),
-                         cell(self.history.widget, "2 1 0%", "300px")], layout=W.Layout(width="100%"))
-        super().__init__([self.status, top, bottom])
+        left = column([view, self.markers.widget], "3 1 0%", "360px")
+        right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
+        body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
+        body.add_class("em-annotator-body")
+        super().__init__([self.status, body])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -335,12 +296,16 @@ class Annotator(W.VBox):
             for name, func in queued.items():
                 self._run_guarded(name, func)
 
-    def act(self, name: str, func: Callable, *args, after: Callable | None = None, **kwargs):
+    def act(self, name: str, func: Callable, *args, after: Callable | None = None,
+            note: Callable | None = None, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
 
         Shows progress, catches errors (shown in red; the routines leave data and
         history unchanged on error) and refreshes the panels from what the new
-        history record says was written.  ``after(result)`` runs on success.
+        history record says was written.  ``after(result)`` runs on success;
+        ``note(result)`` returns a line added to the status (e.g. how to undo it).
+        What the routine logs (``exprmat_widgets`` logger, INFO and up) during the action
+        is shown in the status line instead of being printed.
         Returns ``True`` when the action was started (it may still be running
         in the background: see :meth:`wait`).
         """
@@ -356,12 +321,11 @@ class Annotator(W.VBox):
 
         def work():
             t0 = time.perf_counter()
-            out = io.StringIO()
             try:
-                # the routine's "[i] ..." message and its warnings go to the panels
-                with _capture_this_thread(out), capture_warnings() as warned:
+                # the routine's messages and warnings go to the status line
+                with capture_action() as said:
                     result = func(*args, **kwargs)
-                self.last_warnings = warned
+                self.last_warnings = said.warnings
             except Exception as e:  # shown in the panel, not raised into the comm handler
                 msg = str(e)
                 self.last_error = msg if msg.startswith((name + ":", name + "(")) else f"{name}: {msg}"
@@ -378,12 +342,13 @@ class Annotator(W.VBox):
                 self.refresh(changed)
                 if after is not None:
                     after(result)
-                said = " ".join(ln.strip().removeprefix("[i] ") for ln in out.getvalue().splitlines()
-                                if ln.strip())
-                self.last_message = said
+                said_ = " ".join(m.strip() for m in said.info if m.strip())
+                extra = note(result) if note is not None else ""
+                self.last_message = said_
                 warned = "; ".join(self.last_warnings)
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
-                                 + (f": {said}" if said else f" ({self.adata.n_obs:,} cells)")
+                                 + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells in the data)")
+                                 + (f" - {extra}" if extra else "")
                                  + (f" - warning: {warned}" if warned else ""), "warn" if warned else "ok")
             except Exception as e:  # a display problem: the command itself went through
                 self.last_error = f"{name} done, but the panels could not refresh: {e}"
@@ -429,12 +394,16 @@ class Annotator(W.VBox):
     def _refresh_scatter(self, changed):
         """The scatter re-reads the AnnData and re-sends only the buffers whose content
         changed (coordinates after an exclusion, colour codes after a relabel); its lasso
-        selection is kept by cell name.  The clusters still selected are highlighted again."""
+        selection is kept by cell name.  The clusters (or unlabelled cells) still selected are
+        highlighted again."""
         sc = self.scatter
         if hasattr(sc, "refresh"):
             sc.refresh()
-        if changed is None or "obs_names" in changed or f"obs:{self.key}" in changed:
-            self.clusters._on_toggle()
+            # the column the plot showed is gone (e.g. a label undone): show the clusters
+            if getattr(sc, "color", None) == "" and self.key in self.adata.obs.columns:
+                self.show_key(self.key)
+        if changed is None or changed & {"obs_names", f"obs:{self.key}", f"obs:{self.label_key}"}:
+            self.clusters.rehighlight()
 
     # ------------------------------------------------------------------ small conveniences
 

@@ -1,25 +1,32 @@
 """Cluster panel: the clusters of one obs key with counts and colours, and the
 annotation buttons.
 
+There is one current selection, and every button acts on it and says so
+("Label 158 lasso cells", "Exclude 2 clusters (1,234 cells)"):
+
+* clusters toggled in the list (this clears a lasso),
+* a lasso drawn in the scatter (this clears the toggled clusters),
+* the unlabelled cells: those with no label (NaN) in the "label into" column
+  ("Select unlabelled"), so that "the rest" can be labelled too.
+
 Each button calls exactly one core routine (through ``Annotator.act``); the
 panel holds no analysis logic:
 
-=====================  ==================================================
-button                 core routine
-=====================  ==================================================
-exclude                ``em.exclude(adata, annotation=key, remove=[...])``
-merge                  ``em.merge_clusters(adata, key, clusters, new_name)``
-rename                 ``em.rename_cluster(adata, key, old, new)``
-label                  ``em.label_cells(adata, label_key, cells, label)``
-re-cluster             ``em.subcluster(adata, cells, resolution, key=key)``
-lasso: label           ``em.label_cells(..., polygon=, basis=)``
-lasso: exclude         ``em.exclude_cells(adata, cells, polygon, basis)``
-lasso: re-cluster      ``em.subcluster(adata, cells, ..., polygon, basis)``
-=====================  ==================================================
+==========  ==========================================  =====================================
+button      clusters                                    lasso / unlabelled cells
+==========  ==========================================  =====================================
+exclude     ``em.exclude(adata, annotation=key, ...)``  ``em.exclude_cells(adata, cells, ...)``
+label       ``em.label_cells(adata, label_key, cells, label)`` (the lasso's polygon recorded)
+re-cluster  ``em.subcluster(adata, cells, resolution, key=key)``
+merge       ``em.merge_clusters(adata, key, clusters, new_name)`` (clusters only)
+rename      ``em.rename_cluster(adata, key, old, new)`` (one cluster only)
+==========  ==========================================  =====================================
 
-Clicking a cluster toggles it in the selection, which the scatter
-highlights (``scatter.highlight(mask)``).  Rows are widgets kept between
-refreshes: only a changed count or colour is sent to the page.
+After a label the scatter is coloured by the label column, so the new labels
+show.  The list's colour swatches are those of ``key``; while the scatter is
+coloured by another column they are hidden and the panel says which column the
+plot shows (with a button to colour it by ``key`` again).  Rows are widgets
+kept between refreshes: only a changed count or colour is sent to the page.
 """
 
 from __future__ import annotations
@@ -81,19 +88,27 @@ class _Row:
         self.count.add_class("em-cluster-count")
         self.box = W.HBox([self.swatch, self.toggle, self.count], layout=W.Layout(align_items="center"))
         self.box.add_class("em-cluster-row")
-        self.toggle.observe(panel._observer("highlight clusters", panel._on_toggle), names="value")
+        self.toggle.observe(panel._observer("select clusters", panel._on_toggle), names="value")
+        self._color = None
 
-    def update(self, color: str, count: int, total: int):
-        self.swatch.value = _swatch(color)
+    def update(self, color: str, count: int, total: int, show_color: bool = True):
+        self._color = color
+        self.swatch.value = _swatch(color) if show_color else ""
         pct = 100.0 * count / total if total else 0.0
         self.count.value = f"{count:,} cells ({pct:.1f}%)"
+
+
+def _cells(n: int) -> str:
+    return f"{n:,} cell" + ("" if n == 1 else "s")
 
 
 class ClusterPanel:
     """The cluster list and annotation buttons (see the module docstring).
 
     ``panel.widget`` is the ipywidgets box; ``panel.selected`` the selected
-    cluster names; ``panel.counts`` the displayed counts by cluster.
+    cluster names; ``panel.counts`` the displayed counts by cluster;
+    ``panel.selection_kind`` what the buttons act on now (``'clusters'``,
+    ``'lasso'``, ``'unlabelled'`` or ``None``).
     """
 
     def __init__(self, annotator, key: str = "leiden", label_key: str = "cell.type"):
@@ -102,6 +117,7 @@ class ClusterPanel:
         self._rows: dict[str, _Row] = {}
         self._silent = False
         self._home_key = key
+        self._unlabelled = False  # the current selection is the unlabelled cells
         keys = annotation_keys(adata)
         self.key_dropdown = W.Dropdown(
             options=keys, value=key, description="clusters of", layout=W.Layout(width="95%")
@@ -110,7 +126,14 @@ class ClusterPanel:
         self.key_dropdown.observe(self._observer("clusters of", self._on_key), names="value")
         self.summary = W.HTML()
         self.summary.add_class("em-cluster-summary")
-        self.list_box = W.VBox(layout=W.Layout(max_height="320px", overflow_y="auto", width="100%"))
+        self.color_info = W.HTML()
+        self.color_info.add_class("em-color-info")
+        self.color_key_button = W.Button(description="Colour plot by clusters", layout=W.Layout(width="auto"))
+        self.color_key_button.add_class("em-color-by-key")
+        self.color_key_button.on_click(lambda _b: self.a.when_idle("colour by", lambda: self.a.show_key(self.key)))
+        self.color_row = W.HBox([self.color_info, self.color_key_button],
+                                layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        self.list_box = W.VBox(layout=W.Layout(max_height="320px", overflow="hidden auto", width="100%"))
         self.list_box.add_class("em-cluster-list")
 
         # names / labels
@@ -121,8 +144,7 @@ class ClusterPanel:
             layout=W.Layout(width="95%"),
         )
         self.label_key_box.add_class("em-label-key")
-        self.label_key_box.observe(lambda ch: self.a.when_idle("label into", self._refresh_labels),
-                                   names="value")
+        self.label_key_box.observe(lambda ch: self.a.when_idle("label into", self._on_label_key), names="value")
         self.label_text = W.Combobox(
             options=[], placeholder="label (e.g. Neu)", ensure_option=False, description="label",
             layout=W.Layout(width="95%"),
@@ -133,48 +155,55 @@ class ClusterPanel:
         )
         self.resolution.add_class("em-resolution")
 
-        self.exclude_button = action_button("Exclude", "drop the cells of the selected clusters (em.exclude)",
-                                     self.on_exclude, "em-exclude", "danger")
+        # one button per routine, acting on the current selection (clusters, lasso or unlabelled);
+        # the old per-source CSS classes stay so that pages and tests written for them still work
+        self.exclude_button = action_button("Exclude", "drop the selected cells (em.exclude / em.exclude_cells)",
+                                            self.on_exclude, "em-exclude", "danger")
+        self.exclude_button.add_class("em-exclude-lasso")
         self.merge_button = action_button("Merge", "merge the selected clusters (em.merge_clusters)",
-                                   self.on_merge, "em-merge")
+                                          self.on_merge, "em-merge")
         self.rename_button = action_button("Rename", "rename the selected cluster (em.rename_cluster)",
-                                    self.on_rename, "em-rename")
-        self.label_button = action_button("Label", "label the cells of the selected clusters (em.label_cells)",
-                                   self.on_label, "em-label-clusters", "primary")
-        self.recluster_button = action_button("Re-cluster", "Leiden on the selected clusters (em.subcluster)",
-                                       self.on_recluster, "em-recluster")
-        self.clear_button = action_button("Clear", "clear the cluster selection",
-                                          lambda: self.a.when_idle("clear", self.clear_selection), "em-clear")
-        self.lasso_info = W.HTML()
-        self.lasso_info.add_class("em-lasso-info")
-        self.lasso_label_button = action_button("Label lasso", "label the lasso-selected cells (em.label_cells)",
-                                         self.on_label_lasso, "em-label-lasso", "primary")
-        self.lasso_exclude_button = action_button("Exclude lasso", "drop the lasso-selected cells (em.exclude_cells)",
-                                           self.on_exclude_lasso, "em-exclude-lasso", "danger")
-        self.lasso_recluster_button = action_button("Re-cluster lasso", "Leiden on the lasso cells (em.subcluster)",
-                                             self.on_recluster_lasso, "em-recluster-lasso")
+                                           self.on_rename, "em-rename")
+        self.label_button = action_button("Label", "label the selected cells (em.label_cells)",
+                                          self.on_label, "em-label-clusters", "primary")
+        self.label_button.add_class("em-label-lasso")
+        self.recluster_button = action_button("Re-cluster", "Leiden on the selected cells (em.subcluster)",
+                                              self.on_recluster, "em-recluster")
+        self.recluster_button.add_class("em-recluster-lasso")
+        # the lasso buttons of earlier versions are the same buttons now
+        self.lasso_label_button = self.label_button
+        self.lasso_exclude_button = self.exclude_button
+        self.lasso_recluster_button = self.recluster_button
+        self.clear_button = action_button("Clear selection", "clear the clusters, lasso or unlabelled selection",
+                                          lambda: self.a.when_idle("clear", self.clear_all), "em-clear")
+        self.unlabelled_button = action_button(
+            "Select unlabelled", "select the cells with no label (NaN) in the 'label into' column",
+            lambda: self.a.when_idle("select unlabelled", self.select_unlabelled), "em-select-unlabelled")
+        self.selection_info = W.HTML()
+        self.selection_info.add_class("em-selection-info")
+        self.lasso_info = self.selection_info  # name of earlier versions
         self.buttons = [
             self.exclude_button, self.merge_button, self.rename_button, self.label_button,
-            self.recluster_button, self.lasso_label_button, self.lasso_exclude_button,
-            self.lasso_recluster_button,
+            self.recluster_button,
         ]
+        wrap = W.Layout(flex_flow="row wrap")
         self.widget = W.VBox(
             [
                 W.HTML("<b>Clusters</b>"),
                 self.key_dropdown,
                 self.summary,
+                self.color_row,
                 self.list_box,
-                W.HBox([self.clear_button, self.exclude_button, self.merge_button, self.rename_button,
-                        self.recluster_button], layout=W.Layout(flex_flow="row wrap")),
-                self.name_text,
-                self.resolution,
+                W.HTML('<b>Selection</b>'),
+                self.selection_info,
+                W.HBox([self.clear_button, self.unlabelled_button], layout=wrap),
                 self.label_key_box,
                 self.label_text,
-                W.HBox([self.label_button]),
-                W.HTML("<b>Lasso selection</b>"),
-                self.lasso_info,
-                W.HBox([self.lasso_label_button, self.lasso_exclude_button, self.lasso_recluster_button],
-                       layout=W.Layout(flex_flow="row wrap")),
+                W.HBox([self.label_button], layout=wrap),
+                self.resolution,
+                W.HBox([self.recluster_button, self.exclude_button], layout=wrap),
+                self.name_text,
+                W.HBox([self.merge_button, self.rename_button], layout=wrap),
             ],
             layout=W.Layout(width="100%", padding="0 6px"),
         )
@@ -182,9 +211,8 @@ class ClusterPanel:
         sc = annotator.scatter
         if hasattr(sc, "observe"):
             try:
-                sc.observe(lambda ch: self.a.when_idle("lasso", self._refresh_lasso), names="selection")
-                if hasattr(sc, "current_selection"):
-                    sc.observe(self._on_scatter_current, names="current_selection")
+                sc.observe(lambda ch: self.a.when_idle("lasso", self._on_lasso), names="selection")
+                sc.observe(lambda ch: self.a.when_idle("colour", self._refresh_colors), names="color")
             except Exception:
                 pass
         self.refresh(None)
@@ -217,29 +245,71 @@ class ClusterPanel:
         """Displayed cluster -> count (parsed back from the rows)."""
         return {n: int(r.count.value.split()[0].replace(",", "")) for n, r in self._rows.items()}
 
+    @property
+    def selection_kind(self) -> str | None:
+        """What the buttons act on: ``'clusters'``, ``'lasso'``, ``'unlabelled'`` or ``None``."""
+        if self.selected:
+            return "clusters"
+        if self._unlabelled:
+            return "unlabelled"
+        if self.a.lasso()[0].size:
+            return "lasso"
+        return None
+
+    def unlabelled_mask(self) -> np.ndarray:
+        """Cells with no label (NaN) in ``obs[label_key]``; all cells while it does not exist."""
+        adata = self.a.adata
+        lk = self.label_key
+        if lk and lk in adata.obs.columns:
+            return adata.obs[lk].isna().to_numpy()
+        return np.ones(adata.n_obs, dtype=bool)
+
+    def _set_toggles(self, names) -> None:
+        self._silent = True
+        try:
+            for n, r in self._rows.items():
+                r.toggle.value = n in names
+        finally:
+            self._silent = False
+
+    def _clear_lasso(self) -> None:
+        sc = self.a.scatter
+        if self.a.lasso()[0].size and hasattr(sc, "clear_selection"):
+            sc.clear_selection()
+
     def select(self, clusters) -> None:
-        """Select exactly these clusters (as if clicked)."""
+        """Select exactly these clusters (as if clicked); this clears a lasso."""
         clusters = {str(c) for c in clusters}
         unknown = clusters - set(self._rows)
         if unknown:
             raise ExprmatError(f"cluster(s) {sorted(unknown)} are not in obs[{self.key!r}].")
-        self._silent = True
-        try:
-            for n, r in self._rows.items():
-                r.toggle.value = n in clusters
-        finally:
-            self._silent = False
+        self._set_toggles(clusters)
         self._on_toggle()
 
+    def select_unlabelled(self) -> None:
+        """Make the unlabelled cells (NaN in ``obs[label_key]``) the current selection."""
+        n = int(self.unlabelled_mask().sum())
+        if n == 0:
+            raise ExprmatError(f"every cell has a label in obs[{self.label_key!r}]; nothing to select.")
+        self._set_toggles(())
+        self._unlabelled = True
+        self._clear_lasso()
+        self.rehighlight()
+        self._refresh_selection()
+
     def clear_selection(self, highlight: bool = True) -> None:
-        self._silent = True
-        try:
-            for r in self._rows.values():
-                r.toggle.value = False
-        finally:
-            self._silent = False
+        """Unselect the clusters (and the unlabelled cells)."""
+        self._set_toggles(())
+        self._unlabelled = False
         if highlight:
-            self._on_toggle()
+            self.rehighlight()
+        self._refresh_selection()
+
+    def clear_all(self) -> None:
+        """Clear whatever is selected: clusters, unlabelled cells and the lasso."""
+        self.clear_selection()
+        self._clear_lasso()
+        self._refresh_selection()
 
     def _mask(self, clusters) -> np.ndarray:
         """Cells of ``clusters`` (via the category codes: no per-cell string work)."""
@@ -250,21 +320,46 @@ class ClusterPanel:
             return np.isin(col.cat.codes.to_numpy(), idx)
         return col.astype(str).isin(wanted).to_numpy()
 
+    def rehighlight(self) -> None:
+        """Highlight the selected clusters or unlabelled cells in the scatter (a lasso is
+        drawn by the scatter itself)."""
+        sc = self.a.scatter
+        if not hasattr(sc, "highlight"):
+            return
+        kind = self.selection_kind
+        if kind == "clusters" and hasattr(sc, "highlight_groups"):
+            sc.highlight_groups(self.key, self.selected)  # the scatter then says "clusters: N cells"
+        elif kind == "clusters":
+            sc.highlight(self._mask(self.selected))
+        elif kind == "unlabelled":
+            sc.highlight(self.unlabelled_mask(), label=f"unlabelled cells of {self.label_key}")
+        else:
+            sc.highlight(None)
+
     def _on_toggle(self):
+        """A cluster was (un)toggled: the clusters become the one current selection."""
         if self._silent:
             return
-        sel = self.selected
-        sc = self.a.scatter
-        if hasattr(sc, "highlight_groups"):
-            # one selection at a time: highlighting clusters clears the scatter's lasso
-            sc.highlight_groups(self.key, sel)
-        elif hasattr(sc, "highlight"):
-            sc.highlight(self._mask(sel) if sel else None)
+        if self.selected:
+            self._unlabelled = False
+            self._clear_lasso()
+        self.rehighlight()
+        self._refresh_selection()
 
-    def _on_scatter_current(self, change):
-        """A lasso (or cells set from Python) replaces the toggled clusters: untoggle them."""
-        if (change["new"] or {}).get("kind") in ("lasso", "cells") and self.selected:
-            self.clear_selection(highlight=False)
+    def _on_lasso(self):
+        """A lasso was drawn: it becomes the one current selection."""
+        if self.a.lasso()[0].size and (self.selected or self._unlabelled):
+            self._set_toggles(())
+            self._unlabelled = False
+            self.rehighlight()
+        self._refresh_selection()
+
+    def _on_label_key(self):
+        self._refresh_labels()
+        if self._unlabelled and not self.unlabelled_mask().any():
+            self._unlabelled = False
+        self.rehighlight()
+        self._refresh_selection()
 
     def _on_key(self, change=None):
         if self._silent:
@@ -272,9 +367,7 @@ class ClusterPanel:
         self.clear_selection(highlight=False)
         self.refresh(None)
         self.a.show_key(self.key)
-        sc = self.a.scatter
-        if hasattr(sc, "highlight"):
-            sc.highlight(None)
+        self.rehighlight()
 
     # ------------------------------------------------------------------ refresh
 
@@ -309,7 +402,39 @@ class ClusterPanel:
             self._refresh_list()
         if changed is None or f"obs:{self.label_key}" in changed:
             self._refresh_labels()
-        self._refresh_lasso()
+            # the unlabelled selection follows the data; once all are labelled it is gone
+            if self._unlabelled and not self.unlabelled_mask().any():
+                self._unlabelled = False
+        self._refresh_colors()
+        self._refresh_selection()
+
+    def _plot_key(self) -> str | None:
+        """The column (or gene) the scatter is coloured by, or ``None`` without a scatter."""
+        return getattr(self.a.scatter, "color", None)
+
+    def _refresh_colors(self):
+        """Swatches only while the plot shows ``key``'s colours; otherwise say what it shows."""
+        shown = self._plot_key()
+        match = shown is None or shown == self.key
+        for r in self._rows.values():
+            want = _swatch(r._color) if match and r._color else ""
+            if r.swatch.value != want:
+                r.swatch.value = want
+        if match:
+            self.color_info.value = (
+                f'<span class="em-color-match" style="font-size:90%">plot coloured by '
+                f"obs[{html.escape(repr(self.key), quote=False)}] (as the swatches)</span>" if shown is not None else ""
+            )
+            self.color_key_button.layout.display = "none"
+        else:
+            what = (f"obs[{shown!r}]" if shown in self.a.adata.obs.columns
+                    else f"gene {shown}" if shown else "no column")
+            self.color_info.value = (
+                f'<span class="em-color-other" style="font-size:90%">plot coloured by '
+                f"{html.escape(what, quote=False)}, not by these clusters</span>"
+            )
+            self.color_key_button.description = f"Colour plot by {self.key}"
+            self.color_key_button.layout.display = None
 
     def _refresh_list(self):
         adata = self.a.adata
@@ -328,18 +453,14 @@ class ClusterPanel:
         pal = default_palette(len(cats))
         colors = [cmap.get(c, pal[i]) if cmap else pal[i] for i, c in enumerate(col.cat.categories)]
         selected = set(self.selected)
+        shown = self._plot_key()
         rows = {}
         for i, c in enumerate(cats):
             row = self._rows.get(c) or _Row(self, c)
-            row.update(colors[i], int(counts[i]), adata.n_obs)
+            row.update(colors[i], int(counts[i]), adata.n_obs, show_color=shown is None or shown == key)
             rows[c] = row
-        self._silent = True
-        try:
-            for c, r in rows.items():
-                r.toggle.value = c in selected
-        finally:
-            self._silent = False
         self._rows = rows
+        self._set_toggles(selected)
         children = tuple(r.box for r in rows.values())
         if children != tuple(self.list_box.children):
             self.list_box.children = children
@@ -361,15 +482,51 @@ class ClusterPanel:
         if list(self.label_text.options) != opts:
             self.label_text.options = opts
 
-    def _refresh_lasso(self):
+    def describe_selection(self) -> tuple[str | None, str]:
+        """``(kind, 'what the buttons act on')``, e.g. ``('lasso', '158 lasso cells')``."""
+        kind = self.selection_kind
+        if kind == "clusters":
+            sel = self.selected
+            n = int(self._mask(sel).sum())
+            what = f"cluster {sel[0]}" if len(sel) == 1 else f"{len(sel)} clusters"
+            return kind, f"{what} ({_cells(n)})"
+        if kind == "unlabelled":
+            return kind, f"{int(self.unlabelled_mask().sum()):,} unlabelled cells"
+        if kind == "lasso":
+            n = int(self.a.lasso()[0].size)
+            return kind, f"{n:,} lasso cell" + ("" if n == 1 else "s")
+        return None, ""
+
+    def _refresh_selection(self):
+        """The selection line and the buttons' labels, from the current selection."""
+        kind, what = self.describe_selection()
         sel, poly = self.a.lasso()
-        if sel.size:
-            self.lasso_info.value = (
-                f'<span class="em-lasso-count">{sel.size:,} cells selected</span>'
-                + (f" (polygon of {len(poly)} vertices)" if poly else "")
-            )
+        lk = html.escape(repr(self.label_key), quote=False)
+        if kind == "clusters":
+            names = ", ".join(self.selected)
+            named = f": {html.escape(names[:120], quote=False)}" if len(self.selected) > 1 else ""
+            info = f'<span class="em-selection-clusters">{html.escape(what)} selected{named}</span>'
+        elif kind == "unlabelled":
+            info = (f'<span class="em-selection-unlabelled">{html.escape(what)} selected '
+                    f"(no label in obs[{lk}])</span>")
+        elif kind == "lasso":
+            info = (f'<span class="em-lasso-count">{sel.size:,} cells selected</span> by lasso'
+                    + (f" (polygon of {len(poly)} vertices)" if poly else ""))
         else:
-            self.lasso_info.value = '<span class="em-lasso-count">no cells selected: draw a lasso</span>'
+            info = ('<span class="em-selection-none">nothing selected: click clusters, draw a lasso '
+                    "or select the unlabelled cells</span>")
+        self.selection_info.value = info
+        on = f" {what}" if what else " (nothing selected)"
+        self.label_button.description = f"Label{on}"
+        self.exclude_button.description = f"Exclude{on}"
+        self.recluster_button.description = f"Re-cluster{on}"
+        n_sel = len(self.selected)
+        self.merge_button.description = f"Merge {n_sel} clusters" if n_sel >= 2 else "Merge (2+ clusters)"
+        self.rename_button.description = (f"Rename cluster {self.selected[0]}" if n_sel == 1
+                                          else "Rename (1 cluster)")
+        n_unl = int(self.unlabelled_mask().sum())
+        self.unlabelled_button.description = (f"Select {n_unl:,} unlabelled" if n_unl
+                                              else "Select unlabelled (none)")
 
     # ------------------------------------------------------------------ actions (one routine each)
 
@@ -403,10 +560,38 @@ class ClusterPanel:
             raise ExprmatError(f"type a {what} first.")
         return s
 
+    def _cells_args(self) -> dict:
+        """``cells=`` (and the lasso's ``polygon=``, ``basis=``) of the current selection."""
+        kind = self.selection_kind
+        if kind == "clusters":
+            return {"cells": self._mask(self.selected)}
+        if kind == "unlabelled":
+            return {"cells": self.unlabelled_mask()}
+        if kind == "lasso":
+            return self.a.lasso_args()
+        raise ExprmatError(
+            "nothing selected: click clusters in the list, draw a lasso around cells, or "
+            "'Select unlabelled' first."
+        )
+
+    def _excluded_note(self, n_before: int):
+        def note(_result):
+            n = n_before - self.a.adata.n_obs
+            return f"excluded {_cells(n)} - Undo restores them"
+
+        return note
+
     def on_exclude(self):
-        args = self._guard("exclude", lambda: {"annotation": self.key, "remove": self._need()})
+        n0 = self.a.adata.n_obs
+        if self.selection_kind == "clusters":
+            args = self._guard("exclude", lambda: {"annotation": self.key, "remove": self._need()})
+            if args is not None:
+                self.a.act("exclude", _routine("exclude"), self.a.adata, note=self._excluded_note(n0), **args)
+            return
+        args = self._guard("exclude_cells", self._cells_args)
         if args is not None:
-            self.a.act("exclude", _routine("exclude"), self.a.adata, **args)
+            self.a.act("exclude_cells", _routine("exclude_cells"), self.a.adata,
+                       note=self._excluded_note(n0), **args)
 
     def on_merge(self):
         def build():
@@ -436,18 +621,24 @@ class ClusterPanel:
 
     def on_label(self):
         def build():
-            sel = self._need()
             lk = self._label_key_checked()
-            return {"key": lk, "cells": self._mask(sel), "label": self._text(self.label_text, "label")}
+            label = self._text(self.label_text, "label")
+            return {"key": lk, "label": label, **self._cells_args()}
 
         args = self._guard("label_cells", build)
         if args is not None:
-            self.a.act("label_cells", _routine("label_cells"), self.a.adata, **args)
+            # the new labels show at once: the scatter takes the label column's colours
+            self.a.act("label_cells", _routine("label_cells"), self.a.adata,
+                       after=lambda r: self._after_label(args["key"]), **args)
+
+    def _after_label(self, label_key):
+        self.a.show_key(label_key)
+        self.rehighlight()
+        self._refresh_selection()
 
     def on_recluster(self):
         def build():
-            sel = self._need()
-            return {"cells": self._mask(sel), "resolution": float(self.resolution.value), "key": self.key}
+            return {"resolution": float(self.resolution.value), "key": self.key, **self._cells_args()}
 
         args = self._guard("subcluster", build)
         if args is not None:
@@ -459,25 +650,7 @@ class ClusterPanel:
             raise ExprmatError("type the obs column to label into ('label into'), e.g. cell.type.")
         return lk
 
-    def on_label_lasso(self):
-        def build():
-            lk = self._label_key_checked()
-            label = self._text(self.label_text, "label")
-            return {"key": lk, "label": label, **self.a.lasso_args()}
-
-        args = self._guard("label_cells", build)
-        if args is not None:
-            self.a.act("label_cells", _routine("label_cells"), self.a.adata, **args)
-
-    def on_exclude_lasso(self):
-        args = self._guard("exclude_cells", self.a.lasso_args)
-        if args is not None:
-            self.a.act("exclude_cells", _routine("exclude_cells"), self.a.adata, **args)
-
-    def on_recluster_lasso(self):
-        def build():
-            return {"resolution": float(self.resolution.value), "key": self.key, **self.a.lasso_args()}
-
-        args = self._guard("subcluster", build)
-        if args is not None:
-            self.a.act("subcluster", _routine("subcluster"), self.a.adata, **args)
+    # the buttons of earlier versions: one button per routine acts on the current selection
+    on_label_lasso = on_label
+    on_exclude_lasso = on_exclude
+    on_recluster_lasso = on_recluster

@@ -166,6 +166,10 @@ def _annotate_by_clicking(st, artifacts):
     labelled = kernel.eval("np.flatnonzero(adata.obs['cell.type'] == 'lasso blob').tolist()")
     assert labelled == sel
     jh.screenshot(page.locator(ANN).first, "annotator_lasso_label.png")
+    # the new label shows at once (the plot takes the label column); back to the clusters
+    assert kernel.eval("ann.scatter.color") == "cell.type"
+    page.locator(f"{ANN} button.em-color-by-key").first.click()
+    kernel.wait_for("ann.scatter.color == 'leiden'")
 
     # 2) merge clusters '0' and '2' into 'T cells'
     page.click(f'{SCATTER} button[data-mode="pan"]')
@@ -210,7 +214,7 @@ def _annotate_by_clicking(st, artifacts):
         arg=n_obs - n9,
     )
     assert "9" not in _row_texts(page) and "9" not in _legend(page)
-    assert f"keep {n_obs - n9} observations from {n_obs}" in _status(page)
+    assert f"excluded {n9:,} cells - Undo restores them" in _status(page)
 
     # 4) re-cluster cluster '3' at resolution 0.5
     _toggle(page, "3")

@@ -1,0 +1,150 @@
+"""The Annotator's panels in a real browser (JupyterLab + headless Chromium): buttons named
+after the current selection, Undo / Redo naming their command (Redo re-runs the record and
+reproduces its output), Save refusing to overwrite until "overwrite" is ticked; checked on
+the page and in the notebook's kernel.  Screenshots at 1400 and 1100 px wide and in the
+dark theme go to ``screens/`` (for a person to look at)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import emw_browser_jupyter as jh
+
+pytestmark = pytest.mark.browser
+
+ANN = ".em-annotator"
+SCATTER = ".emw-scatter"
+SCREENS = Path(__file__).resolve().parents[2] / "screens"
+
+CELLS = [
+    "import scanpy as sc\nimport exprmat_widgets as em\nimport exprmat_widgets.widgets\n"
+    "adata = sc.datasets.pbmc68k_reduced()\n"
+    "em.leiden(adata, resolution=1.0, random_state=0)",
+    "ann = em.Annotator(adata, key='leiden', basis='umap', height=420)\nann",
+]
+
+
+def _text(page, sel) -> str:
+    return page.locator(f"{ANN} {sel}").first.text_content().strip()
+
+
+def _wait_text(page, sel, pattern, timeout=60_000):
+    page.wait_for_function(
+        "([s, p]) => { const e = document.querySelector(s); return e && new RegExp(p).test(e.textContent.trim()); }",
+        arg=[f"{ANN} {sel}", pattern], timeout=timeout,
+    )
+
+
+def _click(page, kernel, sel):
+    """Click a button and wait until its action is done (the status line has changed)."""
+    kernel.run("_before = ann.status_text")
+    page.locator(f"{ANN} {sel}").first.click()
+    kernel.wait_for("not ann.busy and ann.status_text != _before", timeout=90)
+    page.wait_for_function("() => !document.querySelector('.em-status .em-status-busy')", timeout=30_000)
+
+
+def _shot(page, name):
+    SCREENS.mkdir(exist_ok=True)
+    page.locator(ANN).first.screenshot(path=str(SCREENS / name))
+
+
+def test_panels_ux_in_the_browser(browser_ctx, jupyter_server):
+    import exprmat_widgets
+
+    server = jupyter_server
+    jh.write_notebook(server.root / "panels_ux.ipynb", CELLS)
+    page = browser_ctx.new_page()
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    page.set_default_timeout(60_000)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        jh.open_notebook(page, server, "panels_ux.ipynb")
+        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+        page.wait_for_selector(f'{SCATTER}[data-drawn="true"]', timeout=90_000)
+        page.wait_for_selector(f"{ANN} .em-cluster-row")
+        kernel = server.kernel_for("panels_ux.ipynb")
+        # the kernel runs the package under test (PYTHONPATH), not another checkout
+        assert kernel.eval("em.__file__") == exprmat_widgets.__file__
+
+        # the buttons say what they act on
+        page.locator(f"{ANN} button.em-cluster-toggle").filter(has_text=re.compile(r"^0$")).first.click()
+        page.locator(f"{ANN} button.em-cluster-toggle").filter(has_text=re.compile(r"^2$")).first.click()
+        kernel.wait_for("ann.clusters.selected == ['0', '2']")
+        n = kernel.eval("int(adata.obs['leiden'].isin(['0', '2']).sum())")
+        _wait_text(page, "button.em-exclude", rf"^Exclude 2 clusters \({n:,} cells\)$")
+        assert _text(page, "button.em-label-clusters") == f"Label 2 clusters ({n:,} cells)"
+        assert _text(page, "button.em-merge") == "Merge 2 clusters"
+        _shot(page, "panels_1400.png")
+
+        # label cluster 1; the plot shows the label column; Undo / Redo name the command
+        page.locator(f"{ANN} button.em-clear").first.click()
+        kernel.wait_for("ann.clusters.selected == []")
+        page.locator(f"{ANN} button.em-cluster-toggle").filter(has_text=re.compile(r"^1$")).first.click()
+        kernel.wait_for("ann.clusters.selected == ['1']")
+        n1 = kernel.eval("int((adata.obs['leiden'] == '1').sum())")
+        box = page.locator(f"{ANN} .em-label input").first
+        box.fill("Mono")
+        box.press("Tab")
+        kernel.wait_for("ann.clusters.label_text.value == 'Mono'")
+        _click(page, kernel, "button.em-label-clusters")
+        assert kernel.eval("ann.scatter.color") == "cell.type"
+        _wait_text(page, "button.em-undo", rf"^Undo label_cells \(Mono, {n1} cells\)$")
+        _wait_text(page, ".em-color-info", r"plot coloured by obs\['cell.type'\]")
+        _shot(page, "panels_after_label_1400.png")
+        rec = kernel.eval("__import__('json').loads(adata.uns['commands'][-1])")
+        _click(page, kernel, "button.em-undo")
+        assert kernel.eval("'cell.type' in adata.obs") is False
+        _wait_text(page, "button.em-redo", rf"^Redo label_cells \(Mono, {n1} cells\)$")
+        page.wait_for_selector(f"{ANN} .em-history-undone")
+        _click(page, kernel, "button.em-redo")
+        new = kernel.eval("__import__('json').loads(adata.uns['commands'][-1])")
+        assert new["command"] == "label_cells" and new["params"] == rec["params"]
+        assert new["output"] == rec["output"]
+        assert "same result as before the undo" in _text(page, ".em-status")
+        _wait_text(page, "button.em-redo", r"^Redo \(nothing undone\)$")
+
+        # Save refuses to overwrite until "overwrite" is ticked, and says the full path
+        target = server.root / "annotated.h5ad"
+        assert not target.exists()
+        _click(page, kernel, "button.em-save")
+        assert target.exists() and f"wrote {target}" in _text(page, ".em-status")
+        mtime = os.path.getmtime(target)
+        _click(page, kernel, "button.em-save")
+        page.wait_for_selector(f"{ANN} .em-status .em-status-error")
+        assert "already exists" in _text(page, ".em-status") and os.path.getmtime(target) == mtime
+        page.locator(f"{ANN} .em-overwrite input").first.check()
+        kernel.wait_for("ann.history.overwrite.value")
+        _click(page, kernel, "button.em-save")
+        page.wait_for_selector(f"{ANN} .em-status .em-status-ok")
+        assert os.path.getmtime(target) > mtime
+        assert kernel.eval("ann.history.overwrite.value") is False
+        _shot(page, "panels_saved_1400.png")
+
+        # narrower window and dark theme: screenshots to look at; no gap under the scatter
+        page.set_viewport_size({"width": 1100, "height": 1700})
+        page.wait_for_timeout(800)
+        _shot(page, "panels_1100.png")
+        gap = page.evaluate(
+            """(sel) => { const a = document.querySelector(sel);
+                 const sc = a.querySelector('.emw-scatter').getBoundingClientRect();
+                 const mk = a.querySelector('.em-marker-panel').getBoundingClientRect();
+                 return mk.top - sc.bottom; }""",
+            ANN,
+        )
+        assert gap < 40, f"{gap}px between the scatter and the marker panel"
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        page.wait_for_timeout(1500)
+        _shot(page, "panels_dark_1100.png")
+        page.set_viewport_size({"width": 1400, "height": 1700})
+        page.wait_for_timeout(800)
+        _shot(page, "panels_dark_1400.png")
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+        assert not errors, errors
+    finally:
+        page.close()
+        jh.shutdown_kernels(server)
