@@ -5,6 +5,7 @@ Layout (an ``ipywidgets.VBox``)::
     status line (running / done / error in red)
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
     [ marker panel               ] [ history panel ]
+    [ analysis: preprocess | embed | cluster | composition | cNMF ]
 
 Every button of every panel calls exactly one core routine through
 :meth:`Annotator.act`, which
@@ -53,6 +54,7 @@ from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
 from ._capture import capture_warnings
+from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -208,6 +210,7 @@ class Annotator(W.VBox):
         self.clusters = ClusterPanel(self, key=key, label_key=label_key)
         self.markers = MarkerPanel(self)
         self.history = HistoryPanel(self)
+        self.analysis = AnalysisPanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # column boxes (children stretch to the box's width), min_width 0 and hidden overflow:
@@ -221,7 +224,7 @@ class Annotator(W.VBox):
                      layout=W.Layout(width="100%"))
         bottom = W.HBox([cell(self.markers.widget, "3 1 0%", "360px"),
                          cell(self.history.widget, "2 1 0%", "300px")], layout=W.Layout(width="100%"))
-        super().__init__([self.status, top, bottom])
+        super().__init__([self.status, top, bottom, self.analysis.widget])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -284,7 +287,7 @@ class Annotator(W.VBox):
 
     @property
     def action_buttons(self) -> list:
-        return self.clusters.buttons + self.markers.buttons + self.history.buttons
+        return self.clusters.buttons + self.markers.buttons + self.history.buttons + self.analysis.buttons
 
     def _set_status(self, text: str, kind: str = "info") -> None:
         color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "warn": "#9a6700", "error": "#c62828"}[kind]
