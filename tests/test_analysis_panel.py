@@ -208,3 +208,33 @@ def test_background_actions(opened):
     ann.wait(120)
     _ok(ann, "umap")
     assert ann.scatter._emb_source is adata.obsm["X_umap"]
+
+
+def test_cnmf_run_pick_k_extract(opened):
+    adata = opened[1].copy()
+    em.normalize_total(adata)
+    em.log1p(adata)
+    em.highly_variable_genes(adata, n_top_genes=300, key_added="vst.all.hvg")
+    ann = em.Annotator(adata, key="leiden", basis="umap", background=False)
+    an = ann.analysis
+    assert an.cnmf_k.options == () and an.counts_layer.value == "counts"
+    _refused(ann, an.extract_button.click, "run cNMF first")
+    an.cnmf_ks.value = "3,4"
+    an.cnmf_iter.value = 5
+    an.cnmf_hvg.value = "vst.all.hvg"
+    _refused(ann, an.cnmf_button.click, "consensus_nmf", "'norm'")  # no linear layer yet
+    an.tpm_button.click()
+    _ok(ann, "derive_layer")
+    np.testing.assert_allclose(adata.layers["norm"].data, np.expm1(adata.X.data))
+    an.cnmf_ks.value = "1"
+    _refused(ann, an.cnmf_button.click, "consensus_nmf")
+    an.cnmf_ks.value = "3,4"
+    an.cnmf_button.click()
+    _ok(ann, "consensus_nmf")
+    assert list(an.cnmf_k.options) == ["3", "4"] and "stability" in an.cnmf_stats.value
+    an.cnmf_k.value = "4"
+    an.extract_button.click()
+    _ok(ann, "consensus_nmf_extract_k")
+    usage = adata.obsm["cnmf.4"]
+    assert usage.shape == (adata.n_obs, 4) and np.allclose(usage.to_numpy().sum(axis=1), 1)
+    assert get_records(adata)[-2]["params"]["ks"] == [3, 4]
