@@ -238,3 +238,21 @@ def test_cnmf_run_pick_k_extract(opened):
     usage = adata.obsm["cnmf.4"]
     assert usage.shape == (adata.n_obs, 4) and np.allclose(usage.to_numpy().sum(axis=1), 1)
     assert get_records(adata)[-2]["params"]["ks"] == [3, 4]
+
+
+def test_undo_of_an_exclusion_clears_the_notice(opened):
+    adata = opened[1].copy()
+    ann = em.Annotator(adata, key="leiden", basis="umap", background=False)
+    an = ann.analysis
+    assert an.reembed_button.layout.display == "none" and "current cells" in an.stale.value
+    ann.clusters.select(["0"])
+    ann.clusters.exclude_button.click()
+    _ok(ann, "exclude")
+    assert "kNN graph and UMAP predate" in an.stale.value and "step 5 (exclude)" in an.stale.value
+    assert an.minor.value == "leiden" and "0" not in an.composition.columns
+    ann.history.undo_button.click()
+    ann.wait()
+    assert ann.last_error is None and adata.n_obs == 400
+    assert an.reembed_button.layout.display == "none" and "predate" not in an.stale.value
+    assert "0" in an.composition.columns
+    pd.testing.assert_frame_equal(an.composition, em.proportion(adata, "sample", "leiden"))

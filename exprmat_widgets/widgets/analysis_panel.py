@@ -41,7 +41,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import numpy as np
 import pandas as pd
 
 from .. import _validate as v
@@ -119,7 +118,6 @@ class AnalysisPanel:
 
     def __init__(self, annotator):
         self.a = annotator
-        adata = annotator.adata
         self._silent = False
         self.composition: pd.DataFrame | None = None
         self.buttons: list[W.Button] = []
