@@ -194,6 +194,7 @@ def test_background_actions(opened):
         ann.wait(120)
     _ok(ann, "log1p")
     assert [r["command"] for r in get_records(adata)][-2:] == ["normalize_total", "log1p"]
+    _refused(ann, an.log1p_button.click, "already log-transformed")
     an.batch_key.value = "one.batch"
     _refused(ann, an.harmony_button.click, "single batch")
     an.batch_key.value = "sample"

@@ -293,9 +293,9 @@ class AnalysisPanel:
         self.embedding_state = st
         if st["knn_stale"] or st["embedding_stale"]:
             what = st["commands"][st["cells"]]
-            todo = "kNN graph and UMAP" if st["knn_stale"] else "UMAP"
+            todo = "kNN graph and UMAP predate" if st["knn_stale"] else "UMAP predates"
             self.stale.value = (
-                f'<span class="em-an-stale-text" style="color:#9a6700">\u26a0 the {todo} predate the '
+                f'<span class="em-an-stale-text" style="color:#9a6700">\u26a0 the {todo} the '
                 f"cells' change at step {st['cells'] + 1} ({html.escape(what)}): re-embed the "
                 f"current {self.a.adata.n_obs:,} cells</span>"
             )
