@@ -69,16 +69,17 @@ def test_workbench_from_raw_counts_replays(opened):
 
     # seurat_v3 on the log data in X: the core says to pass the counts layer
     an.hvg_flavor.value = "seurat_v3"
+    assert an.hvg_layer.value == "counts"  # seurat_v3 reads the counts by default
     an.hvg_layer.value = "X"
     _refused(ann, an.hvg_button.click, "needs raw counts", "layer='counts'")
     an.hvg_flavor.value = "seurat"
+    assert an.hvg_layer.value == "X"
     an.hvg_n.value = 800
     an.hvg_key.value = "vst.all.hvg"
     an.hvg_button.click()
     _ok(ann, "highly_variable_genes")
     assert int(adata.var["vst.all.hvg"].sum()) == 800
-    assert "vst.all.hvg" in an.pca_mask.options
-    an.pca_mask.value = "vst.all.hvg"
+    assert an.pca_mask.value == "vst.all.hvg" == an.cnmf_hvg.value  # the flags just made
     an.pca_n.value = 20
     an.pca_button.click()
     _ok(ann, "pca")
@@ -91,8 +92,7 @@ def test_workbench_from_raw_counts_replays(opened):
     _ok(ann, "harmony")
 
     # embedding of the preprocessed data: the scatter shows the new UMAP
-    assert "harmony" in an.use_rep.options and "X_umap" not in an.use_rep.options
-    an.use_rep.value = "harmony"
+    assert an.use_rep.value == "harmony" == an.sc3_basis.value and "X_umap" not in an.use_rep.options
     an.n_neighbors.value = 10
     an.knn_button.click()
     _ok(ann, "knn")

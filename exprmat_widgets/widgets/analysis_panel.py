@@ -149,6 +149,8 @@ class AnalysisPanel:
         self.pca_button = btn("PCA", "principal components (em.pca)", self.on_pca, "pca")
         self.harmony_button = btn("Harmony", "integrate the PCA over the batch column (em.harmony)",
                                   self.on_harmony, "harmony")
+        # seurat_v3 ranks raw counts: point it at the counts layer (shown, and changeable)
+        self.hvg_flavor.observe(self._on_flavor, names="value")
         row = lambda *c: W.HBox(list(c), layout=W.Layout(flex_flow="row wrap", align_items="center"))  # noqa: E731
         preprocess = W.VBox([
             row(self.keep_counts_button, self.counts_layer),
@@ -242,21 +244,25 @@ class AnalysisPanel:
     def _categorical(self, adata) -> list[str]:
         return annotation_keys(adata)
 
-    def _set_options(self, dd, options, prefer=()):
+    def _set_options(self, dd, options, prefer=(), follow_new=False):
         """New options for ``dd``, keeping its value when it is still there (else the first
-        preferred one present), without firing the panel's observers."""
+        preferred one present), without firing the panel's observers.  ``follow_new``: a
+        preferred option that has just appeared (the step before made it, e.g. ``harmony``
+        after Harmony) is taken, so the next step reads what the last one wrote."""
         options = list(options)
-        cur = dd.value
-        if list(dd.options) == options and (cur in options or not options):
+        old, cur = list(dd.options), dd.value
+        if old == options and (cur in options or not options):
             return
+        fresh = [p for p in prefer if p in options and p not in old] if follow_new and old else []
         self._silent = True
         try:
             dd.options = options
-            if cur in options:
+            if fresh:
+                dd.value = fresh[0]
+            elif cur in options:
                 dd.value = cur
             else:
-                pick = next((p for p in prefer if p in options), options[0] if options else None)
-                dd.value = pick
+                dd.value = next((p for p in prefer if p in options), options[0] if options else None)
         finally:
             self._silent = False
 
@@ -266,13 +272,13 @@ class AnalysisPanel:
         adata = self.a.adata
         obsm = [str(k) for k in adata.obsm.keys() if getattr(adata.obsm[k], "ndim", 2) == 2]
         reps = [k for k in obsm if k != v.embedding_key(adata, self.a.basis)] or obsm
-        self._set_options(self.use_rep, reps, prefer=("harmony", "X_harmony", "X_pca"))
-        self._set_options(self.sc3_basis, reps, prefer=("harmony", "X_harmony", "X_pca"))
+        self._set_options(self.use_rep, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
+        self._set_options(self.sc3_basis, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
         flags = [str(c) for c in adata.var.columns if adata.var[c].dtype == bool]
         self._set_options(self.pca_mask, [_ALL_GENES] + flags,
-                          prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES))
+                          prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES), follow_new=True)
         self._set_options(self.cnmf_hvg, [_ALL_GENES] + flags,
-                          prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES))
+                          prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES), follow_new=True)
         self._set_options(self.hvg_layer, ["X"] + [str(k) for k in adata.layers.keys()])
         cats = self._categorical(adata)
         self._set_options(self.batch_key, cats, prefer=("sample", "batch"))
@@ -315,6 +321,12 @@ class AnalysisPanel:
         stats = self.a.adata.uns.get(f"{key}.stats") if key else None
         self.cnmf_stats.value = (stats.to_html(index=False, float_format=lambda x: f"{x:.3g}")
                                  if isinstance(stats, pd.DataFrame) else "")
+
+    def _on_flavor(self, change):
+        counts = (self.counts_layer.value or "").strip()
+        want = counts if str(change["new"]).startswith("seurat_v3") else "X"
+        if want in self.hvg_layer.options:
+            self.hvg_layer.value = want
 
     def _on_minor_picked(self, change):
         if not self._silent:
