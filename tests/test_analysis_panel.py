@@ -209,6 +209,18 @@ def test_background_actions(opened):
     ann.wait(120)
     _ok(ann, "umap")
     assert ann.scatter._emb_source is adata.obsm["X_umap"]
+    # an exclusion in the background: the notice comes with the refresh after it
+    ann.clusters.select(["0"])
+    ann.clusters.exclude_button.click()
+    ann.wait(120)
+    _ok(ann, "exclude")
+    assert an.reembed_button.description == "Re-embed: kNN" and "predate" in an.stale.value
+    for name in ("knn", "umap"):
+        an.reembed_button.click()
+        ann.wait(120)
+        _ok(ann, name)
+    assert an.reembed_button.layout.display == "none"
+    assert ann.scatter._emb_source is adata.obsm["X_umap"] and len(adata.obsm["X_umap"]) == adata.n_obs < 400
 
 
 def test_cnmf_run_pick_k_extract(opened):
