@@ -11,3 +11,19 @@ def action_button(desc: str, tip: str, handler, css_class: str, style: str = "")
     b.add_class(css_class)
     b.on_click(lambda _b: handler())
     return b
+
+
+def guarded(annotator, name: str, build):
+    """``build()`` (the panel inputs turned into a routine's arguments), or ``None`` after
+    showing the problem in the status line.  Refused while an action runs: the data may be
+    half-changed, so nothing is read from them."""
+    if annotator.busy:
+        annotator.last_error = f"{name}: another action is still running; wait for it to finish."
+        annotator._set_status(annotator.last_error, "error")
+        return None
+    try:
+        return build()
+    except Exception as e:  # never raised into the click handler
+        annotator.last_error = f"{name}: {e}"
+        annotator._set_status(annotator.last_error, "error")
+        return None

@@ -6,6 +6,7 @@ Layout (an ``ipywidgets.VBox``)::
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
     [ marker panel                ] [ history panel ]
       (two columns, each stacked without gaps)
+    [ analysis: preprocess | embed | cluster | composition | cNMF ]
 
 Every button of every panel calls exactly one core routine through
 :meth:`Annotator.act`, which
@@ -51,6 +52,7 @@ from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
 from ._capture import capture_action
+from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
@@ -168,6 +170,7 @@ class Annotator(W.VBox):
         self.clusters = ClusterPanel(self, key=key, label_key=label_key)
         self.markers = MarkerPanel(self)
         self.history = HistoryPanel(self)
+        self.analysis = AnalysisPanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # two columns, not two rows: the marker panel sits right under the scatter whatever
@@ -182,7 +185,7 @@ class Annotator(W.VBox):
         right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
         body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
         body.add_class("em-annotator-body")
-        super().__init__([self.status, body])
+        super().__init__([self.status, body, self.analysis.widget])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -245,7 +248,7 @@ class Annotator(W.VBox):
 
     @property
     def action_buttons(self) -> list:
-        return self.clusters.buttons + self.markers.buttons + self.history.buttons
+        return self.clusters.buttons + self.markers.buttons + self.history.buttons + self.analysis.buttons
 
     def _set_status(self, text: str, kind: str = "info") -> None:
         color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "warn": "#9a6700", "error": "#c62828"}[kind]
