@@ -63,7 +63,7 @@ def test_annotate_int_and_str_clusters_reports_unmapped(pbmc_graph, capsys):
     assert len(cats) >= 6
     mapping = {"T": [int(cats[0]), int(cats[1])], "B": [cats[2]], "Mono": [cats[3], int(cats[4])]}
     counts = em.annotate(a, annotation="cell.type", cluster="leiden", mapping=mapping)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     ct = a.obs["cell.type"]
     assert isinstance(ct.dtype, pd.CategoricalDtype)
     assert list(ct.cat.categories) == ["T", "B", "Mono"]
@@ -123,7 +123,7 @@ def test_exclude_drops_cells_categories_and_keeps_colours(pbmc_graph, capsys):
     gone = a.obs["leiden"].astype(str).isin([str(c) for c in drop])
     kept_names = a.obs_names[~gone]
     em.exclude(a, annotation="leiden", remove=drop)
-    assert f"keep {len(kept_names)} observations from {n0}" in capsys.readouterr().out
+    assert f"keep {len(kept_names)} observations from {n0}" in capsys.readouterr().err
     assert list(a.obs_names) == list(kept_names)
     assert a.obsm["X_umap"].shape[0] == a.obsp["connectivities"].shape[0] == a.n_obs
     assert set(map(str, a.obs["leiden"].cat.categories)) == set(cats) - {cats[1], cats[3]}
@@ -243,7 +243,7 @@ def test_label_cells_new_column_existing_column_and_drop_empty(pbmc_graph, capsy
     assert all(after[c] == before[c] for c in after if c != "special")
     # an existing label gains cells (reported)
     em.label_cells(a, "leiden", a.obs_names[:3], cats[0])
-    assert "added to the existing category" in capsys.readouterr().out
+    assert "added to the existing category" in capsys.readouterr().err
     assert (a.obs["leiden"].iloc[:3] == cats[0]).all()
 
 
@@ -351,7 +351,7 @@ def test_subset_cells_and_proportion(pbmc_graph, capsys):
     keep = ["CD14+ Monocyte", "CD4+/CD45RO+ Memory", "CD19+ B"]
     expected = a.obs_names[a.obs["bulk_labels"].isin(keep) & (a.obs["half"] == "even")]
     em.subset_cells(a, keys=["bulk_labels", "half"], values=[keep, ["even"]])
-    assert f"selected {len(expected)} observations from 700" in capsys.readouterr().out
+    assert f"selected {len(expected)} observations from 700" in capsys.readouterr().err
     assert list(a.obs_names) == list(expected)
     assert set(a.obs["bulk_labels"].cat.categories) == set(keep)
     state = _state(a)

@@ -106,14 +106,14 @@ def test_tutorial_calls_as_written(expm, tmp_path, capsys):
     keep = cats[:-1]
     expm.build_subset(subset_name="mono-neutro", slot="rna", keys=["leiden"], values=[keep])
     n_sub = int(expm["rna"].obs["leiden"].isin(keep).sum())
-    assert f"selected {n_sub} observations from {expm['rna'].n_obs}" in capsys.readouterr().out
+    assert f"selected {n_sub} observations from {expm['rna'].n_obs}" in capsys.readouterr().err
     assert (d / "subsets" / "mono-neutro.h5ad").exists()
 
     expm = em.load_experiment(d, load_samples=False, load_subset="mono-neutro")
     assert expm["rna"].n_obs == n_sub and not expm.samples
     n_left = n_sub - int((expm["rna"].obs["leiden"] == keep[0]).sum())
     expm.rna.exclude(annotation="leiden", remove=[keep[0]])
-    assert f"keep {expm['rna'].n_obs} observations from {n_sub}" in capsys.readouterr().out
+    assert f"keep {expm['rna'].n_obs} observations from {n_sub}" in capsys.readouterr().err
     assert expm["rna"].n_obs == n_left
     rest = list(expm["rna"].obs["leiden"].cat.categories)
     counts = expm.rna.annotate(annotation="cell.type", cluster="leiden", mapping={

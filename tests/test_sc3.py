@@ -77,7 +77,7 @@ def test_tutorial_call(pbmc, capsys):
         pbmc, basis="harmony", key_added="sc3", n_clusters=[5, 10, 20, 30], d_range=None,
         n_runs=5, n_facility=None, multiplier_facility=None, batch_size=None, random_state=42,
     )
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "[i] multiplier_facility not set, using default value of 3" in out
     assert "[i] number of facilities calculated as 90" in out
     for k in (5, 10, 20, 30):
@@ -177,14 +177,14 @@ def test_same_clusters_in_another_process_with_other_thread_settings(pbmc):
 
 def test_facility_settings_and_messages(pbmc, capsys):
     em.sc3(pbmc, basis="pca", n_clusters=[3, 6], n_facility=40, multiplier_facility=2, random_state=1)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "[i] n_facility set to 40, ignoring multiplier_facility" in out
     assert pbmc.uns["sc3"]["n_facility"] == 40
     em.sc3(pbmc, basis="pca", n_clusters=[4], multiplier_facility=2.5, random_state=1)
-    assert "number of facilities calculated as 10" in capsys.readouterr().out
+    assert "number of facilities calculated as 10" in capsys.readouterr().err
     small = pbmc[:40].copy()
     em.sc3(small, basis="pca", n_clusters=[5, 30], random_state=0)
-    assert "capped at the number of cells - 1 = 39" in capsys.readouterr().out
+    assert "capped at the number of cells - 1 = 39" in capsys.readouterr().err
     assert small.obs["sc3.30"].cat.categories.size <= 30
 
 
@@ -197,7 +197,7 @@ def test_fewer_distinct_groups_than_k(capsys):
     em.sc3(a, basis="pca", n_clusters=[2, 5], d_range=[3], random_state=0)
     assert adjusted_rand_score(which, a.obs["sc3.5"]) == 1.0
     assert a.obs["sc3.2"].cat.categories.size == 2
-    assert "the runs agree on only 3 distinct groups" in capsys.readouterr().out
+    assert "the runs agree on only 3 distinct groups" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- internals

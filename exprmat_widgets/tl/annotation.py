@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from .. import _rows
 from .. import _validate as v
+from .._logging import logg
 from ..colors import colors_of, sync_colors
 from ..errors import ExprmatError, MissingKeyError
 from ..history import carry_obs_names_hash, command
@@ -197,7 +198,7 @@ def _subset_inplace(adata, keep: np.ndarray, *, verb: str) -> None:
             adata._init_as_actual(adata[keep].copy())
     for k, prev in previous.items():
         sync_colors(adata, k, previous=prev)
-    print(f"[i] {verb} {adata.n_obs} observations from {n0}.")
+    logg.info(f"{verb} {adata.n_obs} observations from {n0}.")
 
 
 def _colored_categoricals(p, adata):
@@ -404,8 +405,8 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
     _write_categorical(adata, annotation, lut[codes], labels, previous)
     if left:
         n_left = sum(n for _, n in left)
-        print(
-            f"[!] {len(left)} cluster(s) of obs[{cluster!r}] not in the mapping are left unannotated (NaN) "
+        logg.warning(
+            f"{len(left)} cluster(s) of obs[{cluster!r}] not in the mapping are left unannotated (NaN) "
             f"in obs[{annotation!r}]: {[c for c, _ in left]} ({n_left} cells)."
         )
     return adata.obs[annotation].value_counts()
@@ -470,7 +471,7 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     new_codes = lut[codes]
     _write_categorical(adata, key, new_codes, new_cats, previous, inherit)
     n = int((new_codes == target).sum())
-    print(f"[i] merged {merged} of obs[{key!r}] into {name!r} ({n} cells).")
+    logg.info(f"merged {merged} of obs[{key!r}] into {name!r} ({n} cells).")
 
 
 @command("rename_cluster", writes=_writes_key("key"))
@@ -553,7 +554,7 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
     _write_categorical(adata, key, new_codes, cats, previous)
     n = int(mask.sum())
     note = f" (added to the existing category, now {int((new_codes == li).sum())} cells)" if existed else ""
-    print(f"[i] labelled {n} cells {label!r} in obs[{key!r}]{note}.")
+    logg.info(f"labelled {n} cells {label!r} in obs[{key!r}]{note}.")
 
 
 # --------------------------------------------------------------------------- sub-clustering
@@ -741,4 +742,4 @@ def subcluster(
         random_state=random_state, n_iterations=n_iterations, use_weights=use_weights, flavor="igraph",
     )
     new_labels = write_subclusters(adata, key, out_key, mask, groups, where="subcluster", resolution=resolution)
-    print(f"[i] sub-clustered {int(mask.sum())} cells into {len(new_labels)} clusters ({new_labels[0]} ...).")
+    logg.info(f"sub-clustered {int(mask.sum())} cells into {len(new_labels)} clusters ({new_labels[0]} ...).")

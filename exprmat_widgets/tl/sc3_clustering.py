@@ -55,6 +55,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import _validate as v
+from .._logging import logg
 from ..colors import sync_colors
 from ..errors import ExprmatError
 from ..history import command
@@ -139,12 +140,12 @@ def _check(adata, basis, key_added, n_clusters, d_range, n_runs, n_facility,
             f"the number of cells - 1 = {n_cells - 1}.",
         )
         if multiplier_facility is not None:
-            messages.append(f"[i] n_facility set to {n_facility}, ignoring multiplier_facility")
+            messages.append(f"n_facility set to {n_facility}, ignoring multiplier_facility")
     else:
         if multiplier_facility is None:
             multiplier_facility = DEFAULT_MULTIPLIER
             messages.append(
-                f"[i] multiplier_facility not set, using default value of {DEFAULT_MULTIPLIER}"
+                f"multiplier_facility not set, using default value of {DEFAULT_MULTIPLIER}"
             )
         elif (isinstance(multiplier_facility, bool) or not isinstance(multiplier_facility, numbers.Real)
               or not np.isfinite(multiplier_facility) or multiplier_facility < 1):
@@ -155,9 +156,9 @@ def _check(adata, basis, key_added, n_clusters, d_range, n_runs, n_facility,
         n_facility = round(max(ks) * float(multiplier_facility))
         if n_facility >= n_cells:
             n_facility = n_cells - 1
-            messages.append(f"[i] number of facilities capped at the number of cells - 1 = {n_facility}")
+            messages.append(f"number of facilities capped at the number of cells - 1 = {n_facility}")
         else:
-            messages.append(f"[i] number of facilities calculated as {n_facility}")
+            messages.append(f"number of facilities calculated as {n_facility}")
     if batch_size is None:
         batch_size = min(DEFAULT_BATCH_SIZE, n_cells)
     else:
@@ -549,7 +550,7 @@ def sc3(
         multiplier_facility, batch_size, random_state,
     )
     for m in messages:
-        print(m)
+        logg.info(m)
     x = np.asarray(x)  # each d_range subset is copied to float64 once, in _facilities
     n_trials = len(dims) * n_runs
     results = {}
@@ -570,7 +571,7 @@ def sc3(
         sync_colors(adata, col)
         n_found = len(results[k].categories)
         if n_found < k:
-            print(f"[i] {col}: the runs agree on only {n_found} distinct groups, so {col} has {n_found} clusters")
+            logg.info(f"{col}: the runs agree on only {n_found} distinct groups, so {col} has {n_found} clusters")
     adata.uns[key_added] = {
         "params": {
             "basis": v.embedding_key(adata, basis),
