@@ -6,12 +6,11 @@ import logging
 
 import numpy as np
 import pytest
+from test_widgets_panels import _lasso
 
 import exprmat_widgets as em
 import exprmat_widgets.widgets  # noqa: F401
 from exprmat_widgets.history import fingerprint
-
-from test_widgets_panels import _lasso
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ bounded resident memory.  ``benchmarks/soak.py`` runs the same driver at 500 act
 import logging
 
 import pytest
-
 from soak_driver import Soak, prepare, report, rss_mib
 
 log = logging.getLogger(__name__)

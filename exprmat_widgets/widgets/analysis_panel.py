@@ -270,7 +270,7 @@ class AnalysisPanel:
         """Options from the data (obsm keys, var flags, obs columns), the out-of-date notice
         and the composition table."""
         adata = self.a.adata
-        obsm = [str(k) for k in adata.obsm.keys() if getattr(adata.obsm[k], "ndim", 2) == 2]
+        obsm = [str(k) for k in adata.obsm if getattr(adata.obsm[k], "ndim", 2) == 2]
         reps = [k for k in obsm if k != v.embedding_key(adata, self.a.basis)] or obsm
         self._set_options(self.use_rep, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
         self._set_options(self.sc3_basis, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
@@ -279,7 +279,7 @@ class AnalysisPanel:
                           prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES), follow_new=True)
         self._set_options(self.cnmf_hvg, [_ALL_GENES] + flags,
                           prefer=(self.hvg_key.value, "highly_variable", _ALL_GENES), follow_new=True)
-        self._set_options(self.hvg_layer, ["X"] + [str(k) for k in adata.layers.keys()])
+        self._set_options(self.hvg_layer, ["X"] + [str(k) for k in adata.layers])
         cats = self._categorical(adata)
         self._set_options(self.batch_key, cats, prefer=("sample", "batch"))
         self._set_options(self.major, cats, prefer=("sample", "batch"))

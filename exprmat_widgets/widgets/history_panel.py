@@ -27,11 +27,10 @@ other refreshes send nothing.
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import os
-
-import copy
 
 import ipywidgets as W
 
@@ -119,7 +118,8 @@ class HistoryPanel:
                                     layout=W.Layout(width="auto"))
         self.redo_button.add_class("em-redo")
         self.redo_button.on_click(lambda _b: self.on_redo())
-        self.h5ad_path = W.Text(value="annotated.h5ad", description="h5ad", layout=W.Layout(width="auto", flex="1 1 auto"))
+        self.h5ad_path = W.Text(value="annotated.h5ad", description="h5ad",
+                                layout=W.Layout(width="auto", flex="1 1 auto"))
         self.h5ad_path.add_class("em-h5ad-path")
         self.save_button = W.Button(description="Save .h5ad", tooltip="write the annotated data",
                                     layout=W.Layout(width="auto"))
@@ -187,9 +187,11 @@ class HistoryPanel:
         rows = []
         # the newest first: what was just done is in view without scrolling
         for j, r in enumerate(reversed(self.redo_records)):
-            cls = "em-history-row em-history-undone" + (" em-history-next-redo" if j == len(self.redo_records) - 1 else "")
+            nxt = " em-history-next-redo" if j == len(self.redo_records) - 1 else ""
+            cls = "em-history-row em-history-undone" + nxt
             rows.append(
-                f'<tr class="{cls}" style="color:var(--jp-ui-font-color3, #999);text-decoration:line-through;vertical-align:top">'
+                f'<tr class="{cls}" style="color:var(--jp-ui-font-color3, #999);'
+                'text-decoration:line-through;vertical-align:top">'
                 "<td>undone</td>"
                 f"<td><code>{html.escape(r['command'])}</code></td>"
                 f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
@@ -198,7 +200,8 @@ class HistoryPanel:
             r = recs[i]
             style = "" if i >= start else "color:#888"
             rows.append(
-                f'<tr class="em-history-row" style="{style};vertical-align:top;border-top:1px solid var(--jp-border-color2, #eee)">'
+                f'<tr class="em-history-row" style="{style};vertical-align:top;'
+                'border-top:1px solid var(--jp-border-color2, #eee)">'
                 f"<td>{i}</td>"
                 f"<td><code>{html.escape(r['command'])}</code></td>"
                 f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"

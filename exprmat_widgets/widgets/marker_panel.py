@@ -46,8 +46,13 @@ import traitlets
 
 from ..errors import ExprmatError
 from ..tl.marker_summary import (
-    default_marker_data, latest_marker_key, marker_data_args, marker_data_options, marker_group_means,
-    marker_groups, marker_result_stale,
+    default_marker_data,
+    latest_marker_key,
+    marker_data_args,
+    marker_data_options,
+    marker_group_means,
+    marker_groups,
+    marker_result_stale,
 )
 from ._controls import action_button
 
@@ -142,8 +147,9 @@ def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, 
             x = left + cell * c + cell / 2
             f, m = float(frac[r, c]), float(mean[r, c])
             g = esc(str(gene))
-            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{1.5 + 6.5 * np.sqrt(f):.1f}" '
-                       f'fill="{colours[k]}"><title>{g}, {esc(str(grp))}: {100 * f:.0f}%, mean {m:.2f}</title></circle>')
+            radius = 1.5 + 6.5 * np.sqrt(f)
+            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{radius:.1f}" fill="{colours[k]}">'
+                       f"<title>{g}, {esc(str(grp))}: {100 * f:.0f}%, mean {m:.2f}</title></circle>")
             k += 1
     out.append("</svg>")
     return "".join(out)
@@ -181,7 +187,8 @@ class MarkerPanel:
                                tooltip="matrix to test: X, a layer or raw (log-normalised values)")
         self.data.add_class("em-marker-data")
 
-        self.clusters_button = action_button("Markers of clusters", "em.markers for the selected clusters (all if none)",
+        self.clusters_button = action_button("Markers of clusters",
+                                             "em.markers for the selected clusters (all if none)",
                                              self.on_markers, "em-markers", "info")
         self.lasso_button = action_button("Markers of lasso", "em.selection_markers: lasso cells vs the rest",
                                           self.on_selection_markers, "em-selection-markers", "info")

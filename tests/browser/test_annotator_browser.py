@@ -15,10 +15,9 @@ import subprocess
 import sys
 import textwrap
 
+import emw_browser_jupyter as jh
 import numpy as np
 import pytest
-
-import emw_browser_jupyter as jh
 
 pytestmark = pytest.mark.browser
 

@@ -11,10 +11,9 @@ import math
 import re
 from pathlib import Path
 
+import emw_browser_jupyter as jh
 import numpy as np
 import pytest
-
-import emw_browser_jupyter as jh
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +29,7 @@ CELLS = [
     "ann = em.Annotator(adata, key='leiden', basis='umap', height=380)\nann",
 ]
 
-PAGE_GENES = f"els => els.map(e => e.dataset.gene)"
+PAGE_GENES = "els => els.map(e => e.dataset.gene)"
 
 
 def _page_rows(page):

@@ -10,9 +10,8 @@ import os
 import re
 from pathlib import Path
 
-import pytest
-
 import emw_browser_jupyter as jh
+import pytest
 
 pytestmark = pytest.mark.browser
 

@@ -12,11 +12,10 @@ import os
 import re
 from pathlib import Path
 
+import emw_browser_jupyter as jh
 import numpy as np
 import pytest
 from PIL import Image
-
-import emw_browser_jupyter as jh
 
 pytestmark = pytest.mark.browser
 
@@ -292,7 +291,8 @@ def test_dark_theme_readable(nb):
     colours = page.eval_on_selector_all(
         f"{SCATTER} .emw-toolbar button, {SCATTER} .emw-legend-item, {SCATTER} .emw-count",
         "els => els.map(e => { const s = getComputedStyle(e); let n = e, bg = 'rgba(0, 0, 0, 0)';"
-        " while (n && /rgba\\(0, 0, 0, 0\\)|transparent/.test(bg)) { bg = getComputedStyle(n).backgroundColor; n = n.parentElement; }"
+        " while (n && /rgba\\(0, 0, 0, 0\\)|transparent/.test(bg)) {"
+        " bg = getComputedStyle(n).backgroundColor; n = n.parentElement; }"
         " return [s.color, bg]; })",
     )
     for fg, bg in colours:
