@@ -10,10 +10,9 @@ from .annotation import (
     label_cells,
     merge_clusters,
     rename_cluster,
-    subcluster,
     subset_cells,
 )
-from .clustering import leiden
+from .clustering import leiden, subcluster
 from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer

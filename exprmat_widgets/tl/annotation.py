@@ -31,7 +31,6 @@ __all__ = [
     "label_cells",
     "merge_clusters",
     "rename_cluster",
-    "subcluster",
     "subset_cells",
 ]
 
@@ -661,85 +660,3 @@ def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: n
     _write_categorical(adata, out_key, new_codes, out_cats, previous)
     adata.uns[f"{out_key}_subclusters"] = rows if table is None else pd.concat([table, rows], ignore_index=True)
     return new_labels
-
-
-def _writes_subcluster(p, adata):
-    out = p.get("key_added") or p["key"]
-    return [("obs", out), ("uns", f"{out}_colors"), ("uns", f"{out}_subclusters")]
-
-
-@command("subcluster", writes=_writes_subcluster, selections=("cells",))
-def subcluster(
-    adata,
-    cells,
-    resolution: float = 1.0,
-    key: str = "leiden",
-    key_added: str | None = None,
-    random_state: int = 0,
-    neighbors_key: str | None = None,
-    polygon=None,
-    basis: str | None = None,
-    n_iterations: int = 2,
-    use_weights: bool = True,
-):
-    """Leiden clustering of a selection of cells on its own part of the kNN graph.
-
-    The selected cells' rows and columns of ``obsp['connectivities']`` (or
-    the graph of ``neighbors_key``) are clustered with igraph's Leiden
-    (scanpy's ``flavor='igraph'``; selecting all cells of clusters X gives
-    the partition of ``sc.tl.leiden(restrict_to=(key, X), flavor='igraph')``);
-    the other cells keep their label.  New labels are bounded (see
-    :func:`write_subclusters`): ``'<old>,<i>'`` for a selection within one label
-    ``<old>``, ``'<a>-<b>,<i>'`` for up to 3 short labels, else ``'sub,<i>'``, and
-    never reuse a name.
-
-    Parameters
-    ----------
-    adata
-        Annotated data with a kNN graph (:func:`~exprmat_widgets.tl.knn`).
-    cells
-        Cell names, boolean mask, positions, or ``None`` with ``polygon`` and
-        ``basis``.  Recorded by the cells it hits.
-    resolution
-        Leiden resolution: higher values give more (smaller) sub-clusters.
-    key
-        Categorical obs column holding the current clusters.
-    key_added
-        Column to write (default ``key``, overwritten).
-    random_state
-        Seed of Leiden's optimisation.
-    neighbors_key
-        Use the graph of ``uns[neighbors_key]`` (its ``connectivities_key``)
-        instead of ``obsp['connectivities']``.
-    polygon, basis
-        The lasso drawn (vertices ``[[x, y], ...]``) and the embedding it was
-        drawn on, used when ``cells`` is ``None``; recorded with the command.
-    n_iterations
-        Leiden iterations; a negative value runs until the partition is stable.
-    use_weights
-        Use the graph's edge weights (``False``: every edge counts one).
-
-    Notes
-    -----
-    Reads ``obs[key]`` and the kNN graph.  Writes ``obs[key_added or key]``
-    (the sub-clusters in place of their parent in the category order),
-    its ``uns[..._colors]`` (untouched clusters keep their colours) and appends
-    to ``uns['<key_added or key>_subclusters']`` (DataFrame ``name``, ``parent``,
-    ``n_cells``: where each sub-cluster's cells came from).  Refused, changing
-    nothing, when the selected cells share no kNN edge, or when Leiden finds a
-    single cluster in them and they are all the cells of their label(s).
-    """
-    from .clustering import check_graph, graph_of, leiden_subgraph
-
-    v.number(resolution, "resolution", minimum=0)
-    n_iterations = v.number(n_iterations, "n_iterations", integer=True)
-    out_key = key if key_added is None else v.new_key("key_added", key_added)
-    check_graph(adata, neighbors_key, None)
-    _codes_and_categories(adata, key)  # a missing or non-categorical key fails before the work
-    mask = _selection(adata, cells, polygon, basis, "subcluster")
-    groups = leiden_subgraph(
-        graph_of(adata, neighbors_key, None), mask, "subcluster", resolution=resolution,
-        random_state=random_state, n_iterations=n_iterations, use_weights=use_weights, flavor="igraph",
-    )
-    new_labels = write_subclusters(adata, key, out_key, mask, groups, where="subcluster", resolution=resolution)
-    logg.info(f"sub-clustered {int(mask.sum())} cells into {len(new_labels)} clusters ({new_labels[0]} ...).")
