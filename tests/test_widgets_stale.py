@@ -101,7 +101,7 @@ def test_selection_from_an_unknown_view_is_refused(pbmc_graph):
         assert sc.error == STALE_SELECTION
         assert ann.status_kind == "error" and "draw it again" in ann.status_text
         _label_lasso(ann, "never")
-        assert ann.status_kind == "error" and "no cells selected" in ann.status_text
+        assert ann.status_kind == "error" and "nothing selected" in ann.status_text
         assert len(pbmc_graph.uns["commands"]) == n_cmd
     # a lasso on the current view is taken as drawn and clears the message
     sc.set_state(msg)

@@ -109,6 +109,8 @@ def test_panels_ux_in_the_browser(browser_ctx, jupyter_server):
 
         # Save refuses to overwrite until "overwrite" is ticked, and says the full path
         target = server.root / "annotated.h5ad"
+        if target.exists():  # written by an earlier test of this server session
+            target.unlink()
         assert not target.exists()
         _click(page, kernel, "button.em-save")
         assert target.exists() and f"wrote {target}" in _text(page, ".em-status")
