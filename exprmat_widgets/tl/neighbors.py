@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import scanpy as sc
 
 from .. import _validate as v
+from .._logging import logg
 from ..errors import ExprmatError
 from ..history import command
 
@@ -91,6 +94,9 @@ def knn(
                                    f"columns of obsm[{rep!r}].")
     elif use_rep == "X":
         rep = "X"
+    if "pynndescent" not in sys.modules:  # the one slow part a user otherwise waits through silently
+        logg.info("kNN: first use in this Python process; umap-learn and pynndescent compile their "
+                  "numba code now (tens of seconds on a small machine, once per process)")
     sc.pp.neighbors(
         adata,
         n_neighbors=n_neighbors,
