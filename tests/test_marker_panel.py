@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from matplotlib.path import Path as MplPath
+from lasso_helper import page_lasso
 
 import exprmat_widgets as em
 import exprmat_widgets.widgets  # noqa: F401
@@ -32,20 +32,6 @@ def counts_ann():
     em.knn(adata, use_rep="X_pca", n_neighbors=15, random_state=0)
     em.leiden(adata, resolution=0.8, random_state=42)
     return em.Annotator(adata, key="leiden", basis="umap", background=False)
-
-
-def _lasso(ann, mask):
-    emb = ann.adata.obsm["X_umap"][:, :2]
-    c = emb[mask].mean(axis=0)
-    r = 0.6 * emb[mask].std(axis=0).max()
-    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-    poly = np.c_[c[0] + r * np.cos(t), c[1] + r * np.sin(t)]
-    inside = np.flatnonzero(MplPath(poly).contains_points(emb))
-    sc = ann.scatter
-    sc.selection = inside
-    tr = sc._transform
-    sc._polygon = ((poly - np.array([tr["cx"], tr["cy"]])) * tr["scale"]).astype("<f4").tobytes()
-    return inside
 
 
 def _summary():
@@ -78,7 +64,7 @@ def test_table_follows_each_new_result_and_click_colours_its_gene(ann):
     assert ann.status_kind == "ok", ann.status_text
     first = _page_genes(mp)
     assert first == list(em.filter_markers(adata, key="markers", **mp.filters())["names"])
-    _lasso(ann, (adata.obs["leiden"] == "2").to_numpy())
+    page_lasso(ann, (adata.obs["leiden"] == "2").to_numpy())
     mp.lasso_button.click()
     assert ann.status_kind == "ok", ann.status_text
     second = _page_genes(mp)
@@ -113,7 +99,7 @@ def test_panel_opens_with_the_existing_result_and_redraws_from_its_state(pbmc_gr
 def test_lasso_markers_use_the_method_dropdown(ann):
     """Item 3."""
     adata, mp = ann.adata, ann.markers
-    _lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
+    page_lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
     mp.method.value = "t-test"
     mp.lasso_button.click()
     assert ann.status_kind == "ok", ann.status_text
@@ -162,7 +148,7 @@ def test_markers_are_marked_stale_after_reclustering_and_recomputed(ann):
     ann.history.undo_button.click()
     assert mp.stale_reason is not None
     # cells removed after a lasso result: stale too
-    _lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
+    page_lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
     mp.lasso_button.click()
     assert mp.stale_reason is None
     ann.clusters.select([adata.obs["leiden"].cat.categories[-1]])

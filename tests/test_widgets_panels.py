@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.path import Path as MplPath
+from lasso_helper import page_lasso
 
 import exprmat_widgets as em
 import exprmat_widgets.widgets  # noqa: F401  (see test_annotator_is_exported)
@@ -26,23 +26,6 @@ def _state(adata):
         adata.n_obs,
         fingerprint(np.asarray(adata.uns.get("leiden_colors", []), dtype=object)),
     )
-
-
-def _lasso(ann, center_mask):
-    """Set a lasso on the scatter as the page does: a polygon (embedding coords) around the
-    cells of ``center_mask`` and the cells inside it."""
-    emb = ann.adata.obsm["X_umap"][:, :2]
-    c = emb[center_mask].mean(axis=0)
-    r = 0.6 * emb[center_mask].std(axis=0).max()
-    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-    poly = np.c_[c[0] + r * np.cos(t), c[1] + r * np.sin(t)]
-    inside = np.flatnonzero(MplPath(poly).contains_points(emb))
-    sc = ann.scatter
-    sc.selection = inside
-    tr = sc._transform
-    norm = (poly - np.array([tr["cx"], tr["cy"]])) * tr["scale"]
-    sc._polygon = norm.astype("<f4").tobytes()  # what the page sends with a lasso
-    return inside, poly
 
 
 def test_annotator_is_exported(pbmc_graph):
@@ -109,7 +92,7 @@ def test_merge_rename_label_by_clicking(ann):
 
 def test_lasso_label_keeps_polygon_and_exclude_recluster(ann):
     adata, cp = ann.adata, ann.clusters
-    inside, poly = _lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
+    inside, poly = page_lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
     assert inside.size > 5
     assert f"{inside.size} cells selected" in cp.lasso_info.value
     cp.label_text.value = "blob"
@@ -145,7 +128,7 @@ def test_lasso_label_keeps_polygon_and_exclude_recluster(ann):
     assert f"excluded {n_victim} cells - Undo restores them" in ann.status_text
 
     # exclude the lasso cells
-    inside, _ = _lasso(ann, (adata.obs["leiden"] == list(cp.counts)[0]).to_numpy())
+    inside, _ = page_lasso(ann, (adata.obs["leiden"] == list(cp.counts)[0]).to_numpy())
     n0 = adata.n_obs
     cp.lasso_exclude_button.click()
     assert ann.status_kind == "ok", ann.status_text
@@ -214,7 +197,7 @@ def test_marker_panel(ann):
     gene = mp.view.rows[1][1]
     assert ann.scatter.color == gene
     # lasso vs rest
-    _lasso(ann, (adata.obs["leiden"] == "2").to_numpy())
+    page_lasso(ann, (adata.obs["leiden"] == "2").to_numpy())
     mp.lasso_button.click()
     assert ann.status_kind == "ok", ann.status_text
     rec = em.history(adata).iloc[-1]
