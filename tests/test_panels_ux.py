@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from test_widgets_panels import _lasso
+from lasso_helper import page_lasso
 
 import exprmat_widgets as em
 import exprmat_widgets.widgets  # noqa: F401
@@ -27,7 +27,7 @@ def test_buttons_say_what_they_act_on_and_one_selection_is_current(ann):
     assert cp.label_button.description == f"Label 2 clusters ({n0 + n2:,} cells)"
     assert cp.merge_button.description == "Merge 2 clusters"
     # a lasso replaces the clusters as the selection
-    inside, _ = _lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
+    inside, _ = page_lasso(ann, (adata.obs["leiden"] == "1").to_numpy())
     assert cp.selected == [] and cp.selection_kind == "lasso"
     assert cp.label_button.description == f"Label {inside.size} lasso cells"
     assert cp.exclude_button.description == f"Exclude {inside.size} lasso cells"
