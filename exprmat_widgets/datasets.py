@@ -234,7 +234,8 @@ def synthetic_from(
     -------
     AnnData with CSR float32 counts (sorted indices) in ``X``; ``obs_names`` ``syn0``,
     ``syn1``, ...; ``obs['source_cell']`` (the real cell mixed in with the larger
-    weight), ``obs['mix_weight']`` (its weight, >= 0.5), the carried obs columns,
+    weight), ``obs['partner_cell']`` (the other one), ``obs['mix_weight']`` (the first's
+    weight, >= 0.5), the carried obs columns,
     ``obs['n_counts']``; ``var`` copied; ``uns['synthetic']`` with ``label``
     (``'synthetic from <source>'``), ``source``, ``n_source_cells``, ``n_neighbors``
     and ``random_state``.
@@ -321,6 +322,7 @@ def synthetic_from(
             obs[k] = pd.Categorical(col.to_numpy()[heavier])
     names = pd.Index(src_obs.index)
     obs["source_cell"] = pd.Categorical.from_codes(heavier, categories=names.astype(str))
+    obs["partner_cell"] = pd.Categorical.from_codes(np.where(w >= 0.5, b, a), categories=names.astype(str))
     obs["mix_weight"] = np.maximum(w, 1.0 - w).astype(np.float32)
     obs["n_counts"] = np.asarray(X.sum(axis=1)).ravel().astype(np.float32)
     if source is None:

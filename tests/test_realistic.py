@@ -39,6 +39,9 @@ def test_format(synth, source):
     assert synth.obs_names.is_unique
     assert set(synth.obs["sample"].cat.categories) <= set(source.obs["sample"])
     assert set(synth.obs["source_cell"].astype(str)) <= set(source.obs_names)
+    assert set(synth.obs["partner_cell"].astype(str)) <= set(source.obs_names)
+    # two different real cells are mixed into each synthetic one
+    assert (synth.obs["partner_cell"].astype(str) != synth.obs["source_cell"].astype(str)).all()
     assert synth.uns["synthetic"]["label"] == "synthetic from pbmc_2samples_400"
     np.testing.assert_allclose(synth.obs["n_counts"], np.asarray(X.sum(axis=1)).ravel())
 

@@ -36,6 +36,7 @@ from .. import _validate as v
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
 from ..selection import resolve_selection
+from ._gene_blocks import GeneBlocks
 from ._wilcoxon import REST, group_stats, rank_sums, rank_sums_vs_reference
 
 __all__ = ["filter_markers", "markers", "selection_markers"]
@@ -257,19 +258,17 @@ def _is_dask(x) -> bool:
 
 
 def _compute_blocks(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, where):
-    """:func:`_compute` for in-memory matrices; a dask array is tested one block of
-    genes at a time (genes are independent), so only ``n_cells x block`` values are
-    in memory at once, and the correction runs over all genes at the end.  The
-    results are identical to the in-memory ones."""
+    """:func:`_compute` for in-memory matrices; a dask array is read once, by cell blocks,
+    into gene blocks on disk (:mod:`._gene_blocks`), and tested one gene block at a time
+    (genes are independent), so only a block is in memory at once; the correction runs over
+    all genes at the end.  The results are identical to the in-memory ones."""
     if not _is_dask(x):
         return _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1)
-    block = max(1, min(x.shape[1], (1 << 26) // max(1, x.shape[0])))
     parts = []
-    for a in range(0, x.shape[1], block):
-        xb = x[:, a : a + block].compute()
-        xb = xb.tocsr() if sp.issparse(xb) else np.ascontiguousarray(xb)
-        _check_values(xb, where)
-        parts.append(_compute(xb, codes, n_groups, ref, method, tie_correct, None, expm1))
+    with GeneBlocks(x, check=lambda b: _check_values(b, where)) as blocks:
+        for _first, _stop, xb in blocks:
+            parts.append(_compute(xb, codes, n_groups, ref, method, tie_correct, None, expm1))
+            del xb
     out = {"tested": parts[0]["tested"]}
     for f in ("pts", "pts_rest", "scores", "pvals", "logfoldchanges"):
         if f in parts[0]:

@@ -140,6 +140,7 @@ function render({ model, el }) {
   canvas.__emw = { scatterplot, model };
 
   let coordsHash = null;
+  let ordered = false; // a pointOrder is set (continuous colours)
   let coords = { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
   let selection = decodeSelection(model.get('selection')); // Uint32Array of positions
   let lastSent = null;
@@ -214,6 +215,9 @@ function render({ model, el }) {
     const ta = performance.now();
     const generation = model.get('_generation') | 0;
     const hash = model.get('_coords_hash');
+    // same points as the last draw (a recolour, a highlight): regl-scatterplot may keep its
+    // spatial index and point order instead of rebuilding them for every cell
+    const samePoints = hash === coordsHash && scatterplot.get('isPointsDrawn');
     if (hash !== coordsHash) {
       coords = decodeCoords(model.get('_coords'));
       coordsHash = hash;
@@ -224,9 +228,10 @@ function render({ model, el }) {
     applyStyle(active);
     const sel = Array.from(selection.filter((i) => i < coords.n));
     const tb = performance.now();
+    const reuse = samePoints ? { spatialIndex: scatterplot.get('spatialIndex'), preventFilterReset: true } : {};
     await scatterplot.draw(
       { x: coords.x, y: coords.y, z, w },
-      { zDataType: 'categorical', wDataType: 'categorical', select: sel },
+      { zDataType: 'categorical', wDataType: 'categorical', select: sel, ...reuse },
     );
     drawn = { generation, n: coords.n };
     const transform = JSON.stringify(model.get('_transform') ?? {});
@@ -244,9 +249,12 @@ function render({ model, el }) {
     });
     // continuous colours: expressing cells on top of the rest
     const continuous = model.get('_legend')?.kind === 'continuous';
-    if (continuous || scatterplot.get('pointOrder') !== null) {
+    // (get('pointOrder') would copy the whole order: keep our own flag)
+    if (continuous || ordered) {
       scatterplot.set({ pointOrder: continuous ? orderByCodes(z, palette.length) : null });
+      ordered = continuous;
     }
+    el.dataset.lastDrawAt = String(Date.now());
   }
 
   let dirty = false;
