@@ -130,3 +130,29 @@ def test_markers_on_dask_bad_block_changes_nothing(pair):
     with pytest.raises(em.ExprmatError, match="NaN"):
         em.markers(b, groupby="leiden", method="wilcoxon", key_added="m")
     assert "m" not in b.uns and len(b.uns.get("commands", [])) == n
+
+
+def test_markers_under_dask_distributed(pair):
+    """The same one-pass markers with a 2-worker LocalCluster on 127.0.0.1 as the scheduler:
+    the cell blocks are computed by the workers, the result equals the in-memory one."""
+    import scipy.sparse as sp
+    from distributed import Client, LocalCluster
+
+    a = pair[0].copy()
+    a.X = sp.csr_matrix(a.X)
+    b = a.copy()
+    b.X = da.from_array(a.X, chunks=(2500, a.n_vars), asarray=False)
+    em.markers(a, groupby="leiden", method="wilcoxon", key_added="m", pts=True)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                     processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        em.markers(b, groupby="leiden", method="wilcoxon", key_added="m", pts=True)
+        # the scheduler ran the reads (task prefixes are recorded per computed task)
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert prefixes
+    for f in ("names", "scores", "pvals_adj", "logfoldchanges"):
+        for g in a.uns["m"][f].dtype.names:
+            assert np.array_equal(a.uns["m"][f][g], b.uns["m"][f][g]), (f, g)
+    assert np.array_equal(a.uns["m"]["pts"].to_numpy(), b.uns["m"]["pts"].to_numpy())
