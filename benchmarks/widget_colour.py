@@ -118,7 +118,13 @@ def bench_size(ctx, server, n: int, rounds: int, settle: float) -> dict:
         kernel = server.kernel_for(name)
         kernel.wait_for("'theirs' in globals()", timeout=900, interval=1.0)
         for tool in CANVAS:  # both have drawn their first frame and gone quiet
-            _last_draw(page, tool, 0, settle * 1000, 900)
+            try:
+                _last_draw(page, tool, 0, settle * 1000, 900)
+            except Exception:
+                jh.screenshot(page, f"colour_{n}_stuck.png")
+                info = page.evaluate("""() => [...document.querySelectorAll('canvas')].map((c) =>
+                    ({w: c.width, h: c.height, ours: !!c.closest('.emw-scatter'), draws: c.__draws ?? 0}))""")
+                raise RuntimeError(f"{tool} did not draw: canvases {info}") from None
         genes = kernel.eval("genes", timeout=60)
         nnz = kernel.eval("nnz_per_cell")
         times = {tool: [] for tool in CANVAS}

@@ -3,7 +3,7 @@
 Marker statistics are computed gene block by gene block (genes are independent), but a
 cells x genes matrix on disk is stored by cells: slicing it by genes re-reads the whole
 matrix for every block (cells x gene blocks of I/O: about an hour at 1M cells). This module
-reads each stored cell block once, splits it by gene block and appends the pieces to
+reads each stored cell block once (:func:`cell_blocks`), splits it by gene block and appends the pieces to
 temporary files (sparse rows stay sparse: 4 bytes of column index plus the value per
 non-zero), then hands back each gene block as one in-memory matrix. dask has no "transpose
 a chunked sparse matrix to disk" operation, which is why it is written here.
@@ -42,6 +42,16 @@ def _row_bounds(x) -> list[tuple[int, int]]:
     return bounds
 
 
+def cell_blocks(x, check=None):
+    """``(first, stop, block)`` for consecutive cell blocks of the dask array ``x``, each
+    stored chunk computed once; ``check(block)`` is called on each before it is yielded."""
+    for r0, r1 in _row_bounds(x):
+        block = x[r0:r1].compute()
+        if check is not None:
+            check(block)
+        yield r0, r1, block
+
+
 class GeneBlocks:
     """The gene blocks of ``x`` (cells x genes, dask), built by :meth:`read`.
 
@@ -68,8 +78,7 @@ class GeneBlocks:
     def read(self) -> GeneBlocks:
         """One pass over the cells of ``x``."""
         n_cells, n_genes = self.shape
-        for r0, r1 in _row_bounds(self._x):
-            block = self._x[r0:r1].compute()
+        for r0, r1, block in cell_blocks(self._x, self._check):
             if self.sparse is None:
                 self.sparse = sp.issparse(block)
                 self.dtype = block.dtype
@@ -83,8 +92,6 @@ class GeneBlocks:
                         )
                         for k, a in enumerate(self.starts)
                     ]
-            if self._check is not None:
-                self._check(block)
             if self.sparse:
                 block = block.tocsr() if block.format != "csr" else block
                 for k, a in enumerate(self.starts):

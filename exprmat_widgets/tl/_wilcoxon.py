@@ -45,10 +45,7 @@ LEFT_OUT = -2
 
 
 @numba.njit(cache=True)
-def _stats_csr(data, indices, indptr, codes, n_groups, n_genes):
-    s = np.zeros((n_groups + 1, n_genes))
-    q = np.zeros((n_groups + 1, n_genes))
-    nz = np.zeros((n_groups + 1, n_genes), np.int64)
+def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
     for i in range(indptr.size - 1):
         g = codes[i]
         for k in range(indptr[i], indptr[i + 1]):
@@ -64,15 +61,11 @@ def _stats_csr(data, indices, indptr, codes, n_groups, n_genes):
                 s[g, j] += v
                 q[g, j] += sq
                 nz[g, j] += 1
-    return s, q, nz
 
 
 @numba.njit(cache=True)
-def _stats_dense(x, codes, n_groups):
+def _stats_dense(x, codes, n_groups, s, q, nz):
     n_genes = x.shape[1]
-    s = np.zeros((n_groups + 1, n_genes))
-    q = np.zeros((n_groups + 1, n_genes))
-    nz = np.zeros((n_groups + 1, n_genes), np.int64)
     for i in range(x.shape[0]):
         g = codes[i]
         for j in range(n_genes):
@@ -87,17 +80,24 @@ def _stats_dense(x, codes, n_groups):
                 s[g, j] += v
                 q[g, j] += sq
                 nz[g, j] += 1
-    return s, q, nz
 
 
-def group_stats(x, codes: np.ndarray, n_groups: int):
+def group_stats(x, codes: np.ndarray, n_groups: int, *, out=None):
     """Per-group ``(sums, sums of squares, non-zero counts)``, each ``(n_groups + 1, n_genes)``;
-    row ``g`` holds the cells with ``codes == g``, the last row all cells.  ``x`` is not changed."""
+    row ``g`` holds the cells with ``codes == g``, the last row all cells.  ``x`` is not changed.
+
+    ``out``: the result for the cells before ``x`` (consecutive cell blocks, in order); the
+    sums go on in the same order as for one matrix, so blocks give the same bits."""
     codes = np.ascontiguousarray(codes, dtype=np.int64)
+    if out is None:
+        shape = (n_groups + 1, x.shape[1])
+        out = (np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int64))
     if sp.issparse(x):
         x = x.tocsr() if x.format != "csr" else x
-        return _stats_csr(x.data, x.indices, x.indptr, codes, n_groups, x.shape[1])
-    return _stats_dense(np.ascontiguousarray(x), codes, n_groups)
+        _stats_csr(x.data, x.indices, x.indptr, codes, n_groups, *out)
+    else:
+        _stats_dense(np.ascontiguousarray(x), codes, n_groups, *out)
+    return out
 
 
 @numba.njit(cache=True)

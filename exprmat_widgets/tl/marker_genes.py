@@ -36,7 +36,7 @@ from .. import _validate as v
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
 from ..selection import resolve_selection
-from ._gene_blocks import GeneBlocks
+from ._gene_blocks import GeneBlocks, cell_blocks
 from ._wilcoxon import REST, group_stats, rank_sums, rank_sums_vs_reference
 
 __all__ = ["filter_markers", "markers", "selection_markers"]
@@ -174,11 +174,13 @@ def _mean_var(s, q, n):
     return mean, var
 
 
-def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1):
+def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, known=None):
     """Statistics of every tested group.  ``codes``: group index per cell (-1 for cells
-    in no tested group); ``ref``: index of the reference group or None for 'rest'."""
-    n_cells = x.shape[0]
-    s, q, nz = group_stats(x, codes, n_groups)
+    in no tested group); ``ref``: index of the reference group or None for 'rest';
+    ``known``: :func:`group_stats` of ``x`` when already computed (``x`` is then only read by
+    the Wilcoxon test)."""
+    n_cells = codes.size
+    s, q, nz = group_stats(x, codes, n_groups) if known is None else known
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     mean, var = _mean_var(s[:n_groups], q[:n_groups], sizes[:, None].astype(float))
     pts = nz[:n_groups] / sizes[:, None]
@@ -264,6 +266,11 @@ def _compute_blocks(x, codes, n_groups, ref, method, tie_correct, corr_method, e
     all genes at the end.  The results are identical to the in-memory ones."""
     if not _is_dask(x):
         return _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1)
+    if method != "wilcoxon":  # group sums are all the t-tests need: one pass, nothing spilled
+        known = None
+        for r0, r1, block in cell_blocks(x, lambda b: _check_values(b, where)):
+            known = group_stats(block, codes[r0:r1], n_groups, out=known)
+        return _compute(None, codes, n_groups, ref, method, tie_correct, corr_method, expm1, known=known)
     parts = []
     with GeneBlocks(x, check=lambda b: _check_values(b, where)) as blocks:
         for _first, _stop, xb in blocks:
