@@ -310,9 +310,10 @@ class Annotator(W.VBox):
         token = self._token
         if not self.busy or token is None:
             return False
-        token.cancel()
+        # said before the token is set: the routine may stop, and say so, at once
         self.progress.cancelling()
         self._set_status(f"cancelling {self.running} at its next safe point ...", "busy")
+        token.cancel()
         return True
 
     def _run_guarded(self, name: str, func: Callable[[], Any]) -> None:
@@ -360,10 +361,11 @@ class Annotator(W.VBox):
         self.cancelled = False
         self._token = token = prog.CancelToken()
         self.progress.start(name)
-        self._set_status(f"running {name} on {self.adata.n_obs:,} cells ... (the other actions wait "
-                         "for it; Cancel stops it)", "busy")
-        n_before = len(self.adata.uns.get("commands", []))
+        # the long commands (the gated ones) report steps: their bar shows Cancel
         gated = bool(getattr(func, "__exprmat_gated__", False))
+        hint = " (the other actions wait for it; Cancel stops it)" if gated else ""
+        self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...{hint}", "busy")
+        n_before = len(self.adata.uns.get("commands", []))
 
         def work():
             t0 = time.perf_counter()

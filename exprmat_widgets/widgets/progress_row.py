@@ -25,7 +25,7 @@ class ProgressRow:
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
                                    layout=W.Layout(width="240px"))
         self.bar.add_class("em-progress-bar")
-        self.label = W.HTML(layout=W.Layout(flex="1 1 auto"))
+        self.label = W.HTML(layout=W.Layout(margin="0 12px"))
         self.label.add_class("em-progress-text")
         self.cancel_button = W.Button(description="Cancel", button_style="danger", icon="stop",
                                       tooltip="stop at the next safe point; data and history stay as before",
@@ -63,7 +63,7 @@ class ProgressRow:
             frac = min(max(float(n) / float(total), 0.0), 1.0) if total else 0.0
             elapsed = time.perf_counter() - self._t0
             left = ""
-            if total and 0 < frac < 1:
+            if total and 0.05 <= frac < 1:  # earlier guesses are far off (big k go first)
                 left = f", about {elapsed * (1 - frac) / frac:.0f} s left"
             steps = f"{int(n)}/{int(total)}" if total else f"{int(n)}"
             self.fraction = frac
