@@ -107,6 +107,7 @@ def main(argv=None):
     if ann.last_error:
         raise SystemExit(f"cNMF failed: {ann.last_error}")
 
+    done_text = ann.progress.text
     # Cancel: from the click to the buttons being free again, data and history as before
     n_rec = len(adata.uns["commands"])
     an.cnmf_key.value = "cnmf.again"
@@ -119,7 +120,7 @@ def main(argv=None):
     assert ann.cancelled and len(adata.uns["commands"]) == n_rec and "cnmf.again" not in adata.uns
 
     print(f"{adata.n_obs:,} real mouse cells, cNMF ks={args.ks} n_iter={args.n_iter} (one thread, the panel's) "
-          f"ran {took:.1f} s in the background; last progress: {ann.progress.text}")
+          f"ran {took:.1f} s in the background; last progress: {done_text}")
     for kind in idle:
         print(f"  {kind:14s} idle:        {summary(idle[kind])}")
         print(f"  {kind:14s} during cNMF: {summary(busy[kind])}")
