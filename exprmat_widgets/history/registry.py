@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _progress
 from .._settings import settings
 from ..errors import ExprmatError
 from . import _compat
@@ -55,6 +56,7 @@ class CommandSpec:
     writes: Callable[[dict, Any], list]
     selections: tuple = ()
     in_memory: bool = False
+    gated: bool = False
 
 
 _REGISTRY: dict[str, CommandSpec] = {}
@@ -130,7 +132,7 @@ def _check_state(adata, name: str, input_fp: dict, in_memory: bool) -> None:
 
 
 def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable[str] = (),
-            in_memory: bool = False):
+            in_memory: bool = False, gated: bool = False):
     """Register a state-changing routine and record each top-level call.
 
     Parameters
@@ -147,6 +149,9 @@ def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable
     in_memory
         The routine rewrites ``X`` (removes cells): refused with a clear message on
         backed data.
+    gated
+        The routine writes to ``adata`` only inside :func:`exprmat_widgets._progress.writing`,
+        so a panel may read the data while it computes (see :mod:`exprmat_widgets._progress`).
     """
     selections = tuple(selections)
 
@@ -171,7 +176,8 @@ def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable
                 return _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
 
         wrapper.__exprmat_command__ = name
-        _REGISTRY[name] = CommandSpec(name, wrapper, writes, selections, in_memory)
+        wrapper.__exprmat_gated__ = bool(gated)
+        _REGISTRY[name] = CommandSpec(name, wrapper, writes, selections, in_memory, bool(gated))
         return wrapper
 
     return decorate
@@ -193,25 +199,31 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
             else:
                 recorded[k] = to_jsonable(v, f"{name}({k}=...)")
         result = func(adata, *args, **kwargs)
-        record = {
-            "format": FORMAT,
-            "command": name,
-            "params": recorded,
-            "version": VERSION,
-            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "input": input_fp,
-            "output": output_fingerprint(adata, writes(recorded, adata)),
-            "after": input_fingerprint(adata),
-        }
-        append_record(adata, record)
+        with _progress.locked():  # a panel reading while the routine ran waits for the record
+            _append(adata, name, recorded, input_fp, writes)
     except BaseException:
-        _compat.restore(adata, snap)
+        with _progress.locked():
+            _compat.restore(adata, snap)
         raise
     finally:
         _depth.reset(token)
     if not _replaying.get():
         push_checkpoint(adata, n_before, snap)
     return result
+
+
+def _append(adata, name, recorded, input_fp, writes):
+    record = {
+        "format": FORMAT,
+        "command": name,
+        "params": recorded,
+        "version": VERSION,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": input_fp,
+        "output": output_fingerprint(adata, writes(recorded, adata)),
+        "after": input_fingerprint(adata),
+    }
+    append_record(adata, record)
 
 
 # --------------------------------------------------------------------------- JSON params

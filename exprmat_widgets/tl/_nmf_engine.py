@@ -142,7 +142,8 @@ def factorize_stream(X, x_mean, k, take, width, tol=1e-4, max_iter=1000, arrays=
     return factorize_pool(X, x_mean, take_k, width * k, tol, max_iter, arrays, on_done)
 
 
-def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None, on_done=None):
+def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None, on_done=None,
+                   check=None):
     """Replicates (of any ``k``) on a CSR ``X``, stacked side by side up to ``budget``
     columns (the sum of their ``k``).
 
@@ -153,7 +154,8 @@ def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None
     their columns go to the next replicates taken, so the stack stays wide until
     the queue runs dry.  A replicate's arithmetic does not depend on its place or
     its neighbours: results are the same for any budget and any sharing of
-    ``take``.  ``on_done(key)`` is called as each finishes.
+    ``take``.  ``on_done(key)`` is called as each finishes; ``check()`` before each
+    iteration (a safe point: it may raise to stop the work).
 
     Returns ``{key: (Ht (genes x k), n_iterations)}``.
     """
@@ -200,6 +202,8 @@ def factorize_pool(X, x_mean, take, budget, tol=1e-4, max_iter=1000, arrays=None
 
     restack([])
     while slots:
+        if check is not None:
+            check()
         offs = np.concatenate([[0], np.cumsum([sl[1] for sl in slots])]).astype(np.int64)
         XtW = np.empty_like(Ht)
         viol = np.zeros(len(slots))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import scanpy as sc
 
+from .. import _progress as prog
 from .. import _validate as v
 from ..errors import MissingKeyError
 from ..history import command
@@ -20,7 +21,7 @@ def _writes(p, adata):
     return [("obsm", _obsm_key(p["key_added"])), ("uns", "umap")]
 
 
-@command("umap", writes=_writes)
+@command("umap", writes=_writes, gated=True)
 def umap(
     adata,
     min_dist: float = 0.5,
@@ -88,6 +89,16 @@ def umap(
     v.number(n_components, "n_components", minimum=1, integer=True)
     if init_pos not in ("spectral", "paga", "random") and init_pos is not None:
         init_pos = v.embedding_key(adata, init_pos)
+    # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
+    # writes as it goes, so panel reads wait for the whole call
+    with prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+        _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+              init_pos, random_state, a, b, key_added, nk)
+        bar.update(1)
+
+
+def _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate, init_pos,
+          random_state, a, b, key_added, nk):
     sc.tl.umap(
         adata,
         min_dist=min_dist,

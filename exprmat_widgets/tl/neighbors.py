@@ -6,6 +6,7 @@ import sys
 
 import scanpy as sc
 
+from .. import _progress as prog
 from .. import _validate as v
 from .._logging import logg
 from ..errors import ExprmatError
@@ -25,7 +26,7 @@ def _writes(p, adata):
     return [("obsp", conn), ("obsp", dist), ("uns", uns)]
 
 
-@command("knn", writes=_writes)
+@command("knn", writes=_writes, gated=True)
 def knn(
     adata,
     use_rep: str | None = "X_pca",
@@ -97,6 +98,16 @@ def knn(
     if "pynndescent" not in sys.modules:  # the one slow part a user otherwise waits through silently
         logg.info("kNN: first use in this Python process; umap-learn and pynndescent compile their "
                   "numba code now (tens of seconds on a small machine, once per process)")
+    # scanpy has no step counts to report nor a place to stop: one step, cancelled before or
+    # after it; it writes as it goes, so panel reads wait for the whole call
+    with prog.bar(1, "kNN", enabled=False) as bar, prog.writing("kNN"):
+        _neighbors(adata, n_neighbors, n_comps, rep, knn, method, transformer, metric, metric_kwds,
+                   random_state, key_added)
+        bar.update(1)
+
+
+def _neighbors(adata, n_neighbors, n_comps, rep, knn, method, transformer, metric, metric_kwds,
+               random_state, key_added):
     sc.pp.neighbors(
         adata,
         n_neighbors=n_neighbors,

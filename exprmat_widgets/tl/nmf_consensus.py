@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import _progress as prog
 from .. import _validate as v
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command, fingerprint
@@ -140,12 +141,6 @@ def _ncpus(ncpus):
     return max(1, min(int(ncpus), avail))
 
 
-def _progress(total, desc, enabled):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
-
-
 def _seeds(random_state, ks, n_iter):
     """One seed per replicate, drawn like the ``cnmf`` package does for the same seed
     (k in increasing order, then replicate), so replicate inits are comparable."""
@@ -186,7 +181,7 @@ def _writes(p, adata):
     return [("uns", key), ("uns", f"{key}.stats")]
 
 
-@command("consensus_nmf", writes=_writes)
+@command("consensus_nmf", writes=_writes, gated=True)
 def consensus_nmf(
     adata,
     counts: str = "counts",
@@ -257,7 +252,9 @@ def consensus_nmf(
     random_state
         Seed of the replicate seeds and of k-means.
     progress
-        Show a progress bar (tqdm).
+        Show a progress bar (tqdm).  Run from a panel, the panel's bar shows the
+        progress instead and its Cancel button stops the run between NMF iterations
+        (data and history unchanged).
     """
     # ---- validate everything before any work or write
     v.new_key("key_added", key_added)
@@ -337,7 +334,9 @@ def consensus_nmf(
     total_cols = sum(k * n_iter for k in ks)
     by_mem = eng.CHUNK_BYTES // (3 * 4 * adata.n_obs)
     budget = int(max(max(ks), min(eng.CHUNK_COLS, by_mem, -(-total_cols // n_threads))))
-    bar = _progress(len(ks) * n_iter, "cNMF replicates", progress)
+    # one step per replicate and one per k's consensus; each update is a safe point to cancel
+    bar = prog.bar(len(ks) * (n_iter + 1), "cNMF", progress)
+    check = prog.checker("cNMF")
 
     def take(free):
         with lock:
@@ -352,21 +351,18 @@ def consensus_nmf(
             bar.update(1)
 
     def worker():
-        out = eng.factorize_pool(X32, x_mean, take, budget, tol, max_nmf_iter, arrays, done)
+        out = eng.factorize_pool(X32, x_mean, take, budget, tol, max_nmf_iter, arrays, done, check)
         with lock:
             for (k, i), val in out.items():
                 results[k][i] = val
 
-    with threadpool_limits(limits=1):
-        try:
-            if n_threads == 1:
-                worker()
-            else:
-                with ThreadPoolExecutor(max_workers=n_threads) as ex:
-                    for f in [ex.submit(worker) for _ in range(n_threads)]:
-                        f.result()
-        finally:
-            bar.close()
+    with threadpool_limits(limits=1), bar:
+        if n_threads == 1:
+            worker()
+        else:
+            with ThreadPoolExecutor(max_workers=n_threads) as ex:
+                for f in [ex.submit(worker) for _ in range(n_threads)]:
+                    f.result()
 
         # ---- consensus per k
         store = {}
@@ -381,6 +377,7 @@ def consensus_nmf(
             entry["n_iterations"] = n_its
             store[str(k)] = entry
             stats.append((k, entry["stability"], entry["error"], entry["kept"]))
+            bar.update(1)
 
     params = {
         "counts": "X" if counts is None else str(counts),
@@ -408,8 +405,9 @@ def consensus_nmf(
     table = pd.DataFrame(stats, columns=["k", "stability", "error", "kept"])
     table["k"] = table["k"].astype(np.int64)
     table["kept"] = table["kept"].astype(np.int64)
-    adata.uns[key_added] = result
-    adata.uns[f"{key_added}.stats"] = table
+    with prog.writing("cNMF"):
+        adata.uns[key_added] = result
+        adata.uns[f"{key_added}.stats"] = table
     return None
 
 

@@ -52,8 +52,8 @@ import numbers
 import numba
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from .. import _progress as prog
 from .. import _validate as v
 from .._logging import logg
 from ..colors import sync_colors
@@ -492,7 +492,7 @@ def _writes(p, adata):
     return out
 
 
-@command("sc3", writes=_writes)
+@command("sc3", writes=_writes, gated=True)
 def sc3(
     adata,
     basis: str = "harmony",
@@ -555,9 +555,8 @@ def sc3(
     n_trials = len(dims) * n_runs
     results = {}
     n_patterns = {}
-    with tqdm(
-        total=n_trials + len(ks), desc="sc3", leave=False, disable=x.shape[0] < 5000
-    ) as progress:
+    # each update (a facility run, a k's consensus) is a safe point to cancel from a panel
+    with prog.bar(n_trials + len(ks), "sc3", enabled=x.shape[0] >= 5000) as progress:
         trials = _facilities(x, dims, n_runs, n_facility, batch_size, random_state, progress)
         for k in ks:
             codes = _facility_partitions(trials, k, random_state)
@@ -565,24 +564,25 @@ def sc3(
             results[k] = _relabel_by_size(labels)
             progress.update(1)
     # all work done: write the results (new columns, no in-place edits)
-    for k in ks:
-        col = f"{key_added}.{k}"
-        adata.obs[col] = pd.Series(results[k], index=adata.obs_names)
-        sync_colors(adata, col)
-        n_found = len(results[k].categories)
-        if n_found < k:
-            logg.info(f"{col}: the runs agree on only {n_found} distinct groups, so {col} has {n_found} clusters")
-    adata.uns[key_added] = {
-        "params": {
-            "basis": v.embedding_key(adata, basis),
-            "n_clusters": ks,
-            "d_range": dims,
-            "n_runs": n_runs,
+    with prog.writing("sc3"):
+        for k in ks:
+            col = f"{key_added}.{k}"
+            adata.obs[col] = pd.Series(results[k], index=adata.obs_names)
+            sync_colors(adata, col)
+            n_found = len(results[k].categories)
+            if n_found < k:
+                logg.info(f"{col}: the runs agree on only {n_found} distinct groups, so {col} has {n_found} clusters")
+        adata.uns[key_added] = {
+            "params": {
+                "basis": v.embedding_key(adata, basis),
+                "n_clusters": ks,
+                "d_range": dims,
+                "n_runs": n_runs,
+                "n_facility": n_facility,
+                "batch_size": batch_size,
+                "random_state": random_state,
+            },
             "n_facility": n_facility,
-            "batch_size": batch_size,
-            "random_state": random_state,
-        },
-        "n_facility": n_facility,
-        "d_range": dims,
-        "n_patterns": {str(k): int(n) for k, n in n_patterns.items()},
-    }
+            "d_range": dims,
+            "n_patterns": {str(k): int(n) for k, n in n_patterns.items()},
+        }

@@ -18,7 +18,7 @@ def guarded(annotator, name: str, build):
     showing the problem in the status line.  Refused while an action runs: the data may be
     half-changed, so nothing is read from them."""
     if annotator.busy:
-        annotator.last_error = f"{name}: another action is still running; wait for it to finish."
+        annotator.last_error = f"{name}: {annotator.busy_reason()}"
         annotator._set_status(annotator.last_error, "error")
         return None
     try:

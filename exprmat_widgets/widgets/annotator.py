@@ -6,6 +6,7 @@ Layout (an ``ipywidgets.VBox``)::
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
     [ marker panel                ] [ history panel ]
       (two columns, each stacked without gaps)
+    [ progress bar of the running action | Cancel ]  (shown when it reports steps)
     [ analysis: preprocess | embed | cluster | composition | cNMF ]
 
 Every button of every panel calls exactly one core routine through
@@ -17,7 +18,13 @@ Every button of every panel calls exactly one core routine through
   switch, marker filters: :meth:`Annotator.when_idle`) until the action and the
   refresh after it are done, so no panel ever reads the data half-changed;
 * runs the routine (in a worker thread inside a kernel, so the page stays
-  responsive; synchronously when ``background=False``, e.g. in tests);
+  responsive; synchronously when ``background=False``, e.g. in tests) inside a
+  progress scope (:mod:`exprmat_widgets._progress`): its tqdm bars move the
+  progress row, and Cancel (:meth:`Annotator.cancel`) stops it at its next safe
+  point, after which data and history are as before;
+* while a ``gated`` command (cNMF, SC3, kNN, UMAP) computes, the controls that
+  only read the data run at once instead of waiting (they wait only while the
+  routine writes its results);
 * on error shows the message in red in the status line: the core routines
   roll back on error, so data and history are unchanged;
 * on success refreshes only what the command changed: the command's history
@@ -49,6 +56,7 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
+from .. import _progress as prog
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
@@ -57,6 +65,7 @@ from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
+from .progress_row import ProgressRow
 
 __all__ = ["Annotator"]
 
@@ -161,6 +170,11 @@ class Annotator(W.VBox):
         # controls used while an action runs wait here (name -> latest callback) until it is done
         self._idle_lock = threading.Lock()
         self._queued: dict[str, Callable[[], Any]] = {}
+        self.running: str | None = None  # the action running now
+        self.cancelled = False  # the last action was cancelled
+        self._token: prog.CancelToken | None = None
+        # the scope of a running gated command: reads may take its data lock meanwhile
+        self._live: prog.Scope | None = None
 
         # the exclusion kernels load while the user looks at the first frame (from this thread
         # they load the copies that background actions run: see exprmat_widgets/_numba.py)
@@ -172,6 +186,7 @@ class Annotator(W.VBox):
         self.markers = MarkerPanel(self)
         self.history = HistoryPanel(self)
         self.analysis = AnalysisPanel(self)
+        self.progress = ProgressRow(self.cancel)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # two columns, not two rows: the marker panel sits right under the scatter whatever
@@ -186,7 +201,7 @@ class Annotator(W.VBox):
         right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
         body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
         body.add_class("em-annotator-body")
-        super().__init__([self.status, body, self.analysis.widget])
+        super().__init__([self.status, body, self.progress.widget, self.analysis.widget])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -270,14 +285,35 @@ class Annotator(W.VBox):
         """Run ``func()`` (a panel control reading the data) now, or, while an action runs,
         once it and the refresh after it are done (the latest call per ``name`` wins).
 
+        While a gated command computes (its results not yet being written), ``func`` runs now,
+        holding the command's data lock so the results wait for it.
         An error goes to the status line; nothing is raised into the widget callback.
         Returns ``True`` when ``func`` ran now.
         """
+        live = None
         with self._idle_lock:
             if self.busy:
-                self._queued[name] = func
-                return False
-        self._run_guarded(name, func)
+                live = self._live
+                if live is None or not live.data_lock.acquire(blocking=False):
+                    self._queued[name] = func
+                    return False
+        try:
+            self._run_guarded(name, func)
+        finally:
+            if live is not None:
+                live.data_lock.release()
+        return True
+
+    def cancel(self) -> bool:
+        """Stop the running action at its next safe point (data and history stay as they
+        were).  Returns ``False`` when nothing runs."""
+        token = self._token
+        if not self.busy or token is None:
+            return False
+        # said before the token is set: the routine may stop, and say so, at once
+        self.progress.cancelling()
+        self._set_status(f"cancelling {self.running} at its next safe point ...", "busy")
+        token.cancel()
         return True
 
     def _run_guarded(self, name: str, func: Callable[[], Any]) -> None:
@@ -296,6 +332,7 @@ class Annotator(W.VBox):
                 queued, self._queued = self._queued, {}
                 if not queued:
                     self._set_busy(False)
+                    self.running = self._token = None
                     return
             for name, func in queued.items():
                 self._run_guarded(name, func)
@@ -315,28 +352,50 @@ class Annotator(W.VBox):
         """
         with self._idle_lock:
             if self.busy:
-                self._set_status(f"{name}: another action is still running; wait for it to finish.", "error")
+                self._set_status(f"{name}: {self.busy_reason()}", "error")
                 return False
             self._set_busy(True)
+            self.running = name
         self.last_error = None
         self.last_warnings = []
-        self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...", "busy")
+        self.cancelled = False
+        self._token = token = prog.CancelToken()
+        self.progress.start(name)
+        # the long commands (the gated ones) report steps: their bar shows Cancel
+        gated = bool(getattr(func, "__exprmat_gated__", False))
+        hint = " (the other actions wait for it; Cancel stops it)" if gated else ""
+        self._set_status(f"running {name} on {self.adata.n_obs:,} cells ...{hint}", "busy")
         n_before = len(self.adata.uns.get("commands", []))
 
         def work():
             t0 = time.perf_counter()
             try:
-                # the routine's messages and warnings go to the status line
-                with capture_action() as said:
-                    result = func(*args, **kwargs)
+                # the routine's messages and warnings go to the status line, its bars to the row
+                with capture_action() as said, prog.scope(self.progress.report, token) as live:
+                    if gated:
+                        self._live = live
+                    try:
+                        result = func(*args, **kwargs)
+                    finally:
+                        self._end_live_reads()
                 self.last_warnings = said.warnings
+            except prog.Cancelled:
+                self.cancelled = True
+                n = len(get_records(self.adata))
+                self.progress.finish("cancelled; nothing changed", "cancelled")
+                self._set_status(f"{name} cancelled after {time.perf_counter() - t0:.1f} s: the data and the "
+                                 f"history ({n} commands) are as they were before.", "warn")
+                self._finish(set())
+                return
             except Exception as e:  # shown in the panel, not raised into the comm handler
                 msg = str(e)
                 self.last_error = msg if msg.startswith((name + ":", name + "(")) else f"{name}: {msg}"
+                self.progress.finish("failed (see the status line)", "error")
                 self._set_status(self.last_error, "error")
                 self._finish(set())
                 self._debug_tb = traceback.format_exc()
                 return
+            self.progress.finish(f"done in {time.perf_counter() - t0:.1f} s", "ok")
             self.last_result = result
             try:
                 recs = self.adata.uns.get("commands", [])
@@ -367,6 +426,19 @@ class Annotator(W.VBox):
         else:
             work()
         return True
+
+    def _end_live_reads(self) -> None:
+        """No more reads during the action: the refresh after it must not meet one."""
+        with self._idle_lock:
+            live, self._live = self._live, None
+        if live is not None:
+            with live.data_lock:  # a read that began before waits to end here
+                pass
+
+    def busy_reason(self) -> str:
+        """Why an action is refused now (names the running one)."""
+        return (f"{self.running or 'another action'} is still running; wait for it to finish "
+                "or press Cancel.")
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a background action to finish."""

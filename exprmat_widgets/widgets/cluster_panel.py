@@ -544,7 +544,7 @@ class ClusterPanel:
         """Validate the panel inputs; show a problem in the status line instead of raising.
         While an action runs the data may be half-changed: refuse before reading them."""
         if self.a.busy:
-            self.a.last_error = f"{name}: another action is still running; wait for it to finish."
+            self.a.last_error = f"{name}: {self.a.busy_reason()}"
             self.a._set_status(self.a.last_error, "error")
             return None
         try:
