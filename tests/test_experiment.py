@@ -78,7 +78,8 @@ def test_modality_binds_routines_lazily(expm, monkeypatch):
 
     monkeypatch.setitem(vars(em), "Annotator", FakeAnnotator)
     expm.rna.annotator(key="leiden", basis="umap")
-    assert seen["adata"] is expm["rna"] and seen["kw"] == {"key": "leiden", "basis": "umap"}
+    assert seen["adata"] is expm["rna"]
+    assert seen["kw"] == {"key": "leiden", "basis": "umap", "experiment": expm, "slot": "rna"}
     assert "leiden" in dir(expm.rna) and "annotator" in dir(expm.rna)
     with pytest.raises(em.MissingKeyError, match="modality 'atac'"):
         expm["atac"]

@@ -20,9 +20,9 @@ from .marker_genes import filter_markers, markers, selection_markers
 from .marker_summary import (
     default_marker_data,
     latest_marker_key,
+    marker_cell_values,
     marker_data_args,
     marker_data_options,
-    marker_cell_values,
     marker_group_means,
     marker_groups,
     marker_result_stale,

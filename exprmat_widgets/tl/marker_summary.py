@@ -243,7 +243,7 @@ def _genes_and_codes(adata, genes, groups: dict, layer, use_raw, where, dense: b
     genes = [str(g) for g in genes]
     idx = pd.Index(var.index.astype(str)).get_indexer(genes)
     if (idx < 0).any():
-        missing = list(np.asarray(genes)[idx < 0][:5])
+        missing = [g for g, i in zip(genes, idx) if i < 0][:5]
         raise MissingKeyError(f"{where}: genes not in var_names: {missing}; pass genes of this AnnData.")
     codes = np.full(adata.n_obs, REST, dtype=np.int64)
     for i, m in enumerate(groups.values()):

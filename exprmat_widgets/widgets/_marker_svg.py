@@ -101,7 +101,7 @@ def _scaled_colours(values):
 
 def _grid_labels(out, genes, groups, left, top, col_w, row_h):
     """Group names left of the rows, gene names under the columns (rotated)."""
-    plot_w, plot_h = col_w * len(genes), row_h * len(groups)
+    plot_h = row_h * len(groups)
     for r, grp in enumerate(groups):
         y = top + row_h * r + row_h / 2
         out.append(f'<text class="em-svg-text em-group-label" data-group="{esc(str(grp))}" x="{left - 6}" '
@@ -112,6 +112,22 @@ def _grid_labels(out, genes, groups, left, top, col_w, row_h):
         ly = top + plot_h + 8
         out.append(f'<text class="em-svg-text em-gene-label" data-gene="{g}" x="{x + 3}" y="{ly}" '
                    f'text-anchor="end" transform="rotate(-55 {x + 3} {ly})">{g}</text>')
+
+
+def _num(v: float) -> str:
+    t = f"{v:.1f}"
+    t = t[:-2] if t.endswith(".0") else t
+    if t == "-0":
+        return "0"
+    return t.replace("0.", ".", 1) if t.startswith(("0.", "-0.")) else t
+
+
+def _relative_path(xs, ys) -> str:
+    """A closed path through the points, in relative steps between the points rounded to
+    0.1 px (small numbers: a violin costs about half the characters of absolute points)."""
+    rx, ry = np.round(np.asarray(xs, float), 1), np.round(np.asarray(ys, float), 1)
+    steps = " ".join(f"{_num(a)} {_num(b)}" for a, b in zip(np.diff(rx), np.diff(ry)))
+    return f"M{_num(rx[0])} {_num(ry[0])}l{steps}z"
 
 
 def _frame(genes, groups, col_w, row_h, top=34):
@@ -173,15 +189,15 @@ def stacked_violin_svg(genes: list, groups: list, violins: dict, *, title: str =
             ys = (y0 + row_h - 2 - (row_h - 4) * (np.arange(bins) + 0.5) / bins)[sl]
             w = half * d[sl]
             cx = left + col_w * c + col_w / 2
-            pts = [f"{cx - a:.1f},{b:.1f}" for a, b in zip(w, ys)]
-            pts += [f"{cx + a:.1f},{b:.1f}" for a, b in zip(w[::-1], ys[::-1])]
+            xs = np.concatenate([cx - w, (cx + w)[::-1]])
             g, gr = esc(str(gene)), esc(str(grp))
             m = float(med[r, c])
             my = y0 + row_h - 2 - (row_h - 4) * (m - lo_v[c]) / (hi_v[c] - lo_v[c])
-            out.append(f'<polygon class="em-violin" data-gene="{g}" data-group="{gr}" points="{" ".join(pts)}" '
+            out.append(f'<path class="em-violin" data-gene="{g}" data-group="{gr}" '
+                       f'd="{_relative_path(xs, np.concatenate([ys, ys[::-1]]))}" '
                        f'fill="{colours[r, c]}"><title>{g}, {gr}: median {m:.2f}, '
                        f'quartiles {float(violins["q1"][r, c]):.2f} - {float(violins["q3"][r, c]):.2f}</title>'
-                       "</polygon>")
+                       "</path>")
             out.append(f'<line class="em-violin-median" x1="{cx - 3}" x2="{cx + 3}" y1="{my:.1f}" y2="{my:.1f}"/>')
     _grid_labels(out, genes, groups, left, top, col_w, row_h)
     out.append("</svg>")

@@ -56,9 +56,9 @@ from ..errors import ExprmatError
 from ..tl.marker_summary import (
     default_marker_data,
     latest_marker_key,
+    marker_cell_values,
     marker_data_args,
     marker_data_options,
-    marker_cell_values,
     marker_group_means,
     marker_groups,
     marker_result_stale,
@@ -72,6 +72,7 @@ __all__ = ["MarkerPanel", "MarkerView", "dot_plot_svg"]
 MAX_DOT_GENES = 40
 MAX_TRACK_GENES = 12  # a track per gene: taller than a column, so fewer fit
 MAX_TRACK_CELLS = 500  # the tracks' cells, downsampled: the SVG stays tens of kB at any size
+VIOLIN_BINS = 24  # about one bin per pixel of a violin's row
 VIEWS = (("dot plot", "dotplot"), ("matrix plot", "matrixplot"), ("stacked violin", "stacked_violin"),
          ("tracks plot", "tracksplot"))
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -422,7 +423,7 @@ class MarkerPanel:
             svg = tracks_plot_svg(genes, names, cells, self._group_colors(names, params), title=title)
             self.view_values = {"kind": kind, "genes": genes, "groups": names, **cells}
         elif kind == "stacked_violin":
-            vio = marker_violins(adata, genes, groups, **data_args)
+            vio = marker_violins(adata, genes, groups, bins=VIOLIN_BINS, **data_args)
             title = f"violins: distribution in each group of {data}, colour = median"
             svg = stacked_violin_svg(genes, names, vio, title=title, uid=uid)
             self.view_values = {"kind": kind, "genes": genes, "groups": names, **vio}
@@ -446,7 +447,7 @@ class MarkerPanel:
         groupby = params.get("groupby")
         real = [g for g in names if g != "rest"]
         if groupby is None or groupby not in self.a.adata.obs.columns:
-            colours = {g: "#1f77b4" for g in real}  # the selection
+            colours = dict.fromkeys(real, "#1f77b4")  # the selection
         else:
             colours = category_colors(self.a.adata, groupby, real)
         return {**colours, "rest": "#9e9e9e"}
