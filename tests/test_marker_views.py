@@ -149,7 +149,7 @@ def test_panel_switches_between_the_four_views(ann):
         sizes[kind] = len(svg)
         assert mp.view_values["kind"] == kind and mp.view_values["groups"] == list(groups)
         marks = re.findall(rf'class="{mark}" data-gene="([^"]+)" data-group="([^"]+)"', svg)
-        shown = genes[: marker_panel.MAX_TRACK_GENES] if kind == "tracksplot" else genes
+        shown = marker_panel._track_genes(table) if kind == "tracksplot" else genes
         assert list(dict.fromkeys(g for g, _ in marks)) == shown, kind
         assert {grp for _, grp in marks} == set(groups), kind
         if kind == "matrixplot":
@@ -165,6 +165,15 @@ def test_panel_switches_between_the_four_views(ann):
             assert f"{n} of 700 cells" in svg
     assert len(adata.uns["commands"]) == n_commands  # a view, not a command
     assert max(sizes.values()) < 150_000, sizes
+
+
+def test_tracks_keep_the_best_markers_of_every_group():
+    import pandas as pd
+
+    df = pd.DataFrame({"group": pd.Categorical(["a"] * 4 + ["b"] * 2 + ["c"], categories=["a", "b", "c"]),
+                       "names": ["a1", "a2", "a3", "a4", "b1", "a1", "c1"]})
+    assert marker_panel._track_genes(df, 4) == ["a1", "a2", "b1", "c1"]  # a1 once; table order
+    assert marker_panel._track_genes(df, 100) == ["a1", "a2", "a3", "a4", "b1", "c1"]
 
 
 def test_tracks_are_bounded_on_large_data(logged):

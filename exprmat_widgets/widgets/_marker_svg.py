@@ -70,9 +70,11 @@ def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, 
     return "".join(out)
 
 
-def _svg_open(width, height, title, cls):
+def _svg_open(width, height, title, cls, fit: bool = False):
+    # fit: shrink to the panel's width (the tracks' width is the plot's, not the genes')
+    style = ' style="max-width:100%;height:auto"' if fit else ""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">')
+            f'viewBox="0 0 {width} {height}"{style} role="img" aria-label="{esc(title)}">')
 
 
 def _gradient_legend(out, lo, hi, label, uid, x=4.0):
@@ -132,7 +134,8 @@ def _relative_path(xs, ys) -> str:
 
 def _frame(genes, groups, col_w, row_h, top=34):
     left = 12 + 7 * max(len(str(g)) for g in groups)
-    label_h = 10 + int(5.2 * max(len(str(g)) for g in genes))
+    # rotated labels reach about 0.85 x their length below the plot (6.5 px a character)
+    label_h = 14 + int(5.6 * max(len(str(g)) for g in genes))
     width = max(left + col_w * len(genes) + 8, 330)
     return left, top, width, top + row_h * len(groups) + label_h
 
@@ -220,7 +223,7 @@ def tracks_plot_svg(genes: list, groups: list, cells: dict, colors: dict, *, tit
     plot_w = max(width - left - 8, 200)
     step = plot_w / n
     height = top + track_h * len(genes) + band + 20 + 14 * ((len(groups) + 5) // 6)
-    out = [_svg_open(left + plot_w + 8, height, title, "em-tracks-svg")]
+    out = [_svg_open(left + plot_w + 8, height, title, "em-tracks-svg", fit=True)]
     shown = f"{n:,} of {int(np.sum(cells['sizes'])):,} cells" if cells.get("sampled") else f"{n:,} cells"
     out.append(f'<text class="em-svg-muted em-tracks-count" x="4" y="14">{esc(shown)}, '
                "each track scaled to its gene's range</text>")

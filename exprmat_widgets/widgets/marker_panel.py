@@ -99,6 +99,17 @@ class MarkerView(anywidget.AnyWidget):
     selected = traitlets.Unicode("").tag(sync=True)
 
 
+def _track_genes(df, n: int = MAX_TRACK_GENES) -> list:
+    """At most ``n`` genes of the marker table for the tracks: the first of every group,
+    then the second, ... (so every group keeps its best markers), in the table's order."""
+    per = [list(dict.fromkeys(g.astype(str))) for _, g in df.groupby("group", observed=True, sort=False)["names"]]
+    picked: list = []
+    for k in range(max(map(len, per), default=0)):
+        picked += [lst[k] for lst in per if k < len(lst) and lst[k] not in picked]
+    keep = set(picked[:n])
+    return [g for g in dict.fromkeys(df["names"].astype(str)) if g in keep]
+
+
 def _fmt(v, kind):
     try:
         v = float(v)
@@ -355,7 +366,7 @@ class MarkerPanel:
         params = self._params()
         genes = list(dict.fromkeys(df["names"].astype(str)))[:MAX_DOT_GENES]
         groups = marker_groups(adata, key) if not stale else {}
-        self._draw(genes, groups)
+        self._draw(_track_genes(df) if self.kind.value == "tracksplot" else genes, groups)
         ng = df["group"].nunique() if len(df) else 0
         data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
         self.info.value = (
@@ -417,7 +428,6 @@ class MarkerPanel:
             return
         adata = self.a.adata
         if kind == "tracksplot":
-            genes = genes[:MAX_TRACK_GENES]
             cells = marker_cell_values(adata, genes, groups, max_cells=MAX_TRACK_CELLS, **data_args)
             title = f"tracks: each cell's value in {data}, cells grouped"
             svg = tracks_plot_svg(genes, names, cells, self._group_colors(names, params), title=title)
