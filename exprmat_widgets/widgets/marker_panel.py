@@ -103,10 +103,12 @@ def _track_genes(df, n: int = MAX_TRACK_GENES) -> list:
     """At most ``n`` genes of the marker table for the tracks: the first of every group,
     then the second, ... (so every group keeps its best markers), in the table's order."""
     per = [list(dict.fromkeys(g.astype(str))) for _, g in df.groupby("group", observed=True, sort=False)["names"]]
-    picked: list = []
+    picked: dict = {}  # ordered set: a gene marking two groups is taken once
     for k in range(max(map(len, per), default=0)):
-        picked += [lst[k] for lst in per if k < len(lst) and lst[k] not in picked]
-    keep = set(picked[:n])
+        for lst in per:
+            if k < len(lst):
+                picked.setdefault(lst[k])
+    keep = set(list(picked)[:n])
     return [g for g in dict.fromkeys(df["names"].astype(str)) if g in keep]
 
 
