@@ -90,9 +90,12 @@ class Modality:
         return functools.partial(fn, self.adata)
 
     def annotator(self, **kwargs):
-        """``em.Annotator(adata, **kwargs)``: the linked annotation panels on this modality."""
+        """``em.Annotator(adata, experiment=expm, slot=<modality>, **kwargs)``: the linked
+        annotation panels on this modality, with the subset panel of the experiment."""
         import exprmat_widgets as em
 
+        kwargs.setdefault("experiment", self._experiment)
+        kwargs.setdefault("slot", self._name)
         return em.Annotator(self.adata, **kwargs)
 
     def __dir__(self):

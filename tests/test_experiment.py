@@ -78,7 +78,8 @@ def test_modality_binds_routines_lazily(expm, monkeypatch):
 
     monkeypatch.setitem(vars(em), "Annotator", FakeAnnotator)
     expm.rna.annotator(key="leiden", basis="umap")
-    assert seen["adata"] is expm["rna"] and seen["kw"] == {"key": "leiden", "basis": "umap"}
+    assert seen["adata"] is expm["rna"]
+    assert seen["kw"] == {"key": "leiden", "basis": "umap", "experiment": expm, "slot": "rna"}
     assert "leiden" in dir(expm.rna) and "annotator" in dir(expm.rna)
     with pytest.raises(em.MissingKeyError, match="modality 'atac'"):
         expm["atac"]
@@ -175,3 +176,44 @@ def test_experiment_errors(expm, tmp_path):
     assert "x" not in expm.subsets and list(expm["rna"].uns["commands"]) == history_before
     with pytest.raises(em.ExprmatError, match="must be an AnnData"):
         expm["rna"] = "not data"
+
+
+def test_annotator_on_the_experiment_builds_a_subset_of_the_selected_clusters(expm):
+    """The subset panel: selected clusters -> expm.build_subset -> an Annotator on the subset
+    below; the parent's data and history are unchanged, refused input changes nothing."""
+    expm.rna.knn(use_rep="harmony", n_neighbors=15, random_state=0)
+    expm.rna.umap(random_state=0)
+    expm.rna.leiden(resolution=0.8, random_state=0)
+    parent = expm["rna"]
+    ann = expm.rna.annotator(key="leiden", basis="umap", background=False)
+    panel = ann.subsets
+    assert panel is not None and panel.widget in ann.children and panel.button in ann.action_buttons
+    n_records = len(parent.uns["commands"])
+    panel.button.click()  # nothing selected
+    assert ann.status_kind == "error" and "select the clusters" in ann.status_text
+    assert expm.subsets == {} and panel.opened is None
+    cats = list(parent.obs["leiden"].cat.categories)
+    ann.clusters.select(cats[:2])
+    panel.name.value = "first-two"
+    panel.button.click()
+    assert ann.status_kind in ("ok", "warn"), ann.status_text
+    sub = expm.subsets["first-two"]
+    assert sub.n_obs == int(parent.obs["leiden"].isin(cats[:2]).sum()) < parent.n_obs
+    assert set(sub.obs["leiden"].astype(str)) == set(cats[:2])
+    assert em.history(sub).iloc[-1]["command"] == "subset_cells"
+    assert len(parent.uns["commands"]) == n_records and parent.n_obs == 400  # the parent is untouched
+    opened = panel.opened
+    assert isinstance(opened, em.Annotator) and opened.adata is sub and opened.key == "leiden"
+    assert opened in panel.below.children and "first-two" in ann.status_text
+    assert opened.subsets is None  # a subset's Annotator is not on a modality of the experiment
+    # the same name again is refused, and nothing changes
+    panel.button.click()
+    assert ann.status_kind == "error" and "exists already" in ann.status_text
+    assert list(expm.subsets) == ["first-two"] and panel.opened is opened
+    # the default name comes from the clusters
+    panel.name.value = ""
+    ann.clusters.select(cats[-1:])
+    panel.button.click()
+    assert f"leiden-{cats[-1]}" in expm.subsets, list(expm.subsets)
+    # an Annotator on a plain AnnData has no subset panel
+    assert em.Annotator(parent, key="leiden", basis="umap", background=False).subsets is None

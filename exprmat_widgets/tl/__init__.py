@@ -20,11 +20,13 @@ from .marker_genes import filter_markers, markers, selection_markers
 from .marker_summary import (
     default_marker_data,
     latest_marker_key,
+    marker_cell_values,
     marker_data_args,
     marker_data_options,
     marker_group_means,
     marker_groups,
     marker_result_stale,
+    marker_violins,
 )
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
@@ -51,9 +53,11 @@ __all__ = [
     "leiden",
     "marker_data_args",
     "marker_data_options",
+    "marker_cell_values",
     "marker_group_means",
     "marker_groups",
     "marker_result_stale",
+    "marker_violins",
     "markers",
     "merge_clusters",
     "proportion",

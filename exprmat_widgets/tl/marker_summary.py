@@ -9,6 +9,10 @@ Nothing here writes to the AnnData or the history:
 * :func:`marker_group_means` - mean expression and fraction of expressing cells of
   some genes in those groups, from the same one-pass :func:`group_stats` the
   t-test uses;
+* :func:`marker_violins` - per-group distributions (smoothed histograms on one grid
+  per gene, quartiles) of some genes, for stacked violins;
+* :func:`marker_cell_values` - per-cell values of some genes, cells ordered by group
+  and downsampled to a bound, for tracks plots;
 * :func:`marker_result_stale` - whether the groups changed since the result was
   computed (history fingerprints of ``obs[groupby]``).
 """
@@ -29,8 +33,11 @@ __all__ = [
     "marker_data_args",
     "marker_data_options",
     "marker_group_means",
+    "binned_density",
+    "marker_cell_values",
     "marker_groups",
     "marker_result_stale",
+    "marker_violins",
 ]
 
 
@@ -222,29 +229,183 @@ def marker_group_means(adata, genes, groups: dict, *, layer: str | None = None, 
         Arrays ``len(groups) x len(genes)`` in the order given: the mean value and
         the fraction of cells with a non-zero value.
     """
-    x, var, _ = _matrix(adata, layer, use_raw, "marker_group_means")
+    sub, codes = _genes_and_codes(adata, genes, groups, layer, use_raw, "marker_group_means")
+    n = len(groups)
+    s, _q, nz = group_stats(sub, codes, n)
+    sizes = np.maximum(np.bincount(codes[codes >= 0], minlength=n), 1).astype(float)[:, None]
+    return s[:n] / sizes, nz[:n] / sizes
+
+
+def _genes_and_codes(adata, genes, groups: dict, layer, use_raw, where, dense: bool = False):
+    """The columns of ``genes`` in the matrix the markers test (float, dense when asked)
+    and each cell's group code (``REST`` for cells in no group)."""
+    x, var, _ = _matrix(adata, layer, use_raw, where)
     genes = [str(g) for g in genes]
     idx = pd.Index(var.index.astype(str)).get_indexer(genes)
     if (idx < 0).any():
-        missing = list(np.asarray(genes)[idx < 0][:5])
-        raise MissingKeyError(f"marker_group_means: genes not in var_names: {missing}; pass genes of this AnnData.")
+        missing = [g for g, i in zip(genes, idx) if i < 0][:5]
+        raise MissingKeyError(f"{where}: genes not in var_names: {missing}; pass genes of this AnnData.")
     codes = np.full(adata.n_obs, REST, dtype=np.int64)
     for i, m in enumerate(groups.values()):
         m = np.asarray(m, dtype=bool)
         if m.shape != (adata.n_obs,):
-            raise ExprmatError(f"marker_group_means: a group mask has {m.size} entries for {adata.n_obs} cells.")
+            raise ExprmatError(f"{where}: a group mask has {m.size} entries for {adata.n_obs} cells.")
         if (codes[m] != REST).any():
-            raise ExprmatError("marker_group_means: the groups overlap; pass disjoint groups of cells.")
+            raise ExprmatError(f"{where}: the groups overlap; pass disjoint groups of cells.")
         codes[m] = i
-    n = len(groups)
     sub = x[:, idx]
     if _is_dask(sub):
         sub = sub.compute()
     if sub.dtype.kind in "iub":
         sub = sub.astype(np.float64)
-    s, _q, nz = group_stats(sub, codes, n)
-    sizes = np.maximum(np.bincount(codes[codes >= 0], minlength=n), 1).astype(float)[:, None]
-    return s[:n] / sizes, nz[:n] / sizes
+    if dense:
+        sub = np.asarray(sub.toarray() if hasattr(sub, "toarray") else sub, dtype=np.float64)
+    return sub, codes
+
+
+def binned_density(values, lo: float, hi: float, bins: int = 48, sigma: float = 1.5) -> np.ndarray:
+    """Density of ``values`` on ``bins`` equal bins over ``[lo, hi]``: the histogram smoothed
+    by a Gaussian of ``sigma`` bins and scaled to a peak of 1 (all zeros for no values).
+    One numpy pass, so cheap at any number of cells.  Reads no AnnData.
+
+    Parameters
+    ----------
+    values
+        1-D values (e.g. one gene in one group of cells).
+    lo, hi
+        The range of the bins (``hi > lo``).
+    bins
+        Number of bins.
+    sigma
+        Width of the smoothing, in bins (0: the plain histogram).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bins`` values in ``[0, 1]``.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0:
+        return np.zeros(bins)
+    h, _ = np.histogram(values, bins=bins, range=(lo, hi))
+    d = gaussian_filter1d(h.astype(float), sigma, mode="constant") if sigma > 0 else h.astype(float)
+    return d / d.max() if d.max() > 0 else d
+
+
+def marker_violins(adata, genes, groups: dict, *, layer: str | None = None, use_raw: bool = False,
+                   bins: int = 48, sigma: float = 1.5) -> dict:
+    """Distributions of ``genes`` in each group of cells, for stacked violins: per gene one
+    grid of ``bins`` bins from its minimum to its maximum over the grouped cells, and per
+    group and gene the smoothed histogram on it (:func:`binned_density`, peak 1: violins
+    of equal width, scanpy's ``scale='width'``) and the quartiles.  Every cell is used
+    (a histogram is one pass per gene, so no downsampling is needed).
+    Reads ``X`` / ``layers[layer]`` / ``raw``; writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+    genes
+        Gene names (``var_names``, or ``raw.var_names`` with ``use_raw``).
+    groups
+        ``{name: boolean mask over cells}``, disjoint (e.g. :func:`marker_groups`).
+    layer
+        Read this layer instead of ``X``.
+    use_raw
+        Read ``adata.raw`` instead of ``X``.
+    bins
+        Number of bins of each gene's grid.
+    sigma
+        Smoothing of the histograms, in bins.
+
+    Returns
+    -------
+    dict
+        ``lo``, ``hi`` (per gene, the grid's ends), ``density`` (groups x genes x bins),
+        ``q1``, ``median``, ``q3``, ``mean`` (groups x genes) and ``n`` (cells per group).
+    """
+    if isinstance(bins, bool) or int(bins) != bins or bins < 2:
+        raise ExprmatError(f"marker_violins: bins must be an integer >= 2, got {bins!r}.")
+    sub, codes = _genes_and_codes(adata, genes, groups, layer, use_raw, "marker_violins", dense=True)
+    n_groups, n_genes = len(groups), sub.shape[1]
+    inside = codes >= 0
+    vals = sub[inside]
+    lo = vals.min(axis=0) if vals.size else np.zeros(n_genes)
+    hi = vals.max(axis=0) if vals.size else np.ones(n_genes)
+    hi = np.where(hi > lo, hi, lo + 1.0)  # a constant gene gets a grid of width 1
+    dens = np.zeros((n_groups, n_genes, int(bins)))
+    q = np.full((3, n_groups, n_genes), np.nan)
+    mean = np.full((n_groups, n_genes), np.nan)
+    for i in range(n_groups):
+        part = sub[codes == i]
+        if not len(part):
+            continue
+        q[:, i] = np.quantile(part, [0.25, 0.5, 0.75], axis=0)
+        mean[i] = part.mean(axis=0)
+        for j in range(n_genes):
+            dens[i, j] = binned_density(part[:, j], lo[j], hi[j], int(bins), sigma)
+    return {"lo": lo, "hi": hi, "density": dens, "q1": q[0], "median": q[1], "q3": q[2], "mean": mean,
+            "n": np.bincount(codes[inside], minlength=n_groups)}
+
+
+def marker_cell_values(adata, genes, groups: dict, *, layer: str | None = None, use_raw: bool = False,
+                       max_cells: int = 500, min_per_group: int = 3, random_state: int = 0) -> dict:
+    """Per-cell values of ``genes`` for a tracks plot: the cells of each group in turn (in
+    their order in the data), at most about ``max_cells`` in all.  Larger data are
+    downsampled without replacement, each group keeping its share of the cells (and at
+    least ``min_per_group``, or all it has), so the plot stays small at any size.
+    Reads ``X`` / ``layers[layer]`` / ``raw``; writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+    genes
+        Gene names (``var_names``, or ``raw.var_names`` with ``use_raw``).
+    groups
+        ``{name: boolean mask over cells}``, disjoint (e.g. :func:`marker_groups`).
+    layer
+        Read this layer instead of ``X``.
+    use_raw
+        Read ``adata.raw`` instead of ``X``.
+    max_cells
+        Bound on the cells returned (up to ``min_per_group`` per group more).
+    min_per_group
+        Cells kept of every non-empty group however small its share.
+    random_state
+        Seed of the downsampling.
+
+    Returns
+    -------
+    dict
+        ``cells`` (positions in ``adata``), ``group`` (each cell's group index),
+        ``values`` (cells x genes), ``sizes`` (cells per group in the data) and
+        ``sampled`` (whether cells were left out).
+    """
+    for name, val, low in (("max_cells", max_cells, 1), ("min_per_group", min_per_group, 0)):
+        if isinstance(val, bool) or int(val) != val or val < low:
+            raise ExprmatError(f"marker_cell_values: {name} must be an integer >= {low}, got {val!r}.")
+    sub, codes = _genes_and_codes(adata, genes, groups, layer, use_raw, "marker_cell_values")
+    n_groups = len(groups)
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups)
+    total = int(sizes.sum())
+    rng = np.random.default_rng(random_state)
+    cells, labels = [], []
+    for i in range(n_groups):
+        members = np.flatnonzero(codes == i)
+        if total > max_cells:
+            keep = max(int(round(max_cells * members.size / total)), min(min_per_group, members.size))
+            keep = min(keep, members.size)
+            members = np.sort(rng.choice(members, size=keep, replace=False))
+        cells.append(members)
+        labels.append(np.full(members.size, i, dtype=np.int64))
+    cells = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+    part = sub[cells]
+    values = np.asarray(part.toarray() if hasattr(part, "toarray") else part, dtype=np.float64)
+    return {"cells": cells, "group": np.concatenate(labels) if labels else np.zeros(0, np.int64),
+            "values": values, "sizes": sizes, "sampled": bool(cells.size < total)}
 
 
 def _last_writer(records, label, stop=None):

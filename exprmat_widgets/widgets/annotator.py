@@ -66,6 +66,7 @@ from .cluster_panel import ClusterPanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
 from .progress_row import ProgressRow
+from .subset_panel import SubsetPanel
 
 __all__ = ["Annotator"]
 
@@ -116,6 +117,12 @@ class Annotator(W.VBox):
         An existing scatter widget to use instead of building one.
     height
         Height of the scatter in pixels.
+    experiment
+        The :class:`~exprmat_widgets.Experiment` whose modality ``slot`` is ``adata``
+        (set by ``expm.rna.annotator()``): adds the subset panel (selected clusters ->
+        ``expm.build_subset`` -> an Annotator on the subset, shown below).
+    slot
+        The experiment's modality holding ``adata``.
 
     Reads ``obs[key]``, ``obsm['X_<basis>']``, ``uns['<key>_colors']``,
     ``uns['commands']``; writes only through the core routines it calls.
@@ -133,6 +140,8 @@ class Annotator(W.VBox):
         background: bool | None = None,
         scatter=None,
         height: int = 480,
+        experiment=None,
+        slot: str = "rna",
     ):
         from .. import _validate as v
 
@@ -187,6 +196,7 @@ class Annotator(W.VBox):
         self.history = HistoryPanel(self)
         self.analysis = AnalysisPanel(self)
         self.progress = ProgressRow(self.cancel)
+        self.subsets = SubsetPanel(self, experiment, slot) if experiment is not None else None
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # two columns, not two rows: the marker panel sits right under the scatter whatever
@@ -201,7 +211,8 @@ class Annotator(W.VBox):
         right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
         body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
         body.add_class("em-annotator-body")
-        super().__init__([self.status, body, self.progress.widget, self.analysis.widget])
+        extra = [self.subsets.widget] if self.subsets is not None else []
+        super().__init__([self.status, body, self.progress.widget, self.analysis.widget, *extra])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -264,7 +275,8 @@ class Annotator(W.VBox):
 
     @property
     def action_buttons(self) -> list:
-        return self.clusters.buttons + self.markers.buttons + self.history.buttons + self.analysis.buttons
+        subsets = self.subsets.buttons if self.subsets is not None else []
+        return self.clusters.buttons + self.markers.buttons + self.history.buttons + self.analysis.buttons + subsets
 
     def _set_status(self, text: str, kind: str = "info") -> None:
         color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "warn": "#9a6700", "error": "#c62828"}[kind]

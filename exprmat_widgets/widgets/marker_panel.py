@@ -1,5 +1,6 @@
 """Marker panel: marker genes of the chosen clusters, or of the lasso selection
-against the rest, as a dot plot (SVG drawn here) and a table (a small anywidget).
+against the rest, as one of the tutorial's four views (dot plot, matrix plot, stacked
+violin, tracks plot: SVG drawn by :mod:`._marker_svg`) and a table (a small anywidget).
 
 =======================  =================================================
 control                  core routine
@@ -14,6 +15,13 @@ Recompute                ``em.markers`` again with the stale result's
 filters                  ``em.filter_markers(adata, key, n_genes,
                          min_logfoldchange, max_p_adjust, min_pct,
                          max_pct_reference)`` (not recorded: a view)
+view                     what is drawn for the filtered genes and the groups
+                         compared (not recorded: a view), numbers from
+                         ``tl.marker_summary``: dot plot and matrix plot
+                         ``marker_group_means``, stacked violin
+                         ``marker_violins``, tracks plot
+                         ``marker_cell_values`` (downsampled to
+                         ``MAX_TRACK_CELLS`` cells, ``MAX_TRACK_GENES`` genes)
 click a gene             ``scatter.color_by(gene)``
 =======================  =================================================
 
@@ -48,17 +56,25 @@ from ..errors import ExprmatError
 from ..tl.marker_summary import (
     default_marker_data,
     latest_marker_key,
+    marker_cell_values,
     marker_data_args,
     marker_data_options,
     marker_group_means,
     marker_groups,
     marker_result_stale,
+    marker_violins,
 )
 from ._controls import action_button
+from ._marker_svg import dot_plot_svg, matrix_plot_svg, stacked_violin_svg, tracks_plot_svg
 
 __all__ = ["MarkerPanel", "MarkerView", "dot_plot_svg"]
 
 MAX_DOT_GENES = 40
+MAX_TRACK_GENES = 12  # a track per gene: taller than a column, so fewer fit
+MAX_TRACK_CELLS = 500  # the tracks' cells, downsampled: the SVG stays tens of kB at any size
+VIOLIN_BINS = 24  # about one bin per pixel of a violin's row
+VIEWS = (("dot plot", "dotplot"), ("matrix plot", "matrixplot"), ("stacked violin", "stacked_violin"),
+         ("tracks plot", "tracksplot"))
 STATIC = Path(__file__).resolve().parents[1] / "static"
 TABLE_COLUMNS = ["group", "gene", "logFC", "p adj", "pct in", "pct out"]
 
@@ -83,76 +99,17 @@ class MarkerView(anywidget.AnyWidget):
     selected = traitlets.Unicode("").tag(sync=True)
 
 
-def _viridis(values: np.ndarray) -> list[str]:
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    cmap = colormaps["viridis"]
-    return [to_hex(cmap(float(v))) for v in values]
-
-
-def dot_plot_svg(genes: list, groups: list, mean: np.ndarray, frac: np.ndarray, *, title: str = "",
-                 uid: str = "0") -> str:
-    """An SVG dot plot: genes (columns) x groups (rows); dot area grows with ``frac``
-    (fraction of cells expressing), colour is ``mean`` on viridis from its minimum to its
-    maximum.  Texts and lines take JupyterLab's theme colours through CSS classes
-    (``marker_view.css``).  Every dot and gene label carries ``data-gene``."""
-    if not genes or not groups:
-        return '<div class="em-marker-empty">no marker genes pass the filters</div>'
-    esc = html.escape
-    cell = 18
-    left = 12 + 7 * max(len(str(g)) for g in groups)
-    top = 34  # the legends are drawn above the dots: visible however many genes scroll by
-    label_h = 10 + int(5.2 * max(len(str(g)) for g in genes))
-    plot_w, plot_h = cell * len(genes), cell * len(groups)
-    width = max(left + plot_w + 8, 330)
-    height = top + plot_h + label_h
-    lo, hi = float(np.min(mean)), float(np.max(mean))
-    span = hi - lo if hi > lo else 1.0
-    colours = _viridis(((mean - lo) / span).ravel())
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="em-dotplot-svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">']
-    gid = f"em-viridis-{esc(uid)}"
-    stops = "".join(f'<stop offset="{t:.2f}" stop-color="{c}"/>'
-                    for t, c in zip(np.linspace(0, 1, 6), _viridis(np.linspace(0, 1, 6))))
-    out.append(f'<defs><linearGradient id="{gid}" x1="0" y1="0" x2="1" y2="0">{stops}</linearGradient></defs>')
-    # legends: colour (mean) and dot sizes (fraction of cells expressing)
-    out.append(f'<text class="em-svg-muted" x="4" y="16">mean {lo:.2f}</text>')
-    lx = 4 + 6 * len(f"mean {lo:.2f}") + 4
-    out.append(f'<rect x="{lx}" y="7" width="60" height="10" fill="url(#{gid})"/>')
-    out.append(f'<text class="em-svg-muted" x="{lx + 64}" y="16">{hi:.2f}</text>')
-    sx = lx + 64 + 6 * len(f"{hi:.2f}") + 16
-    out.append(f'<text class="em-svg-muted" x="{sx}" y="16">% cells</text>')
-    sx += 44
-    for f in (0.25, 0.5, 1.0):
-        rad = 1.5 + 6.5 * np.sqrt(f)
-        out.append(f'<circle class="em-legend-dot" cx="{sx + rad}" cy="12" r="{rad:.2f}"/>')
-        out.append(f'<text class="em-svg-muted" x="{sx + 2 * rad + 3}" y="16">{int(100 * f)}</text>')
-        sx += 2 * rad + 26
-    for r, grp in enumerate(groups):
-        y = top + cell * r + cell / 2
-        out.append(f'<line class="em-svg-grid" x1="{left}" x2="{left + plot_w}" y1="{y}" y2="{y}"/>')
-        out.append(f'<text class="em-svg-text" x="{left - 6}" y="{y + 4}" text-anchor="end">{esc(str(grp))}</text>')
-    for c, gene in enumerate(genes):
-        x = left + cell * c + cell / 2
-        g = esc(str(gene))
-        out.append(f'<line class="em-svg-grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + plot_h}"/>')
-        ly = top + plot_h + 8
-        out.append(f'<text class="em-svg-text em-gene-label" data-gene="{g}" x="{x + 3}" y="{ly}" '
-                   f'text-anchor="end" transform="rotate(-55 {x + 3} {ly})">{g}</text>')
-    k = 0
-    for r, grp in enumerate(groups):
-        y = top + cell * r + cell / 2
-        for c, gene in enumerate(genes):
-            x = left + cell * c + cell / 2
-            f, m = float(frac[r, c]), float(mean[r, c])
-            g = esc(str(gene))
-            radius = 1.5 + 6.5 * np.sqrt(f)
-            out.append(f'<circle class="em-dot" data-gene="{g}" cx="{x}" cy="{y}" r="{radius:.1f}" fill="{colours[k]}">'
-                       f"<title>{g}, {esc(str(grp))}: {100 * f:.0f}%, mean {m:.2f}</title></circle>")
-            k += 1
-    out.append("</svg>")
-    return "".join(out)
+def _track_genes(df, n: int = MAX_TRACK_GENES) -> list:
+    """At most ``n`` genes of the marker table for the tracks: the first of every group,
+    then the second, ... (so every group keeps its best markers), in the table's order."""
+    per = [list(dict.fromkeys(g.astype(str))) for _, g in df.groupby("group", observed=True, sort=False)["names"]]
+    picked: dict = {}  # ordered set: a gene marking two groups is taken once
+    for k in range(max(map(len, per), default=0)):
+        for lst in per:
+            if k < len(lst):
+                picked.setdefault(lst[k])
+    keep = set(list(picked)[:n])
+    return [g for g in dict.fromkeys(df["names"].astype(str)) if g in keep]
 
 
 def _fmt(v, kind):
@@ -176,6 +133,7 @@ class MarkerPanel:
         self.dot_genes: list[str] = []
         self.dot_groups: list[str] = []
         self.dot_mean = self.dot_frac = None
+        self.view_values: dict = {}  # the numbers behind the view drawn (from the core)
         self.stale_reason: str | None = None
         self.warnings: list[str] = []
         self.colored_by: str | None = None
@@ -208,6 +166,14 @@ class MarkerPanel:
                      (self.min_pct, "em-min-pct"), (self.max_pct_ref, "em-max-pct-ref")):
             w.add_class(c)
             w.observe(lambda ch: self.a.when_idle("filter markers", self.update_view), names="value")
+        self.min_lfc.tooltip = "min log2 fold change of the group against the reference"
+        self.min_pct.tooltip = "min fraction of the group's cells expressing (scanpy: min_in_group_fraction)"
+        self.max_pct_ref.tooltip = "max fraction of the reference cells expressing (max_out_group_fraction)"
+        self.kind = W.ToggleButtons(options=list(VIEWS), value="dotplot", style={"button_width": "auto"},
+                                    tooltips=["fraction expressing and mean", "mean per group",
+                                              "distribution per group", "each cell's value, by group"])
+        self.kind.add_class("em-marker-kind")
+        self.kind.observe(lambda ch: self.a.when_idle("marker view", self.update_view), names="value")
         self.info = W.HTML()
         self.info.add_class("em-marker-info")
         self.notes = W.HTML()
@@ -229,6 +195,7 @@ class MarkerPanel:
                 self.info,
                 self.stale_box,
                 self.notes,
+                self.kind,
                 self.view,
             ],
             layout=W.Layout(width="100%", padding="0 6px"),
@@ -384,7 +351,7 @@ class MarkerPanel:
         if key not in adata.uns:
             self.table_df = pd.DataFrame()
             self._set_table(self.table_df)
-            self._set_dots([], [], None, None)
+            self._draw([], {})
             self._set_stale(None)
             self.info.value = f"<i>no marker result uns[{html.escape(repr(key))}] (undone?)</i>"
             return
@@ -401,12 +368,7 @@ class MarkerPanel:
         params = self._params()
         genes = list(dict.fromkeys(df["names"].astype(str)))[:MAX_DOT_GENES]
         groups = marker_groups(adata, key) if not stale else {}
-        if genes and groups:
-            mean, frac = marker_group_means(adata, genes, groups, layer=params.get("layer"),
-                                            use_raw=bool(params.get("use_raw", False)))
-            self._set_dots(genes, list(groups), mean, frac)
-        else:
-            self._set_dots([], [], None, None)
+        self._draw(_track_genes(df) if self.kind.value == "tracksplot" else genes, groups)
         ng = df["group"].nunique() if len(df) else 0
         data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
         self.info.value = (
@@ -451,14 +413,53 @@ class MarkerPanel:
 
     def _set_dots(self, genes, groups, mean, frac):
         self.dot_genes, self.dot_groups, self.dot_mean, self.dot_frac = list(genes), list(groups), mean, frac
+
+    def _draw(self, genes, groups: dict):
+        """Draw the chosen view of ``genes`` in ``groups`` (``{name: mask}``) with the numbers
+        of the core (``tl.marker_summary``) on the matrix the result was computed on."""
         params = self._params()
-        data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
-        title = f"dot size = fraction expressing, colour = mean expression in {data}"
-        if not genes:
+        data_args = {"layer": params.get("layer"), "use_raw": bool(params.get("use_raw", False))}
+        data = "raw" if data_args["use_raw"] else (data_args["layer"] or "X")
+        kind, names, uid = self.kind.value, list(groups), str(id(self))
+        self.view_values = {}
+        if not genes or not groups:
+            self._set_dots([], [], None, None)
             self.view.svg = ('<div class="em-marker-empty">'
-                             + ("stale result: recompute to draw the dot plot" if self.stale_reason
+                             + ("stale result: recompute to draw the marker plot" if self.stale_reason
                                 else "no marker genes pass the filters") + "</div>")
             return
+        adata = self.a.adata
+        if kind == "tracksplot":
+            cells = marker_cell_values(adata, genes, groups, max_cells=MAX_TRACK_CELLS, **data_args)
+            title = f"tracks: each cell's value in {data}, cells grouped"
+            svg = tracks_plot_svg(genes, names, cells, self._group_colors(names, params), title=title)
+            self.view_values = {"kind": kind, "genes": genes, "groups": names, **cells}
+        elif kind == "stacked_violin":
+            vio = marker_violins(adata, genes, groups, bins=VIOLIN_BINS, **data_args)
+            title = f"violins: distribution in each group of {data}, colour = median"
+            svg = stacked_violin_svg(genes, names, vio, title=title, uid=uid)
+            self.view_values = {"kind": kind, "genes": genes, "groups": names, **vio}
+        else:
+            mean, frac = marker_group_means(adata, genes, groups, **data_args)
+            if kind == "matrixplot":
+                title = f"colour = mean expression in {data}"
+                svg = matrix_plot_svg(genes, names, mean, title=title, uid=uid)
+            else:
+                title = f"dot size = fraction expressing, colour = mean expression in {data}"
+                svg = dot_plot_svg(genes, names, mean, frac, title=title, uid=uid)
+            self.view_values = {"kind": kind, "genes": genes, "groups": names, "mean": mean, "frac": frac}
+        self._set_dots(genes, names, self.view_values.get("mean"), self.view_values.get("frac"))
         self.view.svg = (f'<div class="em-svg-muted" style="font-size:11px;color:var(--jp-ui-font-color2,#555)">'
-                         f"{html.escape(title)}</div>"
-                         + dot_plot_svg(genes, groups, mean, frac, title=title, uid=str(id(self))))
+                         f"{html.escape(title)}</div>" + svg)
+
+    def _group_colors(self, names, params) -> dict:
+        """The groups' colours of the scatter's palette (``uns['<groupby>_colors']``); the rest grey."""
+        from ..pl._utils import category_colors
+
+        groupby = params.get("groupby")
+        real = [g for g in names if g != "rest"]
+        if groupby is None or groupby not in self.a.adata.obs.columns:
+            colours = dict.fromkeys(real, "#1f77b4")  # the selection
+        else:
+            colours = category_colors(self.a.adata, groupby, real)
+        return {**colours, "rest": "#9e9e9e"}
