@@ -87,19 +87,9 @@ def _lasso_cluster(page, kernel, cluster):
 
 def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_server):
     server = jupyter_server
-    jh.write_notebook(server.root / "markers.ipynb", CELLS)
     page = browser_ctx.new_page()
-    page.set_viewport_size({"width": 1400, "height": 1700})
-    page.set_default_timeout(60_000)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        jh.open_notebook(page, server, "markers.ipynb")
-        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-        page.wait_for_selector(f'{SCATTER}[data-drawn="true"]', timeout=90_000)
-        kernel = server.kernel_for("markers.ipynb")
-        # the kernel must run this checkout (run pytest with PYTHONPATH=<checkout>)
-        assert kernel.eval("em.__file__") == __import__("exprmat_widgets").__file__
+        kernel = jh.open_annotator_notebook(page, server, "markers.ipynb", CELLS)
 
         # item 2: the existing result is shown at once, table and dot plot
         first = _kernel_rows(kernel, "markers")
@@ -157,19 +147,15 @@ def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_s
         page.locator(PANEL).scroll_into_view_if_needed()
         page.wait_for_timeout(500)
         _shot(page, "markers_1100.png")
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                      " {theme: 'JupyterLab Dark'})")
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-        page.wait_for_timeout(800)
+        jh.set_theme(page, True)
         text = page.eval_on_selector(f"{PANEL} .em-marker-table td", "e => getComputedStyle(e).color")
         label = page.eval_on_selector(f"{PANEL} .em-dotplot text.em-svg-text", "e => getComputedStyle(e).fill")
         for c in (text, label):  # light text on the dark background
             rgb = [int(v) for v in re.findall(r"\d+", c)[:3]]
             assert sum(rgb) / 3 > 150, c
         _shot(page, "markers_dark.png")
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                      " {theme: 'JupyterLab Light'})")
-        assert not errors, errors
+        jh.set_theme(page, False)
+        assert not page.emw_errors, page.emw_errors
     finally:
         page.close()
         jh.shutdown_kernels(server)
