@@ -389,6 +389,31 @@ def drag_path(page, points, steps: int = 4, box=None) -> None:
     page.mouse.up()
 
 
+def lasso_around(page, kernel, members: str, radius: float = 40.0, scatter: str = "ann.scatter") -> None:
+    """Draw a lasso (real mouse drag, a 14-gon of ``radius`` px) on the Annotator's scatter
+    around the median screen position of the cells ``members`` (a kernel expression giving
+    their int positions), wait until the kernel has the selection, and go back to pan."""
+    import math
+
+    import numpy as np
+
+    page.click('.emw-scatter button[data-mode="lasso"]')
+    kernel.wait_for(f"{scatter}.mode == 'lasso'")
+    screen = np.asarray(page.eval_on_selector(
+        ".emw-scatter canvas",
+        """(c) => { const sp = c.__emw.scatterplot, n = c.__emw.model.get('_n'), out = [];
+                    for (let i = 0; i < n; i++) out.push(sp.getScreenPosition(i)); return out; }""",
+    ), dtype=float)
+    idx = np.asarray(kernel.eval(f"[int(i) for i in {members}]"), dtype=int)
+    cx, cy = np.median(screen[idx], axis=0)
+    box = page.locator(".emw-scatter canvas").first.bounding_box()
+    poly = [(cx + radius * math.cos(t), cy + radius * math.sin(t))
+            for t in np.linspace(0, 2 * math.pi, 14, endpoint=False)]
+    drag_path(page, poly + [poly[0]], steps=4, box=box)
+    kernel.wait_for(f"int({scatter}.selection.size) > 2", timeout=30)
+    page.click('.emw-scatter button[data-mode="pan"]')
+
+
 def shutdown_kernels(server: JupyterServer) -> None:
     """Delete every session (and its kernel) on the server."""
     for s in server.api("GET", "/api/sessions") or []:

@@ -7,12 +7,10 @@ kernel alive. Each check is made on the page and in the notebook's kernel. Scree
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import emw_browser_jupyter as jh
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -68,23 +66,6 @@ def _shot(page, name):
     page.locator(".em-annotator").first.screenshot(path=str(SCREENS / name))
 
 
-def _lasso_cluster(page, kernel, cluster):
-    page.click(f'{SCATTER} button[data-mode="lasso"]')
-    kernel.wait_for("ann.scatter.mode == 'lasso'")
-    screen = np.asarray(page.eval_on_selector(
-        f"{SCATTER} canvas",
-        """(c) => { const sp = c.__emw.scatterplot, n = c.__emw.model.get('_n'), out = [];
-                    for (let i = 0; i < n; i++) out.push(sp.getScreenPosition(i)); return out; }""",
-    ), dtype=float)
-    members = np.asarray(kernel.eval(f"np.flatnonzero(adata.obs['leiden'] == {cluster!r}).tolist()"))
-    cx, cy = np.median(screen[members], axis=0)
-    box = page.locator(f"{SCATTER} canvas").first.bounding_box()
-    poly = [(cx + 40 * math.cos(t), cy + 40 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 14, endpoint=False)]
-    jh.drag_path(page, poly + [poly[0]], steps=4, box=box)
-    kernel.wait_for("int(ann.scatter.selection.size) > 2", timeout=30)
-    page.click(f'{SCATTER} button[data-mode="pan"]')
-
-
 def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_server):
     server = jupyter_server
     page = browser_ctx.new_page()
@@ -111,7 +92,7 @@ def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_s
         clusters = _kernel_rows(kernel, "markers")
         _wait_rows(page, clusters)
         assert len(clusters) == 3
-        _lasso_cluster(page, kernel, "2")
+        jh.lasso_around(page, kernel, "np.flatnonzero(adata.obs['leiden'] == '2')")
         _act(page, kernel, "button.em-selection-markers")
         lasso = _kernel_rows(kernel, "markers.selection")
         assert kernel.eval("ann.markers.result_key") == "markers.selection"
