@@ -207,6 +207,33 @@ def test_more_clusters_than_colours(mouse_graph):
     assert len(set(a.uns["many_colors"])) == 400
 
 
+def test_subcluster_colours_are_unlike_their_neighbours():
+    """Item 9: new sub-cluster colours differ from every kept colour and from each other at
+    least as much as the two closest colours of scanpy's own 20-colour palette (the next
+    unused palette entries were near-twins: CIE76 distance 10)."""
+    from matplotlib.colors import to_hex
+    from scanpy.plotting import palettes
+
+    from exprmat_widgets.colors import lab
+
+    ref = lab([to_hex(c) for c in palettes.default_20])
+    d = np.sqrt(((ref[:, None] - ref[None]) ** 2).sum(-1))
+    bar = d[np.triu_indices(len(ref), 1)].min()
+    a = sc.datasets.pbmc68k_reduced()
+    em.leiden(a, resolution=1.0, random_state=0)
+    before = dict(zip(a.obs["leiden"].cat.categories, a.uns["leiden_colors"]))
+    em.subcluster(a, (a.obs["leiden"] == "1").to_numpy(), resolution=1.0, key="leiden")
+    after = dict(zip(a.obs["leiden"].cat.categories, a.uns["leiden_colors"]))
+    new = [c for c in after if c not in before]
+    assert len(new) >= 3 and all(after[c] == before[c] for c in after if c in before)
+    labs = lab(list(after.values()))
+    dist = np.sqrt(((labs[:, None] - labs[None]) ** 2).sum(-1))
+    np.fill_diagonal(dist, np.inf)
+    idx = [list(after).index(c) for c in new]
+    assert dist[idx].min() >= bar, (dist[idx].min(), bar)
+    assert all(25 <= lab([after[c]])[0, 0] <= 85 for c in new)  # visible on light and dark
+
+
 # --------------------------------------------------------------------------- no edges
 
 

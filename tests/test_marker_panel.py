@@ -157,6 +157,30 @@ def test_markers_are_marked_stale_after_reclustering_and_recomputed(ann):
     assert mp.stale_reason and "cells changed" in mp.stale_reason
 
 
+def test_panel_opens_on_a_scanpy_logreg_result_with_its_scores(pbmc_graph):
+    """A logreg result (scores, no p-values) opens with its genes and scores, not "0 marker
+    genes"; the panel says which filters do not apply."""
+    import scanpy as sc
+
+    sc.tl.rank_genes_groups(pbmc_graph, "leiden", method="logreg")
+    ann = em.Annotator(pbmc_graph, key="leiden", basis="umap", background=False)
+    mp = ann.markers
+    assert mp.result_key == "rank_genes_groups"
+    state = mp.view.get_state()
+    ref = em.filter_markers(pbmc_graph, key="rank_genes_groups", n_genes=mp.n_genes.value)
+    assert [r[1] for r in state["rows"]] == list(ref["names"]) and len(ref) > 0
+    assert state["columns"] == ["group", "gene", "score", "pct in", "pct out"]
+    assert [r[2] for r in state["rows"]] == [f"{v:.2f}" for v in ref["scores"]]
+    assert f"{len(ref)} marker genes in" in mp.info.value
+    notes = mp.notes.value
+    assert "em-marker-unfiltered" in notes and "min logFC, max p adj, min pct" in notes
+    assert "do not apply" in notes and 'class="em-dot"' in state["svg"]
+    # a t-test result afterwards: the usual columns, no note
+    mp.clusters_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert mp.view.get_state()["columns"][2:4] == ["logFC", "p adj"] and mp.notes.value == ""
+
+
 def test_group_means_come_from_the_core(pbmc_graph):
     """One group-mean routine (the core's group_stats) for the panel and the markers."""
     assert not hasattr(marker_panel, "group_summaries")

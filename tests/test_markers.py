@@ -286,6 +286,32 @@ def test_filter_markers_named_reference(pbmc_mod):
     np.testing.assert_allclose(out["pct_nz_reference"], pts.loc[out["names"], REF_PBMC].to_numpy())
 
 
+def test_filter_markers_on_a_logreg_result_keeps_the_scores(pbmc_mod):
+    """scanpy's logreg result has scores only: the fold-change, p-value and pct filters
+    cannot apply and are not applied (they dropped every gene); the filters a result has
+    values for still apply."""
+    a = pbmc_mod.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(a, "bulk_labels", method="logreg", use_raw=True)
+        em.markers(a, "bulk_labels", method="logreg", use_raw=True, pts=True, key_added="ours")
+    assert em.unavailable_filters(a, "rank_genes_groups") == [
+        "min_logfoldchange", "max_logfoldchange", "max_p_adjust", "min_pct", "max_pct_reference"]
+    out = em.filter_markers(a, key="rank_genes_groups", n_genes=3, **TUTORIAL)
+    groups = list(a.uns["rank_genes_groups"]["names"].dtype.names)
+    assert len(out) == 3 * len(groups)
+    for g in groups:
+        assert list(out.loc[out["group"] == g, "names"]) == list(a.uns["rank_genes_groups"]["names"][g][:3])
+    assert out["logfoldchanges"].isna().all()
+    # with pts the fraction filters still apply; fold change and p-value do not
+    assert em.unavailable_filters(a, "ours") == ["min_logfoldchange", "max_logfoldchange", "max_p_adjust"]
+    ours = em.filter_markers(a, key="ours", min_pct=0.5, **{k: v for k, v in TUTORIAL.items() if k != "min_pct"})
+    assert len(ours) > 0 and (ours["pct_nz_group"] > 0.5).all()
+    # a t-test result has every value: nothing is skipped
+    em.markers(a, "bulk_labels", method="t-test", use_raw=True, key_added="tt")
+    assert em.unavailable_filters(a, "tt") == []
+
+
 # --------------------------------------------------------------------------- selection
 
 

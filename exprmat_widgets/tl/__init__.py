@@ -16,7 +16,7 @@ from .clustering import leiden, subcluster
 from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer
-from .marker_genes import filter_markers, markers, selection_markers
+from .marker_genes import filter_markers, markers, selection_markers, unavailable_filters
 from .marker_summary import (
     default_marker_data,
     latest_marker_key,
@@ -67,4 +67,5 @@ __all__ = [
     "subcluster",
     "subset_cells",
     "umap",
+    "unavailable_filters",
 ]

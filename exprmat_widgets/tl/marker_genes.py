@@ -39,7 +39,7 @@ from ..selection import resolve_selection
 from ._gene_blocks import GeneBlocks, cell_blocks
 from ._wilcoxon import REST, group_stats, rank_sums, rank_sums_vs_reference
 
-__all__ = ["filter_markers", "markers", "selection_markers"]
+__all__ = ["filter_markers", "markers", "selection_markers", "unavailable_filters"]
 
 METHODS = ("t-test", "t-test_overestim_var", "wilcoxon", "logreg")
 CORRECTIONS = ("benjamini-hochberg", "bonferroni")
@@ -636,6 +636,45 @@ def selection_markers(
 # --------------------------------------------------------------------------- filtering
 
 
+# the filters of :func:`filter_markers` and the result field each one reads
+FILTER_FIELDS = {
+    "min_logfoldchange": "logfoldchanges",
+    "max_logfoldchange": "logfoldchanges",
+    "max_p_adjust": "pvals_adj",
+    "min_pct": "pts",
+    "max_pct_reference": "pts_rest",
+}
+
+
+def unavailable_filters(adata, key: str = "markers") -> list[str]:
+    """The filters of :func:`filter_markers` that cannot apply to the result ``uns[key]``
+    because it lacks the values they read: a logistic-regression result (``method='logreg'``,
+    ours or scanpy's) has scores but no fold changes or p-values; a result computed without
+    ``pts`` has no fractions of expressing cells.  Reads ``uns[key]``; writes nothing.
+
+    Parameters
+    ----------
+    adata
+        Annotated data holding the marker result.
+    key
+        ``uns`` key of the result.
+
+    Returns
+    -------
+    list of str
+        Names of filter parameters (``'min_logfoldchange'``, ``'max_p_adjust'``, ...) that
+        :func:`filter_markers` does not apply to this result.
+    """
+    res = adata.uns[key]
+    reference = res["params"].get("reference", "rest") if "params" in res else "rest"
+    pts = res.get("pts")
+    has = {"logfoldchanges": "logfoldchanges" in res, "pvals_adj": "pvals_adj" in res, "pts": pts is not None,
+           # with a named reference group its column of pts is the reference fraction
+           "pts_rest": res.get("pts_rest") is not None
+           or (pts is not None and reference != "rest" and reference in pts.columns)}
+    return [name for name, field in FILTER_FIELDS.items() if not has[field]]
+
+
 def filter_markers(
     adata,
     key: str = "markers",
@@ -654,6 +693,9 @@ def filter_markers(
     max_logfoldchange``, ``pvals_adj < max_p_adjust``, ``pct_nz_group > min_pct`` and
     ``pct_nz_reference < max_pct_reference`` (each only when given; strict, like
     :func:`scanpy.get.rank_genes_groups_df`), then the first ``n_genes`` of each group.
+    A filter on values the result does not hold (:func:`unavailable_filters`: a logreg
+    result has no fold changes or p-values) is not applied, rather than dropping every gene;
+    the genes then stay in the order of their scores.
 
     Reads ``uns[key]`` (and ``var[gene_symbols]``); writes nothing.
 
@@ -710,6 +752,13 @@ def filter_markers(
         gene_symbols = params.get("gene_symbol")
     if gene_symbols is not None and gene_symbols not in adata.var.columns:
         raise MissingKeyError(f"filter_markers: gene_symbols column {gene_symbols!r} not found in adata.var.")
+    # a filter on values the result lacks would drop every gene (NaN compares false)
+    skip = set(unavailable_filters(adata, key))
+    if skip:
+        given = {"min_logfoldchange": min_logfoldchange, "max_logfoldchange": max_logfoldchange,
+                 "max_p_adjust": max_p_adjust, "min_pct": min_pct, "max_pct_reference": max_pct_reference}
+        min_logfoldchange, max_logfoldchange, max_p_adjust, min_pct, max_pct_reference = (
+            None if name in skip else value for name, value in given.items())
     names = res["names"]
     groups = list(names.dtype.names)
     reference = params.get("reference", "rest")

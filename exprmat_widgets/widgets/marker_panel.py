@@ -53,6 +53,7 @@ import pandas as pd
 import traitlets
 
 from ..errors import ExprmatError
+from ..tl.marker_genes import unavailable_filters
 from ..tl.marker_summary import (
     default_marker_data,
     latest_marker_key,
@@ -77,6 +78,10 @@ VIEWS = (("dot plot", "dotplot"), ("matrix plot", "matrixplot"), ("stacked violi
          ("tracks plot", "tracksplot"))
 STATIC = Path(__file__).resolve().parents[1] / "static"
 TABLE_COLUMNS = ["group", "gene", "logFC", "p adj", "pct in", "pct out"]
+# a result with scores only (logreg): the score in place of the values it lacks
+SCORE_COLUMNS = ["group", "gene", "score", "pct in", "pct out"]
+FILTER_LABELS = {"min_logfoldchange": "min logFC", "max_logfoldchange": "max logFC", "max_p_adjust": "max p adj",
+                 "min_pct": "min pct", "max_pct_reference": "max pct rest"}
 
 
 def _em():
@@ -136,6 +141,7 @@ class MarkerPanel:
         self.view_values: dict = {}  # the numbers behind the view drawn (from the core)
         self.stale_reason: str | None = None
         self.warnings: list[str] = []
+        self.unfiltered: list[str] = []  # filters the shown result has no values for
         self.colored_by: str | None = None
         self.method = W.Dropdown(options=["t-test", "wilcoxon", "logreg"], value="t-test",
                                  description="method", layout=W.Layout(width="200px"))
@@ -350,6 +356,7 @@ class MarkerPanel:
             return
         if key not in adata.uns:
             self.table_df = pd.DataFrame()
+            self.unfiltered = []
             self._set_table(self.table_df)
             self._draw([], {})
             self._set_stale(None)
@@ -358,6 +365,7 @@ class MarkerPanel:
         try:
             df = _em().filter_markers(adata, key=key, **self.filters())
             stale = marker_result_stale(adata, key)
+            self.unfiltered = unavailable_filters(adata, key)
         except Exception as e:
             self.a.last_error = f"filter_markers: {e}"
             self.a._set_status(self.a.last_error, "error")
@@ -392,23 +400,42 @@ class MarkerPanel:
             self.stale_box.layout.display = "none"
 
     def _set_notes(self):
-        if not self.warnings:
-            self.notes.value = ""
-            return
-        items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
-        self.notes.value = (
-            '<div class="em-marker-warning" style="color:var(--jp-warn-color0,#9a6700);'
-            'border-left:3px solid var(--jp-warn-color1,#d29922);padding:2px 6px;margin:2px 0">'
-            f"<b>\u26a0 warning</b><ul style=\"margin:0;padding-left:1.2em\">{items}</ul></div>"
-        )
+        out = ""
+        set_ = self.filters()
+        unfiltered = [f for f in self.unfiltered if set_.get(f) is not None]
+        if unfiltered:
+            # e.g. logreg: scores only; filtering on the missing values would hide every gene
+            method = html.escape(str(self._params().get("method", "this method")))
+            names = ", ".join(FILTER_LABELS[f] for f in unfiltered)
+            out += (
+                '<div class="em-marker-unfiltered" style="color:var(--jp-ui-font-color1,#333);'
+                'border-left:3px solid var(--jp-brand-color1,#1976d2);padding:2px 6px;margin:2px 0">'
+                f"This result ({method}) has no values for {html.escape(names)}: "
+                + ("these filters do not" if len(unfiltered) > 1 else "this filter does not")
+                + " apply; the genes are ranked by their scores.</div>"
+            )
+        if self.warnings:
+            items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
+            out += (
+                '<div class="em-marker-warning" style="color:var(--jp-warn-color0,#9a6700);'
+                'border-left:3px solid var(--jp-warn-color1,#d29922);padding:2px 6px;margin:2px 0">'
+                f"<b>\u26a0 warning</b><ul style=\"margin:0;padding-left:1.2em\">{items}</ul></div>"
+            )
+        self.notes.value = out
 
     def _set_table(self, df):
         rows = []
+        scores_only = "min_logfoldchange" in self.unfiltered and "max_p_adjust" in self.unfiltered
         if len(df):
             for r in df.itertuples(index=False):
-                rows.append([str(r.group), str(r.names), _fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p"),
-                             _fmt(r.pct_nz_group, "f"), _fmt(r.pct_nz_reference, "f")])
+                values = ([_fmt(r.scores, "f")] if scores_only
+                          else [_fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p")])
+                rows.append([str(r.group), str(r.names), *values, _fmt(r.pct_nz_group, "f"),
+                             _fmt(r.pct_nz_reference, "f")])
         self.view.selected = ""
+        columns = SCORE_COLUMNS if scores_only else TABLE_COLUMNS
+        if list(self.view.columns) != columns:
+            self.view.columns = columns
         self.view.rows = rows
 
     def _set_dots(self, genes, groups, mean, frac):

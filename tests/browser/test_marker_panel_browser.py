@@ -7,12 +7,10 @@ kernel alive. Each check is made on the page and in the notebook's kernel. Scree
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import emw_browser_jupyter as jh
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -68,38 +66,11 @@ def _shot(page, name):
     page.locator(".em-annotator").first.screenshot(path=str(SCREENS / name))
 
 
-def _lasso_cluster(page, kernel, cluster):
-    page.click(f'{SCATTER} button[data-mode="lasso"]')
-    kernel.wait_for("ann.scatter.mode == 'lasso'")
-    screen = np.asarray(page.eval_on_selector(
-        f"{SCATTER} canvas",
-        """(c) => { const sp = c.__emw.scatterplot, n = c.__emw.model.get('_n'), out = [];
-                    for (let i = 0; i < n; i++) out.push(sp.getScreenPosition(i)); return out; }""",
-    ), dtype=float)
-    members = np.asarray(kernel.eval(f"np.flatnonzero(adata.obs['leiden'] == {cluster!r}).tolist()"))
-    cx, cy = np.median(screen[members], axis=0)
-    box = page.locator(f"{SCATTER} canvas").first.bounding_box()
-    poly = [(cx + 40 * math.cos(t), cy + 40 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 14, endpoint=False)]
-    jh.drag_path(page, poly + [poly[0]], steps=4, box=box)
-    kernel.wait_for("int(ann.scatter.selection.size) > 2", timeout=30)
-    page.click(f'{SCATTER} button[data-mode="pan"]')
-
-
 def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_server):
     server = jupyter_server
-    jh.write_notebook(server.root / "markers.ipynb", CELLS)
     page = browser_ctx.new_page()
-    page.set_viewport_size({"width": 1400, "height": 1700})
-    page.set_default_timeout(60_000)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        jh.open_notebook(page, server, "markers.ipynb")
-        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-        page.wait_for_selector(f'{SCATTER}[data-drawn="true"]', timeout=90_000)
-        kernel = server.kernel_for("markers.ipynb")
-        # the kernel must run this checkout (run pytest with PYTHONPATH=<checkout>)
-        assert kernel.eval("em.__file__") == __import__("exprmat_widgets").__file__
+        kernel = jh.open_annotator_notebook(page, server, "markers.ipynb", CELLS)
 
         # item 2: the existing result is shown at once, table and dot plot
         first = _kernel_rows(kernel, "markers")
@@ -121,7 +92,7 @@ def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_s
         clusters = _kernel_rows(kernel, "markers")
         _wait_rows(page, clusters)
         assert len(clusters) == 3
-        _lasso_cluster(page, kernel, "2")
+        jh.lasso_around(page, kernel, "np.flatnonzero(adata.obs['leiden'] == '2')")
         _act(page, kernel, "button.em-selection-markers")
         lasso = _kernel_rows(kernel, "markers.selection")
         assert kernel.eval("ann.markers.result_key") == "markers.selection"
@@ -157,19 +128,15 @@ def test_marker_table_follows_results_and_survives_reload(browser_ctx, jupyter_s
         page.locator(PANEL).scroll_into_view_if_needed()
         page.wait_for_timeout(500)
         _shot(page, "markers_1100.png")
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                      " {theme: 'JupyterLab Dark'})")
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-        page.wait_for_timeout(800)
+        jh.set_theme(page, True)
         text = page.eval_on_selector(f"{PANEL} .em-marker-table td", "e => getComputedStyle(e).color")
         label = page.eval_on_selector(f"{PANEL} .em-dotplot text.em-svg-text", "e => getComputedStyle(e).fill")
         for c in (text, label):  # light text on the dark background
             rgb = [int(v) for v in re.findall(r"\d+", c)[:3]]
             assert sum(rgb) / 3 > 150, c
         _shot(page, "markers_dark.png")
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                      " {theme: 'JupyterLab Light'})")
-        assert not errors, errors
+        jh.set_theme(page, False)
+        assert not page.emw_errors, page.emw_errors
     finally:
         page.close()
         jh.shutdown_kernels(server)

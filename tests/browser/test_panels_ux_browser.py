@@ -16,7 +16,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ANN = ".em-annotator"
-SCATTER = ".emw-scatter"
 SCREENS = Path(__file__).resolve().parents[2] / "screens"
 
 CELLS = [
@@ -52,23 +51,10 @@ def _shot(page, name):
 
 
 def test_panels_ux_in_the_browser(browser_ctx, jupyter_server):
-    import exprmat_widgets
-
     server = jupyter_server
-    jh.write_notebook(server.root / "panels_ux.ipynb", CELLS)
     page = browser_ctx.new_page()
-    page.set_viewport_size({"width": 1400, "height": 1700})
-    page.set_default_timeout(60_000)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        jh.open_notebook(page, server, "panels_ux.ipynb")
-        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-        page.wait_for_selector(f'{SCATTER}[data-drawn="true"]', timeout=90_000)
-        page.wait_for_selector(f"{ANN} .em-cluster-row")
-        kernel = server.kernel_for("panels_ux.ipynb")
-        # the kernel runs the package under test (PYTHONPATH), not another checkout
-        assert kernel.eval("em.__file__") == exprmat_widgets.__file__
+        kernel = jh.open_annotator_notebook(page, server, "panels_ux.ipynb", CELLS)
 
         # the buttons say what they act on
         page.locator(f"{ANN} button.em-cluster-toggle").filter(has_text=re.compile(r"^0$")).first.click()
@@ -138,14 +124,13 @@ def test_panels_ux_in_the_browser(browser_ctx, jupyter_server):
             ANN,
         )
         assert gap < 40, f"{gap}px between the scatter and the marker panel"
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-        page.wait_for_timeout(1500)
+        jh.set_theme(page, True)
         _shot(page, "panels_dark_1100.png")
         page.set_viewport_size({"width": 1400, "height": 1700})
         page.wait_for_timeout(800)
         _shot(page, "panels_dark_1400.png")
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
-        assert not errors, errors
+        jh.set_theme(page, False)
+        assert not page.emw_errors, page.emw_errors
     finally:
         page.close()
         jh.shutdown_kernels(server)
