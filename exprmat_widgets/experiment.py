@@ -604,6 +604,24 @@ def _read_samples(files: dict) -> dict:
     return {name: ad.read_h5ad(f) for name, f in tqdm(files.items(), desc="loading samples", leave=False)}
 
 
+FOREIGN_HISTORY = "exprmat.commands"
+
+
+def _set_aside_foreign_history(adata: ad.AnnData, where: Path) -> None:
+    """Move a ``uns['commands']`` that is not this package's history (exprmat keeps its own
+    there) to ``uns['exprmat.commands']``, where it is kept and written back as it was."""
+    from .history.records import UNS_KEY, get_records
+
+    if UNS_KEY not in adata.uns:
+        return
+    try:
+        get_records(adata)
+    except ExprmatError:
+        adata.uns[FOREIGN_HISTORY] = adata.uns.pop(UNS_KEY)
+        logg.warning("uns['commands'] of %s is exprmat's own record, not this package's history: kept as "
+                     "uns[%r]; the history starts here.", where, FOREIGN_HISTORY)
+
+
 def _load_exprmat(root: Path, load_samples: bool, load_subset: str | None) -> Experiment:
     meta = xl.read_metadata(root)
     if load_subset is None:
@@ -618,6 +636,8 @@ def _load_exprmat(root: Path, load_samples: bool, load_subset: str | None) -> Ex
     rna, others = xl.read_modality(main, "rna") if main.exists() else (None, {})
     if rna is None:
         logg.warning("no %s in %s.", main.name, root)
+    else:
+        _set_aside_foreign_history(rna, main)
     samples = {}
     if load_samples:
         files, missing = {}, []

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from .._access import gene_labels
 from ..errors import ExprmatError
 from ..tl.marker_summary import (
     default_marker_data,
@@ -328,7 +329,7 @@ class MarkerPanel:
             return
         gene = str(content.get("gene", ""))
         # a click on a table drawn before the latest result arrived names a gene of the old one
-        if gene and (gene in self.dot_genes or gene in set(self.table_df.get("names", pd.Series([], dtype=str)))):
+        if gene and (gene in self.dot_genes or gene in {r[1] for r in self.view.rows}):
             self.on_gene(gene)
 
     def select_gene_row(self, i: int):
@@ -404,7 +405,7 @@ class MarkerPanel:
         if genes and groups:
             mean, frac = marker_group_means(adata, genes, groups, layer=params.get("layer"),
                                             use_raw=bool(params.get("use_raw", False)))
-            self._set_dots(genes, list(groups), mean, frac)
+            self._set_dots(self._labels(genes), list(groups), mean, frac)
         else:
             self._set_dots([], [], None, None)
         ng = df["group"].nunique() if len(df) else 0
@@ -440,11 +441,21 @@ class MarkerPanel:
             f"<b>\u26a0 warning</b><ul style=\"margin:0;padding-left:1.2em\">{items}</ul></div>"
         )
 
+    def _labels(self, names) -> list:
+        """The genes as the scatter's search box offers them: symbols when ``var_names`` are
+        ids (the core's ``gene_labels``; the recorded ``gene_symbol`` column when there is one)."""
+        params, adata = self._params(), self.a.adata
+        src = adata.raw if params.get("use_raw") and adata.raw is not None else adata
+        col = params.get("gene_symbol")
+        lab = pd.Series(gene_labels(src, col if col in src.var.columns else None), index=src.var_names.astype(str))
+        return [str(lab.get(str(n), n)) for n in names]
+
     def _set_table(self, df):
         rows = []
         if len(df):
-            for r in df.itertuples(index=False):
-                rows.append([str(r.group), str(r.names), _fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p"),
+            shown = self._labels(df["names"].astype(str))
+            for r, gene in zip(df.itertuples(index=False), shown):
+                rows.append([str(r.group), gene, _fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p"),
                              _fmt(r.pct_nz_group, "f"), _fmt(r.pct_nz_reference, "f")])
         self.view.selected = ""
         self.view.rows = rows
