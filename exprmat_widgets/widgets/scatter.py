@@ -20,7 +20,9 @@ Methods and properties
         numeric obs column, or a gene's expression (continuous colormap, expressing cells
         drawn on top). ``None`` = one colour. Genes are named by ``var_name`` or, when those
         are ids (exprmat's ``rna:<taxa>:<id>``), by the symbol in ``var['gene']`` (the search
-        box offers the symbols); names are matched case-insensitively when unambiguous. Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
+        box offers the symbols); names are matched case-insensitively when unambiguous.
+        Raises ``MissingKeyError`` for an unknown key, ``ExprmatError`` for a symbol of
+        several genes (naming their ids). Sets the ``color`` trait.
     ``selection`` (trait) -> sorted ``numpy.int64`` array of selected cell *positions*.
         Settable from Python with positions, a boolean mask, cell names or a recorded
         selection dict; the page follows. Observe it: ``w.observe(cb, names='selection')``.
