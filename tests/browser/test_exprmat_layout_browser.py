@@ -88,6 +88,7 @@ def test_annotator_finds_genes_by_symbol(browser_ctx, jupyter_server):
     page.set_default_timeout(60_000)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    ok = False
     try:
         jh.open_notebook(page, server, "exprmat_layout.ipynb", timeout=300)
         page.wait_for_selector(f'{SCATTER}[data-drawn="true"]', timeout=120_000)
@@ -100,6 +101,7 @@ def test_annotator_finds_genes_by_symbol(browser_ctx, jupyter_server):
         # the search box: a real click, typed letters; the page offers the symbol, not the id
         search = f"{SCATTER} input.emw-search"
         _click(page, search)
+        page.keyboard.press("Control+A")  # the box shows the current colour key ('leiden')
         page.keyboard.type("CD1", delay=40)
         page.wait_for_function(f"() => [...document.querySelectorAll('{SCATTER} datalist option')]"
                                ".some(o => o.value === 'CD14')")
@@ -123,7 +125,7 @@ def test_annotator_finds_genes_by_symbol(browser_ctx, jupyter_server):
                                          "els => els.map(e => e.dataset.gene)")
         assert rows and rows == kernel.eval("[r[1] for r in ann.markers.view.rows]")
         assert not any(g.startswith("rna:") for g in rows), rows[:5]
-        assert kernel.eval("set(ann.markers.table_df['names'].str[:8])") == {"rna:hsa:"}
+        assert kernel.eval("sorted(set(ann.markers.table_df['names'].str[:8]))") == ["rna:hsa:"]
         target = next(g for g in rows if g not in ("CD14", "LYZ"))
         row = f"{PANEL} .em-marker-table tr.em-marker-row[data-gene='{target}']"
         page.locator(row).first.scroll_into_view_if_needed()
@@ -144,6 +146,9 @@ def test_annotator_finds_genes_by_symbol(browser_ctx, jupyter_server):
                       " {theme: 'JupyterLab Light'})")
         page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'", timeout=60_000)
         assert not errors, errors
+        ok = True
     finally:
+        if not ok:
+            page.screenshot(path=str(jh.ARTIFACTS / "exprmat_symbol_search_failed.png"))
         page.close()
         jh.shutdown_kernels(server)
