@@ -29,6 +29,54 @@ def symbol_column(adata, gene_symbols):
     return gene_symbols
 
 
+# columns exprmat, scanpy's readers and CELLxGENE keep gene symbols in, when var_names are ids
+SYMBOL_COLUMNS = ("gene", "gene_symbols", "symbol", "feature_name")
+
+
+def symbol_columns(adata, gene_symbols=None) -> list:
+    """The ``var`` columns searched for a gene symbol: ``[gene_symbols]`` when given (checked),
+    else those of :data:`SYMBOL_COLUMNS` that ``adata.var`` has."""
+    if gene_symbols is not None:
+        return [symbol_column(adata, gene_symbols)]
+    return [c for c in SYMBOL_COLUMNS if c in adata.var.columns]
+
+
+def gene_position(adata, symbol: str, gene_symbols=None):
+    """Position in ``var`` of the one gene whose symbol is ``symbol`` (``None``: no such symbol).
+
+    Reads ``adata.var[gene_symbols]`` (default: the columns of :func:`symbol_columns`, the
+    first that has the symbol).  A symbol shared by several genes raises ``ExprmatError``
+    naming their ``var_names``, so a figure or a widget never shows one of them silently.
+    """
+    for c in symbol_columns(adata, gene_symbols):
+        hits = np.flatnonzero(adata.var[c].astype(str).to_numpy() == symbol)
+        if len(hits) > 1:
+            ids = [str(g) for g in adata.var_names[hits[:10]]]
+            raise ExprmatError(
+                f"gene symbol {symbol!r} (var[{c!r}]) names {len(hits)} genes: {ids}"
+                f"{' ...' if len(hits) > 10 else ''}; name one of them by its id, e.g. {ids[0]!r}."
+            )
+        if len(hits):
+            return int(hits[0])
+    return None
+
+
+def gene_labels(adata, gene_symbols=None) -> np.ndarray:
+    """The name each gene is shown and typed by: its symbol (first column of
+    :func:`symbol_columns`) when that symbol is unique and not another gene's ``var_name``,
+    else its ``var_name`` (e.g. ``rna:hsa:g00042`` shown as ``CD14``).  Reads ``adata.var``."""
+    names = adata.var_names.astype(str).to_numpy()
+    cols = symbol_columns(adata, gene_symbols)
+    if not cols:
+        return names
+    sym = adata.var[cols[0]]
+    ok = sym.notna().to_numpy()
+    sym = sym.astype(str).to_numpy()
+    ok &= (sym != "") & (sym != "nan") & ~pd.Series(sym).duplicated(keep=False).to_numpy()
+    ok &= ~(pd.Index(sym).isin(names) & (sym != names))
+    return np.where(ok, sym, names)
+
+
 def _dense_column(mat, j) -> np.ndarray:
     col = mat[:, j]
     if sp.issparse(col):
@@ -37,17 +85,12 @@ def _dense_column(mat, j) -> np.ndarray:
 
 
 def _gene_index(adata, name, gene_symbols):
+    """Position of gene ``name``: a ``var_name``, else a symbol (:func:`gene_position`)."""
     names = adata.var_names
     if name in names:
         return names.get_loc(name), name
-    cols = [gene_symbols] if gene_symbols else [c for c in ("gene", "gene_symbols", "symbol", "feature_name")
-                                                 if c in adata.var.columns]
-    for c in cols:
-        sym = adata.var[c].astype(str).to_numpy()
-        hits = np.flatnonzero(sym == name)
-        if len(hits):
-            return int(hits[0]), name
-    return None, None
+    j = gene_position(adata, name, gene_symbols)
+    return (None, None) if j is None else (j, name)
 
 
 def feature(adata, name: str, *, layer=None, gene_symbols=None, use_raw: bool = False):
@@ -60,8 +103,10 @@ def feature(adata, name: str, *, layer=None, gene_symbols=None, use_raw: bool = 
         (``use_raw=True``).  Writes nothing.
     name
         obs column or gene.  obs columns win over genes of the same name.  Genes are looked
-        up in ``var_names`` then in the ``gene_symbols`` column (or, when it is not given, in
-        a ``var['gene']`` / ``var['gene_symbols']`` / ``var['symbol']`` column).
+        up in ``var_names`` then by symbol in the ``gene_symbols`` column (or, when it is not
+        given, in a ``var['gene']`` / ``var['gene_symbols']`` / ``var['symbol']`` /
+        ``var['feature_name']`` column); a symbol of several genes raises ``ExprmatError``
+        naming their ids.
     layer, use_raw
         Where gene expression is read; ``use_raw=False`` by default, as every core routine.
 

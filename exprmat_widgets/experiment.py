@@ -1,10 +1,20 @@
 """A thin multi-sample container: named samples, the integrated AnnData and subsets.
 
-On disk an experiment is a directory of ``.h5ad`` files::
+On disk an experiment is a directory in one of two layouts, told apart by what is in it.
+exprmat's (a ``metadata.tsv``; read and written with ``mudata``, see ``_exprmat_layout``)::
+
+    <dir>/metadata.tsv             one row per sample: location, sample, batch, group, modality, taxa
+    <dir>/integrated.h5mu          a MuData with the modality 'rna'
+    <dir>/<modality>/<sample>.h5ad one file per sample, e.g. rna/distal.h5ad
+    <dir>/subsets/<name>.h5mu      subsets made with Experiment.build_subset
+
+and this package's own, for experiments built here without a metadata table::
 
     <dir>/integrated.h5ad          the integrated data (modality 'rna')
     <dir>/samples/<name>.h5ad      one file per sample
     <dir>/subsets/<name>.h5ad      subsets made with Experiment.build_subset
+
+An experiment is saved back in the layout it was loaded from.
 
 ``expm.rna.<routine>(...)`` calls the core routine or figure of that name
 (``em.tl.<routine>`` / ``em.pl.<routine>``) on the modality's AnnData, so every
@@ -23,6 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import _exprmat_layout as xl
 from ._logging import logg
 from .errors import ExprmatError, MissingKeyError
 
@@ -199,6 +210,11 @@ class Experiment:
         Name of the subset loaded as modality ``'rna'`` (``None``: the integrated data).
     samples_loaded
         Whether the samples were read (``False`` when loaded with ``load_samples=False``).
+    metadata
+        exprmat's sample table (one row per sample: ``location``, ``sample``, ``batch``,
+        ``group``, ``modality``, ``taxa``).  An experiment with a table is saved in exprmat's
+        layout (``metadata.tsv``, ``integrated.h5mu``, ``<modality>/<sample>.h5ad``,
+        ``subsets/<name>.h5mu``); without one, in this package's (``integrated.h5ad`` ...).
     """
 
     def __init__(
@@ -209,6 +225,7 @@ class Experiment:
         path: str | os.PathLike | None = None,
         subset: str | None = None,
         samples_loaded: bool = True,
+        metadata: pd.DataFrame | None = None,
     ):
         self.modalities: dict[str, ad.AnnData] = {}
         if rna is not None:
@@ -218,6 +235,14 @@ class Experiment:
         self.path = None if path is None else Path(path)
         self.subset = subset
         self.samples_loaded = samples_loaded
+        self.metadata = None if metadata is None else xl.validate_metadata(metadata, "the metadata")
+        # modalities of a loaded .h5mu other than 'rna' (e.g. 'atac'): written back unchanged
+        self.other_modalities: dict[str, ad.AnnData] = {}
+
+    @property
+    def layout(self) -> str:
+        """``'exprmat'`` (saved as ``metadata.tsv`` + ``.h5mu``) or ``'exprmat_widgets'`` (``.h5ad``)."""
+        return "exprmat" if self.metadata is not None else "exprmat_widgets"
 
     # -- access ---------------------------------------------------------------------------
 
@@ -261,7 +286,13 @@ class Experiment:
         for name, a in self.modalities.items():
             lines.append(f"modality [{name}]")
             lines += summary_lines(a)
-        if self.samples:
+        if self.metadata is not None and self.samples_loaded:
+            lines.append("[*] composed of samples:")
+            for row in self.metadata.itertuples(index=False):
+                s = self.samples.get(str(row.sample)) if str(row.modality) in MODALITIES else None
+                size = f"of size {s.n_obs} × {s.n_vars}" if s is not None else "not loaded"
+                lines.append(f"{row.sample} {row.modality} {row.taxa} batch {row.batch} {size}")
+        elif self.samples:
             lines.append("[*] composed of samples:")
             for name, s in self.samples.items():
                 lines.append(f"{name} rna of size {s.n_obs} × {s.n_vars}")
@@ -283,12 +314,15 @@ class Experiment:
         return self.path
 
     def save(self, path: str | os.PathLike | None = None, save_samples: bool = True) -> Path:
-        """Write the experiment as ``.h5ad`` files under ``path`` (default: where it was loaded from).
+        """Write the experiment under ``path`` (default: where it was loaded from), in its layout.
 
-        Writes ``integrated.h5ad`` (or ``subsets/<name>.h5ad`` when a subset is
-        loaded), ``samples/<name>.h5ad`` for each sample in memory (unless
-        ``save_samples=False``) and ``subsets/<name>.h5ad`` for subsets built in
-        this session.
+        exprmat's layout (an experiment with ``metadata``): ``metadata.tsv``,
+        ``integrated.h5mu`` (or ``subsets/<name>.h5mu`` when a subset is loaded; a MuData
+        whose modality ``'rna'`` is ``expm['rna']``, beside the file's other modalities),
+        ``<modality>/<sample>.h5ad`` for each sample in memory and ``subsets/<name>.h5mu``
+        for subsets built in this session.  This package's layout: ``integrated.h5ad``
+        (or ``subsets/<name>.h5ad``), ``samples/<name>.h5ad`` and ``subsets/<name>.h5ad``.
+        Samples are skipped with ``save_samples=False``.
 
         Parameters
         ----------
@@ -303,6 +337,8 @@ class Experiment:
             The directory, which becomes the experiment's ``path``.
         """
         out = self._dir(path)
+        if self.layout == "exprmat":
+            return self._save_exprmat(out, save_samples)
         out.mkdir(parents=True, exist_ok=True)
         if "rna" in self.modalities:
             target = out / "subsets" / f"{self.subset}.h5ad" if self.subset else out / "integrated.h5ad"
@@ -320,13 +356,46 @@ class Experiment:
         self.path = out
         return out
 
+    def _sample_modality(self) -> dict:
+        """``{sample: modality}`` of every sample in memory, from the metadata (checked first)."""
+        meta = xl.validate_metadata(self.metadata, "expm.metadata")
+        known = dict(zip(meta["sample"].astype(str), meta["modality"].astype(str)))
+        extra = [n for n in self.samples if n not in known]
+        if extra:
+            raise ExprmatError(
+                f"the sample(s) {extra} are not in expm.metadata (have: {list(known)}); add a row for each "
+                f"(columns {list(xl.METADATA_COLUMNS)}) or remove them from expm.samples."
+            )
+        return known
+
+    def _save_exprmat(self, out: Path, save_samples: bool) -> Path:
+        modality_of = self._sample_modality()  # every check before the first file is written
+        out.mkdir(parents=True, exist_ok=True)
+        xl.write_metadata(self.metadata, out)
+        if "rna" in self.modalities:
+            target = out / "subsets" / f"{self.subset}.h5mu" if self.subset else out / "integrated.h5mu"
+            xl.write_modality(self.modalities["rna"], target, "rna", self.other_modalities)
+        if save_samples and self.samples:
+            from tqdm.auto import tqdm
+
+            logg.info("saving individual samples. (pass `save_samples = False` to skip)")
+            for name, s in tqdm(self.samples.items(), desc="modality [rna]", leave=False):
+                f = xl.sample_file(out, modality_of[name], name)
+                f.parent.mkdir(parents=True, exist_ok=True)
+                s.write_h5ad(f)
+        for name, s in self.subsets.items():
+            xl.write_modality(s, out / "subsets" / f"{name}.h5mu")
+        self.path = out
+        return out
+
     def build_subset(self, subset_name: str, slot: str = "rna", keys: list | None = None, values: list | None = None):
         """Keep the cells of ``expm[slot]`` whose ``obs[keys[i]]`` is in ``values[i]`` as a named subset.
 
         The subset is a copy whose history is the parent's records followed by a
         recorded ``subset_cells`` step, so it replays from the parent's starting
-        data.  It is written to ``<dir>/subsets/<subset_name>.h5ad`` (when the
-        experiment has a directory) and kept in ``expm.subsets``; load it with
+        data.  It is written to ``<dir>/subsets/<subset_name>.h5mu`` (exprmat's layout;
+        ``.h5ad`` in this package's) when the experiment has a directory, and kept in
+        ``expm.subsets``; load it with
         ``em.load_experiment(dir, load_subset=subset_name)``.
 
         Parameters
@@ -354,7 +423,9 @@ class Experiment:
         sub = self[slot].copy()
         subset_cells(sub, keys=keys, values=values)
         self.subsets[subset_name] = sub
-        if self.path is not None:
+        if self.path is not None and self.layout == "exprmat":
+            xl.write_modality(sub, self.path / "subsets" / f"{subset_name}.h5mu")
+        elif self.path is not None:
             target = self.path / "subsets" / f"{subset_name}.h5ad"
             target.parent.mkdir(parents=True, exist_ok=True)
             sub.write_h5ad(target)
@@ -466,17 +537,23 @@ def example_experiment(integrate: bool = True) -> Experiment:
 
 
 def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_subset: str | None = None) -> Experiment:
-    """Read an experiment directory written by :meth:`Experiment.save`.
+    """Read an experiment directory, in exprmat's layout or this package's (told apart by its files).
+
+    A directory with ``metadata.tsv`` is exprmat's: the samples are the table's rows
+    (``<modality>/<sample>.h5ad``), modality ``'rna'`` of ``integrated.h5mu`` (or of
+    ``subsets/<name>.h5mu``) is ``expm['rna']``.  Otherwise it is this package's, as
+    :meth:`Experiment.save` writes it without metadata (``integrated.h5ad``,
+    ``samples/*.h5ad``, ``subsets/*.h5ad``).
 
     Parameters
     ----------
     path
         The directory.
     load_samples
-        Also read ``samples/*.h5ad``.
+        Also read the samples.
     load_subset
-        Name of a subset (``subsets/<name>.h5ad``) to load as modality
-        ``'rna'`` instead of ``integrated.h5ad``.
+        Name of a subset (``subsets/<name>.h5mu``, or ``.h5ad``) to load as modality
+        ``'rna'`` instead of the integrated data.
 
     Returns
     -------
@@ -485,13 +562,21 @@ def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_sub
     root = Path(path)
     if not root.is_dir():
         raise ExprmatError(f"experiment directory {str(root)!r} does not exist; save one with expm.save(path).")
+    if xl.is_exprmat_dir(root):
+        return _load_exprmat(root, load_samples, load_subset)
+    if not any((root / f).exists() for f in ("integrated.h5ad", "samples", "subsets")):
+        found = sorted(p.name for p in root.iterdir())[:10]
+        raise ExprmatError(
+            f"{str(root)!r} holds no experiment (it has: {found}): exprmat's layout needs "
+            f"{str(root / xl.METADATA)!r} (one row per sample, columns {list(xl.METADATA_COLUMNS)}) beside "
+            "integrated.h5mu; this package's needs integrated.h5ad or samples/."
+        )
     if load_subset is None:
         main = root / "integrated.h5ad"
     else:
         main = root / "subsets" / f"{load_subset}.h5ad"
         if not main.exists():
-            have = sorted(p.stem for p in (root / "subsets").glob("*.h5ad")) if (root / "subsets").is_dir() else []
-            raise MissingKeyError(f"subset {load_subset!r} not found in {str(root)!r} (have: {have}).")
+            raise MissingKeyError(f"subset {load_subset!r} not found in {str(root)!r} (have: {_subsets(root)}).")
     rna = ad.read_h5ad(main) if main.exists() else None
     if rna is None:
         logg.warning("no %s in %s.", main.name, root)
@@ -502,13 +587,74 @@ def load_experiment(path: str | os.PathLike, load_samples: bool = True, load_sub
         if not files:
             logg.warning("samples are not dumped in the experiment directory.")
         else:
-            from tqdm.auto import tqdm
-
             order = []
             if rna is not None and isinstance(rna.obs.get("sample", pd.Series(dtype=float)).dtype, pd.CategoricalDtype):
                 order = [str(c) for c in rna.obs["sample"].cat.categories]
             rank = {n: i for i, n in enumerate(order)}
             files.sort(key=lambda f: (rank.get(f.stem, len(rank)), f.stem))
-            for f in tqdm(files, desc="loading samples", leave=False):
-                samples[f.stem] = ad.read_h5ad(f)
+            samples = _read_samples({f.stem: f for f in files})
     return Experiment(rna, samples, path=root, subset=load_subset, samples_loaded=load_samples)
+
+
+def _subsets(root: Path) -> list[str]:
+    sdir = root / "subsets"
+    return sorted({p.stem for p in sdir.iterdir() if p.suffix in (".h5ad", ".h5mu")}) if sdir.is_dir() else []
+
+
+def _read_samples(files: dict) -> dict:
+    from tqdm.auto import tqdm
+
+    return {name: ad.read_h5ad(f) for name, f in tqdm(files.items(), desc="loading samples", leave=False)}
+
+
+FOREIGN_HISTORY = "exprmat.commands"
+
+
+def _set_aside_foreign_history(adata: ad.AnnData, where: Path) -> None:
+    """Move a ``uns['commands']`` that is not this package's history (exprmat keeps its own
+    there) to ``uns['exprmat.commands']``, where it is kept and written back as it was."""
+    from .history.records import UNS_KEY, get_records
+
+    if UNS_KEY not in adata.uns:
+        return
+    try:
+        get_records(adata)
+    except ExprmatError:
+        adata.uns[FOREIGN_HISTORY] = adata.uns.pop(UNS_KEY)
+        logg.warning("uns['commands'] of %s is exprmat's own record, not this package's history: kept as "
+                     "uns[%r]; the history starts here.", where, FOREIGN_HISTORY)
+
+
+def _load_exprmat(root: Path, load_samples: bool, load_subset: str | None) -> Experiment:
+    meta = xl.read_metadata(root)
+    if load_subset is None:
+        main = root / "integrated.h5mu"
+    else:
+        main = root / "subsets" / f"{load_subset}.h5mu"
+        if not main.exists():
+            raise MissingKeyError(
+                f"subset {load_subset!r} not found: no {str(main)!r} (have: {_subsets(root)}); "
+                "make it with expm.build_subset(subset_name, keys=..., values=...)."
+            )
+    rna, others = xl.read_modality(main, "rna") if main.exists() else (None, {})
+    if rna is None:
+        logg.warning("no %s in %s.", main.name, root)
+    else:
+        _set_aside_foreign_history(rna, main)
+    samples = {}
+    if load_samples:
+        files, missing = {}, []
+        for row in meta.itertuples(index=False):
+            f = xl.sample_file(root, row.modality, row.sample)
+            if row.modality not in MODALITIES:
+                continue
+            if f.exists():
+                files[str(row.sample)] = f
+            else:
+                missing.append(f"{row.modality}/{row.sample}.h5ad")
+        if missing:
+            logg.warning("sample dump(s) %s missing in %s.", missing, root)
+        samples = _read_samples(files)
+    expm = Experiment(rna, samples, path=root, subset=load_subset, samples_loaded=load_samples, metadata=meta)
+    expm.other_modalities = others
+    return expm

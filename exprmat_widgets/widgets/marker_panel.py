@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from .._access import gene_labels
 from ..errors import ExprmatError
 from ..tl.marker_genes import unavailable_filters
 from ..tl.marker_summary import (
@@ -301,7 +302,7 @@ class MarkerPanel:
             return
         gene = str(content.get("gene", ""))
         # a click on a table drawn before the latest result arrived names a gene of the old one
-        if gene and (gene in self.dot_genes or gene in set(self.table_df.get("names", pd.Series([], dtype=str)))):
+        if gene and (gene in self.dot_genes or gene in {r[1] for r in self.view.rows}):
             self.on_gene(gene)
 
     def select_gene_row(self, i: int):
@@ -423,14 +424,24 @@ class MarkerPanel:
             )
         self.notes.value = out
 
+    def _labels(self, names) -> list:
+        """The genes as the scatter's search box offers them: symbols when ``var_names`` are
+        ids (the core's ``gene_labels``; the recorded ``gene_symbol`` column when there is one)."""
+        params, adata = self._params(), self.a.adata
+        src = adata.raw if params.get("use_raw") and adata.raw is not None else adata
+        col = params.get("gene_symbol")
+        lab = pd.Series(gene_labels(src, col if col in src.var.columns else None), index=src.var_names.astype(str))
+        return [str(lab.get(str(n), n)) for n in names]
+
     def _set_table(self, df):
         rows = []
         scores_only = "min_logfoldchange" in self.unfiltered and "max_p_adjust" in self.unfiltered
         if len(df):
-            for r in df.itertuples(index=False):
+            shown = self._labels(df["names"].astype(str))
+            for r, gene in zip(df.itertuples(index=False), shown):
                 values = ([_fmt(r.scores, "f")] if scores_only
                           else [_fmt(r.logfoldchanges, "f"), _fmt(r.pvals_adj, "p")])
-                rows.append([str(r.group), str(r.names), *values, _fmt(r.pct_nz_group, "f"),
+                rows.append([str(r.group), gene, *values, _fmt(r.pct_nz_group, "f"),
                              _fmt(r.pct_nz_reference, "f")])
         self.view.selected = ""
         columns = SCORE_COLUMNS if scores_only else TABLE_COLUMNS
@@ -456,26 +467,27 @@ class MarkerPanel:
                                 else "no marker genes pass the filters") + "</div>")
             return
         adata = self.a.adata
+        shown = self._labels(genes)  # symbols where var_names are ids
         if kind == "tracksplot":
             cells = marker_cell_values(adata, genes, groups, max_cells=MAX_TRACK_CELLS, **data_args)
             title = f"tracks: each cell's value in {data}, cells grouped"
-            svg = tracks_plot_svg(genes, names, cells, self._group_colors(names, params), title=title)
+            svg = tracks_plot_svg(shown, names, cells, self._group_colors(names, params), title=title)
             self.view_values = {"kind": kind, "genes": genes, "groups": names, **cells}
         elif kind == "stacked_violin":
             vio = marker_violins(adata, genes, groups, bins=VIOLIN_BINS, **data_args)
             title = f"violins: distribution in each group of {data}, colour = median"
-            svg = stacked_violin_svg(genes, names, vio, title=title, uid=uid)
+            svg = stacked_violin_svg(shown, names, vio, title=title, uid=uid)
             self.view_values = {"kind": kind, "genes": genes, "groups": names, **vio}
         else:
             mean, frac = marker_group_means(adata, genes, groups, **data_args)
             if kind == "matrixplot":
                 title = f"colour = mean expression in {data}"
-                svg = matrix_plot_svg(genes, names, mean, title=title, uid=uid)
+                svg = matrix_plot_svg(shown, names, mean, title=title, uid=uid)
             else:
                 title = f"dot size = fraction expressing, colour = mean expression in {data}"
-                svg = dot_plot_svg(genes, names, mean, frac, title=title, uid=uid)
+                svg = dot_plot_svg(shown, names, mean, frac, title=title, uid=uid)
             self.view_values = {"kind": kind, "genes": genes, "groups": names, "mean": mean, "frac": frac}
-        self._set_dots(genes, names, self.view_values.get("mean"), self.view_values.get("frac"))
+        self._set_dots(shown, names, self.view_values.get("mean"), self.view_values.get("frac"))
         self.view.svg = (f'<div class="em-svg-muted" style="font-size:11px;color:var(--jp-ui-font-color2,#555)">'
                          f"{html.escape(title)}</div>" + svg)
 

@@ -18,8 +18,11 @@ Methods and properties
         Colour by a categorical (or string / bool) obs column (``uns['<key>_colors']`` when
         present and complete, else scanpy's default palette; ``adata`` is never modified), a
         numeric obs column, or a gene's expression (continuous colormap, expressing cells
-        drawn on top). ``None`` = one colour. Gene names are matched case-insensitively when
-        unambiguous. Raises ``MissingKeyError`` for an unknown key. Sets the ``color`` trait.
+        drawn on top). ``None`` = one colour. Genes are named by ``var_name`` or, when those
+        are ids (exprmat's ``rna:<taxa>:<id>``), by the symbol in ``var['gene']`` (the search
+        box offers the symbols); names are matched case-insensitively when unambiguous.
+        Raises ``MissingKeyError`` for an unknown key, ``ExprmatError`` for a symbol of
+        several genes (naming their ids). Sets the ``color`` trait.
     ``selection`` (trait) -> sorted ``numpy.int64`` array of selected cell *positions*.
         Settable from Python with positions, a boolean mask, cell names or a recorded
         selection dict; the page follows. Observe it: ``w.observe(cb, names='selection')``.
@@ -82,7 +85,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from .._access import embedding_key, feature
+from .._access import embedding_key, feature, gene_labels
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError, MissingKeyError
 from ..selection import positions_in, resolve_selection
@@ -315,17 +318,20 @@ class UmapScatter(anywidget.AnyWidget):
             self._keys = keys
 
     def _gene_names(self, use_raw=None) -> list[str]:
+        """The genes offered in the search box, by symbol when ``var_names`` are ids (the core's
+        ``gene_labels``: ``var['gene']`` of exprmat's ``rna:<taxa>:<id>`` names)."""
         use_raw = bool(self._use_raw) if use_raw is None else use_raw
-        names = list(map(str, self._adata.var_names))
+        names = list(gene_labels(self._adata))
         if use_raw and self._adata.raw is not None:
             seen = set(names)
-            names += [g for g in map(str, self._adata.raw.var_names) if g not in seen]
+            names += [g for g in gene_labels(self._adata.raw) if g not in seen]
         return names
 
     def _is_gene(self, key, use_raw=None) -> bool:
         a = self._adata
         use_raw = bool(self._use_raw) if use_raw is None else use_raw
-        return key in a.var_names or (use_raw and a.raw is not None and key in a.raw.var_names)
+        return key in a.var_names or (use_raw and a.raw is not None and key in a.raw.var_names) \
+            or key in set(self._gene_names(use_raw))
 
     def _is_categorical(self, key) -> bool:
         if key not in self._adata.obs.columns:
