@@ -3,6 +3,7 @@
 One module per method; this package re-exports every public routine.
 """
 
+from . import ontology  # noqa: F401  (em.tl.ontology: Cell Ontology look-ups)
 from .annotation import (
     annotate,
     exclude,
@@ -11,6 +12,7 @@ from .annotation import (
     merge_clusters,
     rename_cluster,
     subset_cells,
+    term_mapping,
 )
 from .clustering import leiden, subcluster
 from .composition import proportion
@@ -62,5 +64,6 @@ __all__ = [
     "selection_markers",
     "subcluster",
     "subset_cells",
+    "term_mapping",
     "umap",
 ]
