@@ -14,7 +14,9 @@ from .annotation import (
     subset_cells,
     term_mapping,
 )
+from .cellxgene import export_cellxgene
 from .clustering import leiden, subcluster
+from .compare import compare_annotations, diff_histories
 from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer
@@ -40,12 +42,15 @@ __all__ = [
     "highly_variable_genes",
     "harmony",
     "annotate",
+    "compare_annotations",
     "consensus_nmf",
     "consensus_nmf_extract_k",
     "default_marker_data",
     "derive_layer",
+    "diff_histories",
     "exclude",
     "exclude_cells",
+    "export_cellxgene",
     "filter_markers",
     "knn",
     "label_cells",
