@@ -265,3 +265,77 @@ def test_diff_histories_of_two_annotators():
     em.label_cells(other, "ct", np.ones(500, bool), "all")
     with pytest.raises(ExprmatError, match="start from different data"):
         em.diff_histories(x, other)
+
+
+# --------------------------------------------------------------------------- the panels (no browser)
+
+
+def _annotator(adata):
+    import exprmat_widgets.widgets  # noqa: F401
+
+    return em.Annotator(adata, key="leiden", basis="umap", label_key="cell_type", background=False)
+
+
+def test_label_box_completes_cl_names_and_records_the_picked_id(pbmc_graph):
+    ann = _annotator(pbmc_graph)
+    cp = ann.clusters
+    cp.label_text.value = "monoc"
+    opts = list(cp.term_suggestions.options)
+    assert opts and opts[0][1] == MONOCYTE and "monocyte" in opts[0][0]
+    assert cp.term_suggestions.layout.display is None  # shown
+    cp.term_suggestions.value = MONOCYTE  # pick it
+    assert cp.label_text.value == "monocyte" and MONOCYTE in cp.term_info.value
+    cp.label_text.value = "Mo"  # shortened: the picked term stays
+    assert "picked" in cp.term_info.value
+    cp.select(["0"])
+    cp.label_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert em.term_mapping(pbmc_graph, "cell_type") == {"Mo": MONOCYTE}
+    assert _params(pbmc_graph)["term"] == MONOCYTE and _params(pbmc_graph)["label"] == "Mo"
+    # the label box now names the label's term from the data
+    cp.label_text.value = ""
+    cp.label_text.value = "Mo"
+    assert MONOCYTE in cp.term_info.value and "the term of this label" in cp.term_info.value
+    cp.label_text.value = "Prog"
+    assert "unmapped" in cp.term_info.value
+    cp.label_text.value = "CL:0000003"  # an obsolete id: said before labelling
+    assert "obsolete" in cp.term_info.value and "em-term-error" in cp.term_info.value
+
+
+def test_label_box_without_the_extra_says_how_to_get_completion(pbmc_graph, hidden_ontology):
+    ann = _annotator(pbmc_graph)
+    cp = ann.clusters
+    assert "exprmat_widgets[ontology]" in cp.term_info.value
+    cp.label_text.value = "monocyte"
+    assert list(cp.term_suggestions.options) == [] and cp.term_suggestions.layout.display == "none"
+    cp.select(["0"])
+    cp.label_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert "cell_type_ontology_term_id" not in pbmc_graph.obs.columns
+
+
+def test_compare_view_click_selects_the_cells(pbmc_graph):
+    ann = _annotator(pbmc_graph)
+    cv = ann.compare
+    cv.key_a.value, cv.key_b.value = "bulk_labels", "leiden"
+    cv.button.click()
+    assert ann.status_kind == "ok" and "ARI" in cv.summary.value
+    ref = em.compare_annotations(pbmc_graph, "bulk_labels", "leiden")
+    assert cv.result.ari == pytest.approx(ref.ari)
+    la, lb = "CD19+ B", ref.per_label_a.loc["CD19+ B", "best_match"]
+    btn = cv.cells[(la, lb)]
+    assert btn.description == f"{int(ref.table.loc[la, lb]):,}"
+    btn.click()
+    want = ((pbmc_graph.obs["bulk_labels"] == la) & (pbmc_graph.obs["leiden"] == lb)).to_numpy()
+    assert (ann.scatter.selection_mask == want).all()
+    assert ann.clusters.selection_kind == "lasso"  # the cluster buttons act on those cells
+    # a label changes the table: it is redrawn
+    ann.clusters.label_key_box.value = "ct"
+    ann.clusters.label_text.value = "B"
+    ann.clusters.label_button.click()
+    cv.key_b.value = "ct"
+    cv.button.click()
+    assert list(cv.result.table.columns) == ["B"]
+    em.label_cells(pbmc_graph, "ct", ~want, "rest")
+    ann.refresh({"obs:ct"})
+    assert set(cv.result.table.columns) == {"B", "rest"}

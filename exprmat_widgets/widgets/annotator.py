@@ -6,6 +6,7 @@ Layout (an ``ipywidgets.VBox``)::
     [ UMAP scatter (WebGL, lasso) ] [ cluster panel ]
     [ marker panel                ] [ history panel ]
       (two columns, each stacked without gaps)
+    [ compare annotations (folded): heatmap of two columns ]
     [ analysis: preprocess | embed | cluster | composition | cNMF ]
 
 Every button of every panel calls exactly one core routine through
@@ -55,6 +56,7 @@ from ..history import changed_outputs, get_records, shallow_copy
 from ._capture import capture_action
 from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
+from .compare_panel import ComparePanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
 
@@ -172,6 +174,7 @@ class Annotator(W.VBox):
         self.markers = MarkerPanel(self)
         self.history = HistoryPanel(self)
         self.analysis = AnalysisPanel(self)
+        self.compare = ComparePanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # two columns, not two rows: the marker panel sits right under the scatter whatever
@@ -186,7 +189,11 @@ class Annotator(W.VBox):
         right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
         body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
         body.add_class("em-annotator-body")
-        super().__init__([self.status, body, self.analysis.widget])
+        # folded until opened: the heatmap is a review step, not part of every session
+        self.compare_box = W.Accordion(children=[self.compare.widget], selected_index=None)
+        self.compare_box.set_title(0, "Compare annotations")
+        self.compare_box.add_class("em-compare-box")
+        super().__init__([self.status, body, self.compare_box, self.analysis.widget])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -391,6 +398,7 @@ class Annotator(W.VBox):
         self.clusters.refresh(changed)
         self.markers.refresh(changed)
         self.history.refresh()
+        self.compare.refresh(changed)
         self._refresh_scatter(changed)
         for cb in list(self._listeners):
             cb(changed if changed is not None else set())
