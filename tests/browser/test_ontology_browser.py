@@ -75,8 +75,8 @@ def test_label_completion_and_comparison_view(browser_ctx, jupyter_server):
         assert kernel.eval("em.history(adata).iloc[-1]['params']['term']") == "CL:0000576"
 
         # the comparison view: open it, compare bulk_labels with leiden, click a table cell
-        page.locator(f"{ANN} .em-compare-box .jp-Collapse-header, {ANN} .em-compare-box .p-Collapse-header,"
-                     f" {ANN} .em-compare-box .lm-Collapse-header").first.click()
+        page.locator(f"{ANN} .em-compare-box").get_by_text("Compare annotations").first.click()
+        page.locator(f"{ANN} button.em-compare").first.wait_for(state="visible")
         page.locator(f"{ANN} .em-compare-a select").first.select_option("bulk_labels")
         page.locator(f"{ANN} .em-compare-b select").first.select_option("leiden")
         kernel.wait_for("ann.compare.key_a.value == 'bulk_labels' and ann.compare.key_b.value == 'leiden'")
