@@ -122,6 +122,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export_cellxgene(args) -> int:
+    from .errors import ExprmatError
+    from .tl.cellxgene import export_cellxgene
+
+    adata = _read(args.annotated)
+    try:
+        report = export_cellxgene(adata, args.labels, args.output, unmapped=args.unmapped)
+    except ExprmatError as e:
+        raise CliError(f"{args.annotated}: {e}") from None
+    print(report)
+    return 0
+
+
 def _example_notebook() -> Path:
     here = Path(__file__).parent
     for p in (here / "examples" / "clustering_and_annotation.ipynb",
@@ -184,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", required=True, help="obs column to export")
     e.add_argument("-o", "--output", required=True)
     e.set_defaults(func=cmd_export)
+    c = sub.add_parser("export-cellxgene", help="write a CELLxGENE-ready h5ad (cell_type_ontology_term_id) "
+                       "and list what the schema still needs")
+    c.add_argument("annotated")
+    c.add_argument("--labels", required=True, help="label column whose CL terms fill cell_type_ontology_term_id")
+    c.add_argument("-o", "--output", required=True, help="the .h5ad to write")
+    c.add_argument("--unmapped", choices=["unknown"], default=None,
+                   help="write 'unknown' for cells of labels without a term (default: leave them missing)")
+    c.set_defaults(func=cmd_export_cellxgene)
     return p
 
 

@@ -9,7 +9,7 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,ontology]"
 # reference tools for comparison tests and benchmarks, kept out of the runtime dependencies
 python -m pip install -q "cnmf==1.7.1"
 python -m pip install -q --no-deps "sc3s==0.1.1"

@@ -72,7 +72,7 @@ def test_merge_rename_label_by_clicking(ann):
     cp.name_text.value = "NK"
     cp.rename_button.click()
     assert "NK" in cp.counts and "2" not in cp.counts
-    assert em.history(adata).iloc[-1]["params"] == {"key": "leiden", "old": "2", "new": "NK"}
+    assert em.history(adata).iloc[-1]["params"] == {"key": "leiden", "old": "2", "new": "NK", "term": None}
 
     cp.select(["3", "NK"])
     cp.label_key_box.value = "cell.type"

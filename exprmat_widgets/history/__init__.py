@@ -20,7 +20,17 @@ from .fingerprints import (
     subset_rows,
 )
 from .records import FORMAT, UNS_KEY, changed_outputs, get_records, history, last_record, raw_records
-from .registry import VERSION, CommandSpec, command, command_lock, held_bytes, registered_commands, to_jsonable
+from .registry import (
+    VERSION,
+    CommandSpec,
+    command,
+    command_lock,
+    held_bytes,
+    is_replaying,
+    record_resolved,
+    registered_commands,
+    to_jsonable,
+)
 from .replay import replay, undo
 from .script import history_to_script
 
@@ -36,8 +46,10 @@ __all__ = [
     "fingerprint",
     "get_records",
     "held_bytes",
+    "is_replaying",
     "history",
     "history_to_script",
+    "record_resolved",
     "input_fingerprint",
     "last_record",
     "obs_names_hash",

@@ -32,7 +32,9 @@ from . import _compat
 from .fingerprints import input_fingerprint, names_are_unique, output_fingerprint
 from .records import FORMAT, UNS_KEY, append_record, last_record, raw_records, record_format
 
-__all__ = ["CommandSpec", "command", "registered_commands", "command_lock", "to_jsonable"]
+__all__ = [
+    "CommandSpec", "command", "is_replaying", "record_resolved", "registered_commands", "command_lock", "to_jsonable",
+]
 
 logger = logging.getLogger("exprmat_widgets")
 
@@ -62,6 +64,29 @@ class CommandSpec:
 _REGISTRY: dict[str, CommandSpec] = {}
 _depth = contextvars.ContextVar("exprmat_command_depth", default=0)
 _replaying = contextvars.ContextVar("exprmat_replaying", default=False)  # replay keeps no undo states
+# the params of the record being made by the running top-level command (None elsewhere)
+_recorded = contextvars.ContextVar("exprmat_recorded", default=None)
+
+
+def is_replaying() -> bool:
+    """Whether the running command is being replayed from a record (``em.replay``)."""
+    return bool(_replaying.get())
+
+
+def record_resolved(**values) -> None:
+    """Inside a command: record these parameter values instead of the ones passed.
+
+    For inputs that are looked up when the command runs (a Cell Ontology name resolved to
+    its id): the record then holds what was looked up, so replay does not depend on
+    looking it up again.  A no-op when the command was called by another command.
+    """
+    rec = _recorded.get()
+    if rec is None:
+        return
+    for k, v in values.items():
+        if k not in rec:
+            raise ExprmatError(f"record_resolved: {k!r} is not a parameter of this command.")
+        rec[k] = to_jsonable(v, f"{k}=...")
 
 
 def registered_commands() -> dict[str, CommandSpec]:
@@ -161,7 +186,11 @@ def command(name: str, writes: Callable[[dict, Any], list], selections: Iterable
         @functools.wraps(func)
         def wrapper(adata, *args, **kwargs):
             if _depth.get() > 0:  # called by another command: only the outer call is recorded
-                return func(adata, *args, **kwargs)
+                token = _recorded.set(None)
+                try:
+                    return func(adata, *args, **kwargs)
+                finally:
+                    _recorded.reset(token)
             try:
                 bound = sig.bind(adata, *args, **kwargs)
             except TypeError as e:
@@ -191,6 +220,7 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
     snap = _compat.snapshot(adata)
     n_before = len(raw_records(adata))
     token = _depth.set(1)
+    rec_token = _recorded.set(None)
     try:
         recorded = {}
         for k, v in params.items():
@@ -198,6 +228,7 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
                 recorded[k] = encode_selection(adata, v)
             else:
                 recorded[k] = to_jsonable(v, f"{name}({k}=...)")
+        _recorded.set(recorded)
         result = func(adata, *args, **kwargs)
         with _progress.locked():  # a panel reading while the routine ran waits for the record
             _append(adata, name, recorded, input_fp, writes)
@@ -206,6 +237,7 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
             _compat.restore(adata, snap)
         raise
     finally:
+        _recorded.reset(rec_token)
         _depth.reset(token)
     if not _replaying.get():
         push_checkpoint(adata, n_before, snap)

@@ -3,6 +3,7 @@
 One module per method; this package re-exports every public routine.
 """
 
+from . import ontology  # noqa: F401  (em.tl.ontology: Cell Ontology look-ups)
 from .annotation import (
     annotate,
     exclude,
@@ -11,8 +12,11 @@ from .annotation import (
     merge_clusters,
     rename_cluster,
     subset_cells,
+    term_mapping,
 )
+from .cellxgene import export_cellxgene
 from .clustering import leiden, subcluster
+from .compare import compare_annotations, diff_histories
 from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer
@@ -40,12 +44,15 @@ __all__ = [
     "highly_variable_genes",
     "harmony",
     "annotate",
+    "compare_annotations",
     "consensus_nmf",
     "consensus_nmf_extract_k",
     "default_marker_data",
     "derive_layer",
+    "diff_histories",
     "exclude",
     "exclude_cells",
+    "export_cellxgene",
     "filter_markers",
     "knn",
     "label_cells",
@@ -66,6 +73,7 @@ __all__ = [
     "selection_markers",
     "subcluster",
     "subset_cells",
+    "term_mapping",
     "umap",
     "unavailable_filters",
 ]

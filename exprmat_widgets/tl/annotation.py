@@ -21,11 +21,13 @@ from .. import _validate as v
 from .._logging import logg
 from ..colors import colors_of, sync_colors
 from ..errors import ExprmatError, MissingKeyError
-from ..history import carry_obs_names_hash, command
+from ..history import carry_obs_names_hash, command, is_replaying, record_resolved
 from ..selection import resolve_selection
+from . import ontology as _onto
 
 __all__ = [
     "annotate",
+    "term_mapping",
     "exclude",
     "exclude_cells",
     "label_cells",
@@ -334,15 +336,94 @@ def subset_cells(adata, keys: list, values: list):
     _subset_inplace(adata, keep, verb="selected")
 
 
+# --------------------------------------------------------------------------- ontology terms
+
+
+def term_mapping(adata, key: str) -> dict[str, str]:
+    """``{label: CL id}`` of the labels of ``obs[key]`` that carry a Cell Ontology term,
+    read from ``obs['<key>_ontology_term_id']`` (empty when that column does not exist).
+
+    Parameters
+    ----------
+    adata
+        Reads ``obs[key]`` and ``obs['<key>_ontology_term_id']``.
+    key
+        The label column.
+
+    Returns
+    -------
+    dict
+        One id per label (that of its first cell: the label commands give every cell of a
+        label the same id).
+    """
+    tc = _onto.term_column(key)
+    if key not in adata.obs.columns or tc not in adata.obs.columns:
+        return {}
+    codes, cats = _codes_and_categories(adata, key)
+    used, first = np.unique(codes, return_index=True)
+    ids = adata.obs[tc].to_numpy()[first]
+    return {cats[c]: str(i) for c, i in zip(used, ids) if c >= 0 and isinstance(i, str) and i}
+
+
+def _write_terms(adata, key: str, terms: dict) -> None:
+    """``obs['<key>_ontology_term_id']`` from ``obs[key]`` and ``{label: id}`` (labels
+    without an id are missing there); written once some label has an id."""
+    tc = _onto.term_column(key)
+    if tc not in adata.obs.columns and not any(terms.values()):
+        return
+    codes, cats = _codes_and_categories(adata, key)
+    ids = [terms.get(c) or None for c in cats]
+    uniq = sorted({i for i in ids if i})
+    pos = {t: j for j, t in enumerate(uniq)}
+    lut = np.array([pos[i] if i else -1 for i in ids] + [-1], dtype=np.int64)
+    adata.obs[tc] = pd.Categorical.from_codes(lut[codes], categories=uniq)
+    unmapped = [c for c, i in zip(cats, ids) if not i]
+    if unmapped:
+        _onto.log_unmapped(key, unmapped)
+
+
+def _resolve_label(label: str, term, existing: str | None, what: str) -> tuple[str, str | None]:
+    """``(label, CL id or None)`` for a label and its optional ``term``.
+
+    ``term`` (a CL id or exact name / synonym) wins; ``''`` means "no term".  Without it a
+    label written as a CL id becomes the term's name, a label that is exactly a term name or
+    synonym takes that term (when the ontology is installed), and a label that already
+    exists keeps its id.  Replaying a record written before terms existed (no ``term``)
+    resolves nothing, as that run did not.
+    """
+    if term is not None:
+        if not isinstance(term, str):
+            raise ExprmatError(f"{what}: term must be a CL id or a term name (or '' for none), got {term!r}.")
+        if not term.strip():
+            return label, None
+        if is_replaying() and _onto.is_term_id(term):
+            return label, term.strip()  # checked when recorded: replay needs no ontology
+        return label, _onto.resolve_term(term, what=f"{what}: term").id
+    if is_replaying():
+        return label, existing
+    if _onto.is_term_id(label):
+        t = _onto.resolve_term(label, what=f"{what}: label")
+        return t.label, t.id
+    if existing:
+        return label, existing
+    t = _onto.try_resolve(label)
+    return label, (t.id if t else None)
+
+
 # --------------------------------------------------------------------------- annotation
 
 
 def _writes_key(name):
-    return lambda p, adata: [("obs", p[name]), ("uns", f"{p[name]}_colors")]
+    def writes(p, adata):
+        out = [("obs", p[name]), ("uns", f"{p[name]}_colors")]
+        tc = _onto.term_column(p[name])
+        return out + ([("obs", tc)] if tc in adata.obs.columns else [])
+
+    return writes
 
 
 @command("annotate", writes=_writes_key("annotation"))
-def annotate(adata, annotation: str, cluster: str, mapping: dict):
+def annotate(adata, annotation: str, cluster: str, mapping: dict, terms: dict | None = None):
     """Name clusters: a categorical ``obs[annotation]`` from ``obs[cluster]`` and a mapping.
 
     Parameters
@@ -356,7 +437,13 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
     mapping
         ``{label: [clusters]}``; clusters may be strings or integers
         (``{'Prog': [14], 'MDP': ['11', '12']}``).  Naming a cluster twice is
-        an error; clusters left out become missing (NaN) and are reported.
+        an error; clusters left out become missing (NaN) and are reported.  A label
+        written as a CL id (``'CL:0000576'``) becomes the term's name; a label that is
+        exactly a term name or synonym takes that term.
+    terms
+        ``{label: CL id or term name}`` for labels whose text is not a term
+        (``{'Mo': 'CL:0000576'}``); ``''`` marks a label as unmapped.  Recorded as
+        resolved ids for every label.
 
     Returns
     -------
@@ -367,12 +454,32 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
     -----
     Writes ``obs[annotation]`` (categories in mapping order, labels without
     cells dropped) and ``uns['<annotation>_colors']`` (labels that existed
-    before keep their colour).
+    before keep their colour); with any term, ``obs['<annotation>_ontology_term_id']``
+    (the CL id of each cell's label; unmapped labels are missing and reported).
     """
     v.new_key("annotation", annotation)
     codes, cats = _codes_and_categories(adata, cluster)
     if not isinstance(mapping, dict) or not mapping:
         raise ExprmatError("annotate: mapping must be a non-empty dict {label: [clusters]}, e.g. {'T': ['0', '3']}.")
+    if terms is not None and not isinstance(terms, dict):
+        raise ExprmatError("annotate: terms must be a dict {label: CL id or term name}, e.g. {'Mo': 'CL:0000576'}.")
+    given = {} if terms is None else {str(k): t for k, t in terms.items()}
+    unknown = sorted(set(given) - {str(k) for k in mapping})
+    if unknown:
+        raise ExprmatError(f"annotate: terms names labels {unknown} that are not keys of mapping; "
+                           "give terms only for labels of the mapping.")
+    resolved_mapping: dict[str, list] = {}
+    resolved_terms: dict[str, str] = {}
+    for raw_label, clusters in mapping.items():
+        label = _label(raw_label, "annotate: each mapping key (label)")
+        label, tid = _resolve_label(label, given.get(label) if terms is not None else None, None, "annotate")
+        if label in resolved_mapping:
+            raise ExprmatError(f"annotate: label {label!r} appears twice in the mapping; list its clusters once.")
+        resolved_mapping[label] = clusters
+        resolved_terms[label] = tid or ""
+    mapping = resolved_mapping
+    if terms is not None or any(resolved_terms.values()):
+        record_resolved(mapping=mapping, terms=resolved_terms)
     pos = {c: i for i, c in enumerate(cats)}
     labels: list[str] = []
     lut = np.full(len(cats) + 1, -1, dtype=np.int64)
@@ -401,7 +508,10 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict):
     counts = np.bincount(codes[codes >= 0], minlength=len(cats))
     left = [(c, int(n)) for c, n in zip(cats, counts) if c not in seen and n > 0]
     previous = _previous_colors(adata, annotation)
+    if _onto.term_column(annotation) in adata.obs.columns:
+        del adata.obs[_onto.term_column(annotation)]  # the labels are new: so are their terms
     _write_categorical(adata, annotation, lut[codes], labels, previous)
+    _write_terms(adata, annotation, resolved_terms)
     if left:
         n_left = sum(n for _, n in left)
         logg.warning(
@@ -433,7 +543,10 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     Writes ``obs[key]`` (the merged category takes the place of ``new_name``
     when it is one of ``clusters``, else of the first merged one in category order) and ``uns['<key>_colors']`` (other
     categories keep their colour; the merged one keeps the colour of
-    ``new_name`` if it was one of ``clusters``, else of the first cluster).
+    ``new_name`` if it was one of ``clusters``, else of the first cluster) and,
+    when it exists, ``obs['<key>_ontology_term_id']`` (the merged category keeps the
+    term of ``new_name`` if it was one of ``clusters``, else the term all merged ones
+    shared; none when they differed).
     """
     codes, cats = _codes_and_categories(adata, key)
     if isinstance(clusters, (str, numbers.Number)) or clusters is None or len(clusters) < 2:
@@ -468,13 +581,20 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     previous = _previous_colors(adata, key)
     inherit = {} if name in merged_set else {name: merged[0]}
     new_codes = lut[codes]
+    terms = term_mapping(adata, key)
+    ids = {terms.get(c) for c in merged}
+    merged_id = terms.get(name) if name in merged_set else (ids.pop() if len(ids) == 1 else None)
+    for c in merged:
+        terms.pop(c, None)
+    terms[name] = merged_id
     _write_categorical(adata, key, new_codes, new_cats, previous, inherit)
+    _write_terms(adata, key, terms)
     n = int((new_codes == target).sum())
     logg.info(f"merged {merged} of obs[{key!r}] into {name!r} ({n} cells).")
 
 
 @command("rename_cluster", writes=_writes_key("key"))
-def rename_cluster(adata, key: str, old: str, new: str):
+def rename_cluster(adata, key: str, old: str, new: str, term: str | None = None):
     """Rename one category of ``obs[key]``.
 
     ``new`` must not be an existing category (that would silently merge two
@@ -489,16 +609,25 @@ def rename_cluster(adata, key: str, old: str, new: str):
     old
         The category to rename (a string or a number: ``'3'`` or ``3``).
     new
-        Its new name (a non-empty string or an integer), not already a category.
+        Its new name (a non-empty string or an integer), not already a category.  A CL
+        id becomes the term's name; an exact term name or synonym takes that term.
+    term
+        The CL id or term name of ``new`` when its text is not one (``'Mo'`` with
+        ``term='CL:0000576'``); ``''`` for none.  By default the category keeps the term
+        it had.  Recorded as the resolved id.
 
     Notes
     -----
-    Writes ``obs[key]`` (same cells, same category order) and
-    ``uns['<key>_colors']`` (the renamed category keeps its colour).
+    Writes ``obs[key]`` (same cells, same category order),
+    ``uns['<key>_colors']`` (the renamed category keeps its colour) and, once a label
+    has a term, ``obs['<key>_ontology_term_id']``.
     """
     codes, cats = _codes_and_categories(adata, key)
     old = str(v.clusters_in(adata, key, [_cluster_name(old)])[0])
     new = _label(new, "rename_cluster: new")
+    terms = term_mapping(adata, key)
+    resolved = None if is_replaying() and term is None else _onto.try_resolve(new)
+    new, tid = _resolve_label(new, term, None if resolved else terms.get(old), "rename_cluster")
     if new == old:
         raise ExprmatError(f"rename_cluster: {old!r} already has that name; pass a different new name.")
     if new in cats:
@@ -509,11 +638,17 @@ def rename_cluster(adata, key: str, old: str, new: str):
         )
     new_cats = [new if c == old else c for c in cats]
     previous = _previous_colors(adata, key)
+    if term is not None or tid or terms:
+        record_resolved(new=new, term=tid or "")
+    terms.pop(old, None)
+    terms[new] = tid
     _write_categorical(adata, key, codes, new_cats, previous, {new: old})
+    _write_terms(adata, key, terms)
 
 
 @command("label_cells", writes=_writes_key("key"), selections=("cells",))
-def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | None = None):
+def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | None = None,
+                term: str | None = None):
     """Give a selection of cells the label ``label`` in ``obs[key]``.
 
     Parameters
@@ -528,17 +663,34 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
         of ``obsm[basis]`` inside ``polygon``.  Recorded by the cells it hits.
     label
         The label.  An existing category gains the selected cells (reported);
-        categories left without cells are dropped.
+        categories left without cells are dropped.  A CL id (``'CL:0000576'``)
+        becomes the term's name; an exact term name or synonym takes that term.
     polygon, basis
         The lasso drawn and the embedding it was drawn on (recorded).
+    term
+        The CL id or term name of ``label`` when its text is not one (``label='Mo'``,
+        ``term='CL:0000576'``); ``''`` for none.  By default an existing label keeps
+        its term.  Recorded as the resolved id.
 
     Notes
     -----
     Writes ``obs[key]`` and ``uns['<key>_colors']`` (other categories keep
-    their colour; a new label gets an unused one).
+    their colour; a new label gets an unused one) and, once a label has a term,
+    ``obs['<key>_ontology_term_id']`` (the CL id of each cell's label; unmapped labels
+    missing there, and reported).  An existing label given another term is refused.
     """
     v.new_key("key", key)
     label = _label(label, "label_cells: label")
+    terms = term_mapping(adata, key)
+    label, tid = _resolve_label(label, term, terms.get(label), "label_cells")
+    if term is not None and tid != terms.get(label) and label in terms:
+        raise ExprmatError(
+            f"label_cells: label {label!r} of obs[{key!r}] already stands for {terms[label]}, not {tid}; "
+            "use another label, or em.rename_cluster(..., term=...) to change the term of all its cells."
+        )
+    if term is not None or tid or terms:
+        record_resolved(label=label, term=tid or "")
+    terms[label] = tid
     mask = _selection(adata, cells, polygon, basis, "label_cells")
     if key in adata.obs.columns:
         codes, cats = _codes_and_categories(adata, key)
@@ -551,6 +703,7 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
     new_codes = np.where(mask, li, codes)
     previous = _previous_colors(adata, key)
     _write_categorical(adata, key, new_codes, cats, previous)
+    _write_terms(adata, key, terms)
     n = int(mask.sum())
     note = f" (added to the existing category, now {int((new_codes == li).sum())} cells)" if existed else ""
     logg.info(f"labelled {n} cells {label!r} in obs[{key!r}]{note}.")

@@ -7,10 +7,11 @@ history); the panels can also be used on their own through it.
 from .analysis_panel import AnalysisPanel
 from .annotator import Annotator
 from .cluster_panel import ClusterPanel
+from .compare_panel import ComparePanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
 
-__all__ = ["Annotator", "AnalysisPanel", "ClusterPanel", "MarkerPanel", "HistoryPanel", "UmapScatter"]
+__all__ = ["Annotator", "AnalysisPanel", "ClusterPanel", "ComparePanel", "MarkerPanel", "HistoryPanel", "UmapScatter"]
 
 
 def __getattr__(name):

@@ -7,6 +7,7 @@ Layout (an ``ipywidgets.VBox``)::
     [ marker panel                ] [ history panel ]
       (two columns, each stacked without gaps)
     [ progress bar of the running action | Cancel ]  (shown when it reports steps)
+    [ compare annotations (folded): heatmap of two columns ]
     [ analysis: preprocess | embed | cluster | composition | cNMF ]
 
 Every button of every panel calls exactly one core routine through
@@ -63,6 +64,7 @@ from ..history import changed_outputs, get_records, shallow_copy
 from ._capture import capture_action
 from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
+from .compare_panel import ComparePanel
 from .history_panel import HistoryPanel
 from .marker_panel import MarkerPanel
 from .progress_row import ProgressRow
@@ -197,6 +199,7 @@ class Annotator(W.VBox):
         self.analysis = AnalysisPanel(self)
         self.progress = ProgressRow(self.cancel)
         self.subsets = SubsetPanel(self, experiment, slot) if experiment is not None else None
+        self.compare = ComparePanel(self)
 
         view = self.scatter if isinstance(self.scatter, W.Widget) else W.HTML("<i>(no scatter view)</i>")
         # two columns, not two rows: the marker panel sits right under the scatter whatever
@@ -211,8 +214,12 @@ class Annotator(W.VBox):
         right = column([self.clusters.widget, self.history.widget], "2 1 0%", "300px")
         body = W.HBox([left, right], layout=W.Layout(width="100%", align_items="flex-start"))
         body.add_class("em-annotator-body")
+        # folded until opened: the heatmap is a review step, not part of every session
+        self.compare_box = W.Accordion(children=[self.compare.widget], selected_index=None)
+        self.compare_box.set_title(0, "Compare annotations")
+        self.compare_box.add_class("em-compare-box")
         extra = [self.subsets.widget] if self.subsets is not None else []
-        super().__init__([self.status, body, self.progress.widget, self.analysis.widget, *extra])
+        super().__init__([self.status, body, self.progress.widget, self.compare_box, self.analysis.widget, *extra])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -475,6 +482,7 @@ class Annotator(W.VBox):
         self.clusters.refresh(changed)
         self.markers.refresh(changed)
         self.history.refresh()
+        self.compare.refresh(changed)
         self._refresh_scatter(changed)
         for cb in list(self._listeners):
             cb(changed if changed is not None else set())
