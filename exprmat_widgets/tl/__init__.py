@@ -28,6 +28,7 @@ from .marker_summary import (
 )
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
+from .programs import label_by_program, program_top_genes
 from .preprocessing import harmony, highly_variable_genes, log1p, normalize_total, pca
 from .sc3_clustering import sc3
 
@@ -46,6 +47,7 @@ __all__ = [
     "exclude_cells",
     "filter_markers",
     "knn",
+    "label_by_program",
     "label_cells",
     "latest_marker_key",
     "leiden",
@@ -56,6 +58,7 @@ __all__ = [
     "marker_result_stale",
     "markers",
     "merge_clusters",
+    "program_top_genes",
     "proportion",
     "rename_cluster",
     "sc3",
