@@ -119,8 +119,11 @@ class ClusterPanel:
         self._home_key = key
         self._unlabelled = False  # the current selection is the unlabelled cells
         keys = annotation_keys(adata)
+        # the key may not exist yet (an Annotator opened before any clustering): no value
+        # until it appears (see refresh)
         self.key_dropdown = W.Dropdown(
-            options=keys, value=key, description="clusters of", layout=W.Layout(width="95%")
+            options=keys, value=key if key in keys else None, description="clusters of",
+            layout=W.Layout(width="95%")
         )
         self.key_dropdown.add_class("em-key")
         self.key_dropdown.observe(self._observer("clusters of", self._on_key), names="value")
@@ -230,7 +233,8 @@ class ClusterPanel:
 
     @property
     def key(self) -> str:
-        return self.key_dropdown.value
+        """The clusters' obs column (the one the annotator opened on while it does not exist)."""
+        return self.key_dropdown.value or self._home_key
 
     @property
     def label_key(self) -> str:
@@ -382,6 +386,8 @@ class ClusterPanel:
                 self.key_dropdown.options = keys
                 if cur in keys:
                     self.key_dropdown.value = cur
+                elif cur is None and self._home_key not in keys:
+                    self.key_dropdown.value = None  # still waiting for the clusters
                 elif keys:
                     # the shown column is gone (e.g. the command that made it was undone): back
                     # to the column the annotator opened on, else the first one
@@ -440,7 +446,8 @@ class ClusterPanel:
         adata = self.a.adata
         key = self.key
         if key not in adata.obs.columns:
-            self.summary.value = f"<i>obs[{html.escape(key)!r}] does not exist yet</i>"
+            self.summary.value = (f"<i>obs[{html.escape(key)!r}] does not exist yet: run Leiden (or SC3) in the "
+                                  "Analysis tab's Cluster section</i>")
             self.list_box.children = ()
             self._rows = {}
             return
