@@ -1,6 +1,7 @@
 """One data-access layer for tl, pl and widgets: where an embedding and a feature (an obs
-column, a gene or an ``obsm`` column such as a cNMF program's usage) are read from.  The static figures (``em.pl``) and the WebGL scatter use
-the same functions, so a plot and a widget never show different data for the same name.
+column, a gene or an ``obsm`` column such as a cNMF program's usage) are read from.  The
+static figures (``em.pl``) and the WebGL scatter use the same functions, so a plot and a
+widget never show different data for the same name.
 
 The embedding key is :func:`exprmat_widgets._validate.embedding_key` (re-exported here)."""
 
@@ -73,7 +74,8 @@ def _bare_key_message(adata, key) -> str:
         return f"obsm[{key!r}] is not a table of per-cell columns; it cannot colour cells."
     shown = f"{key}:{cols[0]}" if len(cols) == 1 else (
         f"{key}:{cols[0]}, {key}:{cols[1]}" if len(cols) == 2 else f"{key}:{cols[0]} ... {key}:{cols[-1]}")
-    return f"{key} has {_what(adata, key, len(cols))}: {shown}; name one as '<obsm key>:<column>', e.g. {key}:{cols[0]}."
+    return (f"{key} has {_what(adata, key, len(cols))}: {shown}; name one as '<obsm key>:<column>', "
+            f"e.g. {key}:{cols[0]}.")
 
 
 def obsm_column(adata, name: str):
@@ -98,7 +100,7 @@ def obsm_column(adata, name: str):
             f"obsm[{key!r}] has no column {col!r}: it has {_what(adata, key, len(cols))}, "
             f"{key}:{cols[0]} ... {key}:{cols[-1]}."
         )
-    hits = [(k, name) for k in obsm.keys() if isinstance(obsm[k], pd.DataFrame) and name in _obsm_columns(obsm[k])]
+    hits = [(k, name) for k in obsm if isinstance(obsm[k], pd.DataFrame) and name in _obsm_columns(obsm[k])]
     if len(hits) == 1:
         k, c = hits[0]
         return k, c, _obsm_columns(obsm[k]).index(c)
@@ -114,7 +116,7 @@ def obsm_feature_names(adata, max_columns: int = 100) -> list[str]:
     """``'<key>:<column>'`` for the columns of every 2-D ``obsm`` entry (at most
     ``max_columns`` of each), as :func:`feature` accepts them; reads ``adata.obsm``."""
     out = []
-    for k in adata.obsm.keys():
+    for k in adata.obsm:
         out += [f"{k}:{c}" for c in _obsm_columns(adata.obsm[k])[:max_columns]]
     return out
 

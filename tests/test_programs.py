@@ -164,7 +164,7 @@ def test_panel_lists_programs_colours_and_labels(programs):
     assert an.program_genes["2"].iloc[0] in an.programs_box.children[1].children[1].value
     an.program_buttons["3"].click()
     assert ann.scatter.color == "cnmf.4:3" and ann.scatter._legend["kind"] == "continuous"
-    assert "cnmf.4:3" in ann.status_text
+    assert "cnmf.4:3" in ann.status_text and "obsm column cnmf.4:3" in ann.clusters.color_info.value
     an.min_usage.value = 0.4
     an.label_programs_button.click()
     assert ann.last_error is None, ann.last_error
@@ -191,6 +191,7 @@ def test_annotator_opens_without_embedding():
     assert sc_._n == 0 and sc_._coords == b"" and "No embedding yet" in sc_.empty_message
     assert "Analysis tab" in sc_.empty_message
     assert "does not exist yet" in ann.clusters.summary.value and ann.clusters.key == "leiden"
+    assert ann.clusters.color_key_button.layout.display == "none"  # no clusters to colour by yet
     an = ann.analysis
     an.keep_counts_button.click()
     an.normalize_button.click()

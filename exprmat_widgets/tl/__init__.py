@@ -28,8 +28,8 @@ from .marker_summary import (
 )
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
-from .programs import label_by_program, program_top_genes
 from .preprocessing import harmony, highly_variable_genes, log1p, normalize_total, pca
+from .programs import label_by_program, program_top_genes
 from .sc3_clustering import sc3
 
 __all__ = [

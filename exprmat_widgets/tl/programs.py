@@ -22,7 +22,7 @@ __all__ = ["label_by_program", "program_top_genes"]
 def _usage(adata, usage_key) -> tuple[np.ndarray, list[str]]:
     """``obsm[usage_key]`` as a float matrix (cells x programs) and its program names."""
     if not isinstance(usage_key, str) or usage_key not in adata.obsm:
-        have = [str(k) for k in adata.obsm.keys()]
+        have = [str(k) for k in adata.obsm]
         raise MissingKeyError(
             f"usage_key {usage_key!r} is not in adata.obsm (have: {have}); run "
             "em.consensus_nmf(...) then em.consensus_nmf_extract_k(adata, k=...) first, which writes "

@@ -90,7 +90,7 @@ def _has_embedding(adata, basis) -> bool:
         v.embedding_key(adata, basis)
         return True
     except MissingKeyError as e:
-        two_d = [str(k) for k in adata.obsm.keys() if getattr(adata.obsm[k], "shape", (0, 0))[1:] == (2,)]
+        two_d = [str(k) for k in adata.obsm if getattr(adata.obsm[k], "shape", (0, 0))[1:] == (2,)]
         if two_d:
             raise MissingKeyError(f"{e} The 2-D embeddings here are {two_d}: pass basis= one of them.") from None
         return False
@@ -146,8 +146,6 @@ class Annotator(W.VBox):
         scatter=None,
         height: int = 480,
     ):
-        from .. import _validate as v
-
         if getattr(adata, "is_view", False):
             raise ExprmatError(
                 "Annotator: the AnnData is a view; make it an AnnData of its own first "

@@ -432,9 +432,15 @@ class ClusterPanel:
                 f"obs[{html.escape(repr(self.key), quote=False)}] (as the swatches)</span>" if shown is not None else ""
             )
             self.color_key_button.layout.display = "none"
+        elif self.key not in self.a.adata.obs.columns:
+            # no clusters yet (an Annotator opened before clustering): nothing to colour by
+            self.color_info.value = ""
+            self.color_key_button.layout.display = "none"
         else:
-            what = (f"obs[{shown!r}]" if shown in self.a.adata.obs.columns
-                    else f"gene {shown}" if shown else "no column")
+            adata = self.a.adata
+            gene = shown in adata.var_names or (adata.raw is not None and shown in adata.raw.var_names)
+            what = (f"obs[{shown!r}]" if shown in adata.obs.columns else f"gene {shown}" if gene
+                    else f"obsm column {shown}" if shown else "no column")
             self.color_info.value = (
                 f'<span class="em-color-other" style="font-size:90%">plot coloured by '
                 f"{html.escape(what, quote=False)}, not by these clusters</span>"

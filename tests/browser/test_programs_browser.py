@@ -51,7 +51,7 @@ def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_serve
     server = jupyter_server
     jh.write_notebook(server.root / "programs.ipynb", CELLS)
     page = browser_ctx.new_page()
-    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.set_viewport_size({"width": 1400, "height": 2400})
     page.set_default_timeout(60_000)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -66,6 +66,7 @@ def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_serve
         assert empty.is_visible() and "No embedding yet: run Preprocess and Embed" in empty.text_content()
         assert "does not exist yet" in page.locator(f"{ANN} .em-cluster-summary").first.text_content()
         assert kernel.eval("ann.scatter._n") == 0
+        assert not page.locator(f"{ANN} .em-color-by-key").first.is_visible()  # no clusters to colour by yet
         jh.screenshot(page.locator(ANN).first, "programs_empty_1400.png")
 
         # Preprocess and Embed, by clicking
@@ -121,6 +122,7 @@ def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_serve
         search.fill("cnmf.3:3")
         search.press("Enter")
         kernel.wait_for("ann.scatter.color == 'cnmf.3:3'")
+        assert "obsm column cnmf.3:3" in page.locator(f"{ANN} .em-color-info").first.text_content()
         jh.screenshot(page.locator(ANN).first, "programs_cnmf_1400.png")
         _click(page, kernel, "button.em-an-label-programs")
         assert kernel.eval("ann.clusters.key") == "cnmf.3.program"
@@ -129,7 +131,7 @@ def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_serve
             "len(adata.obs['cnmf.3.program'].cat.categories)")
         jh.screenshot(page.locator(ANN).first, "programs_labelled_1400.png")
 
-        page.set_viewport_size({"width": 1100, "height": 1600})
+        page.set_viewport_size({"width": 1100, "height": 2400})
         page.wait_for_timeout(800)
         jh.screenshot(page.locator(ANN).first, "programs_labelled_1100.png")
         page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
