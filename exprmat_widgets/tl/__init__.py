@@ -35,6 +35,7 @@ from .marker_summary import (
 from .neighbors import knn
 from .nmf_consensus import consensus_nmf, consensus_nmf_extract_k
 from .preprocessing import harmony, highly_variable_genes, log1p, normalize_total, pca
+from .programs import label_by_program, program_top_genes
 from .sc3_clustering import sc3
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "export_cellxgene",
     "filter_markers",
     "knn",
+    "label_by_program",
     "label_cells",
     "latest_marker_key",
     "leiden",
@@ -67,6 +69,7 @@ __all__ = [
     "marker_violins",
     "markers",
     "merge_clusters",
+    "program_top_genes",
     "proportion",
     "rename_cluster",
     "sc3",

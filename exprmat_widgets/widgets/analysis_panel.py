@@ -24,7 +24,12 @@ SC3                    ``em.sc3(adata, basis, key_added, n_clusters=[...])``
 Linear layer           ``em.derive_layer(adata, key_added=tpm, source='X', transform='expm1')``
 cNMF                   ``em.consensus_nmf(adata, counts, tpm, ks, hvg, n_iter, key_added)``
 Extract k              ``em.consensus_nmf_extract_k(adata, k, key)``
+Label by program       ``em.label_by_program(adata, usage_key, key_added, min_usage)``
 =====================  ===========================================================
+
+After an extraction the cNMF tab lists each program's top genes
+(``em.program_top_genes``, read-only); clicking a program colours the UMAP by its usage
+(``'<key>.<k>:<program>'``, the scatter's obsm column look-up).
 
 The composition table is ``em.proportion(adata, major, minor)`` (read-only, not a
 command), recomputed after every command, undo and refresh.
@@ -229,6 +234,7 @@ class AnalysisPanel:
             row(self.cnmf_button, self.cnmf_ks, self.cnmf_iter, self.cnmf_hvg, self.cnmf_key),
             self.cnmf_stats,
             row(self.extract_button, self.cnmf_k),
+            *self._program_controls(btn, row, st),
         ])
 
         self.widget = W.Tab(children=[preprocess, embed, cluster, composition, cnmf],
@@ -271,7 +277,7 @@ class AnalysisPanel:
         and the composition table."""
         adata = self.a.adata
         obsm = [str(k) for k in adata.obsm if getattr(adata.obsm[k], "ndim", 2) == 2]
-        reps = [k for k in obsm if k != v.embedding_key(adata, self.a.basis)] or obsm
+        reps = [k for k in obsm if k != self._shown_key()] or obsm
         self._set_options(self.use_rep, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
         self._set_options(self.sc3_basis, reps, prefer=("harmony", "X_harmony", "X_pca"), follow_new=True)
         flags = [str(c) for c in adata.var.columns if adata.var[c].dtype == bool]
@@ -294,8 +300,16 @@ class AnalysisPanel:
         self._refresh_cnmf()
         self._refresh_composition()
 
+    def _shown_key(self) -> str:
+        """The obsm key of the scatter's embedding; ``'X_<basis>'``, where em.umap writes,
+        while it does not exist yet."""
+        try:
+            return v.embedding_key(self.a.adata, self.a.basis)
+        except ExprmatError:
+            return f"X_{self.a.basis}"
+
     def _refresh_stale(self):
-        st = embedding_status(self.a.adata, v.embedding_key(self.a.adata, self.a.basis))
+        st = embedding_status(self.a.adata, self._shown_key())
         self.embedding_state = st
         if st["knn_stale"] or st["embedding_stale"]:
             what = st["commands"][st["cells"]]
@@ -321,6 +335,82 @@ class AnalysisPanel:
         stats = self.a.adata.uns.get(f"{key}.stats") if key else None
         self.cnmf_stats.value = (stats.to_html(index=False, float_format=lambda x: f"{x:.3g}")
                                  if isinstance(stats, pd.DataFrame) else "")
+        self._refresh_programs()
+
+    # ------------------------------------------------------------------ cNMF programs
+
+    def _program_controls(self, btn, row, st) -> list:
+        """Top genes per program (a click colours the UMAP by its usage) and the
+        dominant-program labelling."""
+        self.programs_info = W.HTML()
+        self.programs_info.add_class("em-an-programs-info")
+        self.programs_box = W.HBox(layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
+        self.programs_box.add_class("em-an-programs")
+        self.program_buttons: dict[str, W.Button] = {}
+        self.program_genes: pd.DataFrame | None = None
+        self._programs_of = None  # (usage key, coefficient array) the list was made from
+        self.min_usage = _small(W.BoundedFloatText(value=0.0, min=0.0, max=1.0, step=0.05,
+                                                   description="min usage", style=st))
+        self.program_key = _small(W.Text(value="", placeholder="<usage>.program", description="into obs",
+                                         style=st), "240px")
+        self.label_programs_button = btn("Label cells by dominant program",
+                                         "obs column of each cell's largest program (em.label_by_program)",
+                                         self.on_label_programs, "label-programs")
+        return [self.programs_info, self.programs_box,
+                row(self.label_programs_button, self.min_usage, self.program_key)]
+
+    def usage_key(self) -> str | None:
+        """``'<key>.<k>'`` of the picked k when it has been extracted, else ``None``."""
+        key, k = (self.cnmf_key.value or "").strip(), self.cnmf_k.value
+        usage = f"{key}.{k}" if key and k else None
+        return usage if usage in self.a.adata.obsm else None
+
+    def _refresh_programs(self):
+        usage = self.usage_key()
+        run, _, k = (usage or "").rpartition(".")
+        coef = self.a.adata.varm.get(f"{run}.coef.{k}") if usage else None
+        if self._programs_of is not None and self._programs_of[0] == usage and self._programs_of[1] is coef:
+            return
+        self._programs_of = (usage, coef)
+        self.program_buttons = {}
+        self.program_genes = None
+        if usage is None:
+            self.programs_info.value = "<i>extract a k to see its programs</i>"
+            self.programs_box.children = ()
+            return
+        try:
+            top = _em().program_top_genes(self.a.adata, usage, n_genes=10)
+        except ExprmatError as e:
+            self.programs_info.value = f'<i class="em-an-programs-error">{html.escape(str(e))}</i>'
+            self.programs_box.children = ()
+            return
+        self.program_genes = top
+        self.programs_info.value = (f"<b>{len(top.columns)} programs of obsm[{html.escape(repr(usage))}]</b>: "
+                                    "top genes by coefficient; click a program to colour the UMAP by its usage")
+        cols = []
+        for p in top.columns:
+            b = W.Button(description=f"Program {p}", tooltip=f"colour the UMAP by {usage}:{p}",
+                         layout=W.Layout(width="auto"))
+            b.add_class("em-an-program")
+            b.on_click(lambda _b, f=f"{usage}:{p}": self.a.when_idle("colour by program", lambda: self.a.show_key(f)))
+            self.program_buttons[str(p)] = b
+            genes = W.HTML("<br>".join(html.escape(str(g)) for g in top[p]))
+            genes.add_class("em-an-program-genes")
+            cols.append(W.VBox([b, genes], layout=W.Layout(width="120px", margin="0 6px 6px 0")))
+        self.programs_box.children = tuple(cols)
+
+    def on_label_programs(self):
+        def build():
+            usage = self.usage_key()
+            if usage is None:
+                raise ExprmatError("no extracted programs: run cNMF, pick k and click Extract k first.")
+            key = (self.program_key.value or "").strip() or f"{usage}.program"
+            return {"usage_key": usage, "key_added": key, "min_usage": float(self.min_usage.value)}
+
+        def after(_r):
+            self._show_clusters((self.program_key.value or "").strip() or f"{self.usage_key()}.program")
+
+        self._run("label_by_program", build, after=after)
 
     def _on_flavor(self, change):
         counts = (self.counts_layer.value or "").strip()

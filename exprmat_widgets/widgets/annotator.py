@@ -84,10 +84,28 @@ def _in_kernel() -> bool:
 
 
 def _make_scatter(adata, basis, key, height):
-    """The WebGL scatter (anywidget + regl-scatterplot) coloured by ``key``."""
+    """The WebGL scatter (anywidget + regl-scatterplot) coloured by ``key`` (one colour while
+    ``key`` does not exist); empty, with a message, while there is no embedding."""
     from .scatter import UmapScatter
 
-    return UmapScatter(adata, basis=basis, color=key, height=height)
+    color = key if key in adata.obs.columns else None
+    return UmapScatter(adata, basis=basis, color=color, height=height, allow_missing_embedding=True)
+
+
+def _has_embedding(adata, basis) -> bool:
+    """Whether ``obsm`` has ``basis``; ``False`` when it has no 2-D embedding at all (a fresh
+    start); an error naming the 2-D embeddings there when ``basis`` is not one of them."""
+    from .. import _validate as v
+    from ..errors import MissingKeyError
+
+    try:
+        v.embedding_key(adata, basis)
+        return True
+    except MissingKeyError as e:
+        two_d = [str(k) for k in adata.obsm if getattr(adata.obsm[k], "shape", (0, 0))[1:] == (2,)]
+        if two_d:
+            raise MissingKeyError(f"{e} The 2-D embeddings here are {two_d}: pass basis= one of them.") from None
+        return False
 
 
 class Annotator(W.VBox):
@@ -97,8 +115,11 @@ class Annotator(W.VBox):
     ----------
     adata
         The AnnData, changed in place by the panels' commands (each recorded in
-        ``adata.uns['commands']``).  Needs ``obsm['X_<basis>']`` (or
-        ``obsm[basis]``); the cluster panel lists the categories of ``obs[key]``.
+        ``adata.uns['commands']``).  The scatter shows ``obsm['X_<basis>']`` (or
+        ``obsm[basis]``); data without any 2-D embedding (e.g. raw counts) open too: the
+        scatter says to run Preprocess and Embed in the Analysis tab, and draws the
+        embedding once made.  The cluster panel lists the categories of ``obs[key]``
+        (it waits for them while the data have no embedding and no ``obs[key]``).
     key
         The categorical obs column whose clusters are listed (merge, rename,
         exclude, re-cluster act on it); changeable in the panel.
@@ -145,15 +166,16 @@ class Annotator(W.VBox):
         experiment=None,
         slot: str = "rna",
     ):
-        from .. import _validate as v
-
         if getattr(adata, "is_view", False):
             raise ExprmatError(
                 "Annotator: the AnnData is a view; make it an AnnData of its own first "
                 "with `adata = adata.copy()`."
             )
-        v.embedding_key(adata, basis)
-        if key not in adata.obs.columns:
+        # no embedding yet (e.g. raw counts): the scatter says how to make one and the
+        # Analysis tab makes it; a missing basis beside other 2-D embeddings is a typo
+        embedded = _has_embedding(adata, basis)
+        # without an embedding the clusters come after it: the cluster panel waits for obs[key]
+        if key not in adata.obs.columns and embedded:
             cats = [c for c in adata.obs.columns if _is_categorical(adata.obs[c])]
             raise ExprmatError(
                 f"Annotator: obs column {key!r} not found; cluster first (e.g. em.leiden(adata)) or "

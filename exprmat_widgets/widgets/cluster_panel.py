@@ -126,8 +126,11 @@ class ClusterPanel:
         self._home_key = key
         self._unlabelled = False  # the current selection is the unlabelled cells
         keys = annotation_keys(adata)
+        # the key may not exist yet (an Annotator opened before any clustering): no value
+        # until it appears (see refresh)
         self.key_dropdown = W.Dropdown(
-            options=keys, value=key, description="clusters of", layout=W.Layout(width="95%")
+            options=keys, value=key if key in keys else None, description="clusters of",
+            layout=W.Layout(width="95%")
         )
         self.key_dropdown.add_class("em-key")
         self.key_dropdown.observe(self._observer("clusters of", self._on_key), names="value")
@@ -247,7 +250,8 @@ class ClusterPanel:
 
     @property
     def key(self) -> str:
-        return self.key_dropdown.value
+        """The clusters' obs column (the one the annotator opened on while it does not exist)."""
+        return self.key_dropdown.value or self._home_key
 
     @property
     def label_key(self) -> str:
@@ -458,6 +462,8 @@ class ClusterPanel:
                 self.key_dropdown.options = keys
                 if cur in keys:
                     self.key_dropdown.value = cur
+                elif cur is None and self._home_key not in keys:
+                    self.key_dropdown.value = None  # still waiting for the clusters
                 elif keys:
                     # the shown column is gone (e.g. the command that made it was undone): back
                     # to the column the annotator opened on, else the first one
@@ -502,9 +508,15 @@ class ClusterPanel:
                 f"obs[{html.escape(repr(self.key), quote=False)}] (as the swatches)</span>" if shown is not None else ""
             )
             self.color_key_button.layout.display = "none"
+        elif self.key not in self.a.adata.obs.columns:
+            # no clusters yet (an Annotator opened before clustering): nothing to colour by
+            self.color_info.value = ""
+            self.color_key_button.layout.display = "none"
         else:
-            what = (f"obs[{shown!r}]" if shown in self.a.adata.obs.columns
-                    else f"gene {shown}" if shown else "no column")
+            adata = self.a.adata
+            gene = shown in adata.var_names or (adata.raw is not None and shown in adata.raw.var_names)
+            what = (f"obs[{shown!r}]" if shown in adata.obs.columns else f"gene {shown}" if gene
+                    else f"obsm column {shown}" if shown else "no column")
             self.color_info.value = (
                 f'<span class="em-color-other" style="font-size:90%">plot coloured by '
                 f"{html.escape(what, quote=False)}, not by these clusters</span>"
@@ -516,7 +528,8 @@ class ClusterPanel:
         adata = self.a.adata
         key = self.key
         if key not in adata.obs.columns:
-            self.summary.value = f"<i>obs[{html.escape(key)!r}] does not exist yet</i>"
+            self.summary.value = (f"<i>obs[{html.escape(key)!r}] does not exist yet: run Leiden (or SC3) in the "
+                                  "Analysis tab's Cluster section</i>")
             self.list_box.children = ()
             self._rows = {}
             return

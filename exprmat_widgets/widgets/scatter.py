@@ -4,14 +4,17 @@ Public API (used by the Annotator panels)
 =========================================
 
 ``UmapScatter(adata, basis='umap', color='leiden', *, height=500, point_size=None,
-label_key=None, use_raw=None, layer=None)``
+label_key=None, use_raw=None, layer=None, allow_missing_embedding=False)``
     An ``anywidget.AnyWidget``. ``basis`` is looked up by ``_validate.embedding_key`` (the
     core's: ``obsm[basis]``, then ``obsm['X_<basis>']``), so the scatter draws the embedding a
-    recorded lasso refers to. ``color`` is an obs column or a gene (``None``: one colour),
-    read by ``_access.feature`` as ``em.pl.embedding`` reads it. ``label_key`` names the obs
+    recorded lasso refers to. ``color`` is an obs column, a gene or an ``obsm`` column
+    (``'cnmf.10:3'``, ``'X_pca:0'``; ``None``: one colour), read by ``_access.feature`` as
+    ``em.pl.embedding`` reads it. ``label_key`` names the obs
     column shown in the hover tooltip (default: ``color`` when it is categorical).
     ``use_raw``/``layer``: where gene expression is read (default as every core routine:
-    ``X``; ``use_raw=True`` reads ``adata.raw``).
+    ``X``; ``use_raw=True`` reads ``adata.raw``).  ``allow_missing_embedding=True`` (the
+    Annotator's): without ``obsm[basis]`` the widget shows no points and ``empty_message``
+    says how to make the embedding; ``refresh()`` draws it once it exists.
 
 Methods and properties
     ``color_by(key, use_raw=None, layer=None, cmap='viridis', vmin=None, vmax=None)``
@@ -57,7 +60,8 @@ Methods and properties
         ``inline_errors=False``, as in the Annotator, whose status line shows it),
         ``height`` (px), ``point_size`` (px, 0 = automatic from the number of cells).
 
-The widget owns the one gene/obs search box (completion over obs columns and genes); typing a
+The widget owns the one gene/obs search box (completion over obs columns, ``obsm`` columns
+such as ``cnmf.10:3`` and genes); typing a
 name and pressing Enter calls ``color_by`` in the kernel (an unknown name too: the kernel's
 message is the error).  The legend (with counts) or colour bar sits beside the plot, never
 over the points, and folds away.  The view fits the cells whatever the canvas aspect and
@@ -85,7 +89,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from .._access import embedding_key, feature, gene_labels
+from .._access import embedding_key, feature, gene_labels, obsm_column, obsm_feature_names
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError, MissingKeyError
 from ..selection import positions_in, resolve_selection
@@ -183,6 +187,8 @@ class UmapScatter(anywidget.AnyWidget):
     height = traitlets.Int(500).tag(sync=True)
     point_size = traitlets.Float(0.0).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    # shown over the (empty) plot while obsm has no such embedding (allow_missing_embedding)
+    empty_message = traitlets.Unicode("").tag(sync=True)
     # False inside the Annotator: its status line is the one place errors are shown
     inline_errors = traitlets.Bool(True).tag(sync=True)
     # the one current selection (see _update_current): what the next button acts on
@@ -205,10 +211,12 @@ class UmapScatter(anywidget.AnyWidget):
         label_key: str | None = None,
         use_raw: bool | None = None,
         layer: str | None = None,
+        allow_missing_embedding: bool = False,
         **kwargs,
     ):
         super().__init__(height=int(height), point_size=float(point_size or 0.0), **kwargs)
         self._adata = adata
+        self._allow_missing = bool(allow_missing_embedding)
         self._use_raw = use_raw
         self._layer = layer
         self._label_key = label_key
@@ -252,9 +260,18 @@ class UmapScatter(anywidget.AnyWidget):
     _emb_source = None
 
     def _send_coords(self) -> None:
+        try:
+            key = embedding_key(self._adata, self.basis)
+        except MissingKeyError:
+            if not self._allow_missing:
+                raise
+            self._send_empty()
+            return
+        if self.empty_message:
+            self.empty_message = ""
         # the same obsm array object (routines replace arrays, never write into them) and the
         # same cells: nothing to recompute or send (saves ~0.2 s per action at 1M cells)
-        source = self._adata.obsm[embedding_key(self._adata, self.basis)]
+        source = self._adata.obsm[key]
         if source is self._emb_source and self._coords_hash and not self._cells_changed():
             return
         names = self._adata.obs_names
@@ -287,6 +304,14 @@ class UmapScatter(anywidget.AnyWidget):
         self._coords_cache = [entry, *self._coords_cache[:2]]
         self._install_coords(source, *entry[2:])
 
+    EMPTY_MESSAGE = "No embedding yet: run Preprocess and Embed in the Analysis tab"
+
+    def _send_empty(self) -> None:
+        """No points: the embedding does not exist (yet); the page shows ``empty_message``."""
+        with self.hold_sync():
+            self._install_coords(None, {}, self.basis, np.empty((0, 2), dtype=np.float32), b"", "empty")
+            self.empty_message = f"{self.EMPTY_MESSAGE} (no obsm[{self.basis!r}] or obsm['X_{self.basis}'])."
+
     _transform_basis = None
     _coords_cache: list = []  # (obsm array, obs_names, transform, basis, norm, buffer, digest)
 
@@ -312,8 +337,9 @@ class UmapScatter(anywidget.AnyWidget):
 
     def _send_keys(self) -> None:
         keys = [str(c) for c in self._adata.obs.columns]
-        genes = self._gene_names()
-        keys += [g for g in genes if g not in set(keys)]
+        keys += obsm_feature_names(self._adata)  # e.g. cNMF usages 'cnmf.10:3'
+        seen = set(keys)
+        keys += [g for g in self._gene_names() if g not in seen]
         if keys != list(self._keys):
             self._keys = keys
 
@@ -332,6 +358,12 @@ class UmapScatter(anywidget.AnyWidget):
         use_raw = bool(self._use_raw) if use_raw is None else use_raw
         return key in a.var_names or (use_raw and a.raw is not None and key in a.raw.var_names) \
             or key in set(self._gene_names(use_raw))
+
+    def _is_obsm_column(self, key) -> bool:
+        try:
+            return obsm_column(self._adata, key) is not None
+        except MissingKeyError:
+            return False
 
     def _is_categorical(self, key) -> bool:
         if key not in self._adata.obs.columns:
@@ -359,7 +391,8 @@ class UmapScatter(anywidget.AnyWidget):
         vmin: float | None = None,
         vmax: float | None = None,
     ) -> UmapScatter:
-        """Colour the cells by an obs column or a gene (see the module docstring)."""
+        """Colour the cells by an obs column, a gene or an ``obsm`` column (see the module
+        docstring)."""
         a = self._adata
         n = a.n_obs
         use_raw = bool(self._use_raw) if use_raw is None else bool(use_raw)
@@ -381,7 +414,8 @@ class UmapScatter(anywidget.AnyWidget):
                     raise ExprmatError(
                         f"obs['{key}'] has {len(cats)} categories; colour by a column with fewer."
                     )
-                cmap_ = colors_of(a, key) if isinstance(a.obs[key].dtype, pd.CategoricalDtype) else {}
+                in_obs = key in a.obs.columns and isinstance(a.obs[key].dtype, pd.CategoricalDtype)
+                cmap_ = colors_of(a, key) if in_obs else {}
                 palette = [cmap_.get(c) for c in col.cat.categories] if cmap_ else []
                 if not palette or any(p is None for p in palette):
                     palette = default_palette(len(cats))
@@ -667,7 +701,8 @@ class UmapScatter(anywidget.AnyWidget):
             self._send_coords()
             self._send_keys()
             key = self.color
-            if key and not (key in a.obs.columns or self._is_gene(key, self._color_kwargs.get("use_raw"))):
+            if key and not (key in a.obs.columns or self._is_gene(key, self._color_kwargs.get("use_raw"))
+                            or self._is_obsm_column(key)):
                 key = None
             self.color_by(key, **self._color_kwargs)
             if cells_changed:

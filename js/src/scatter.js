@@ -92,7 +92,9 @@ function render({ model, el }) {
   const legendEl = h('div', { class: 'emw-legend' }, legendToggle, legendItems);
   const tooltip = h('div', { class: 'emw-tooltip' });
   const hint = h('div', { class: 'emw-hint', text: 'Ctrl + scroll (or click the plot first) to zoom' });
-  const plot = h('div', { class: 'emw-plot' }, canvas, tooltip, hint);
+  // no embedding yet (the Annotator opened on data without one): say how to make it
+  const emptyEl = h('div', { class: 'emw-empty', 'data-testid': 'empty-state' });
+  const plot = h('div', { class: 'emw-plot' }, canvas, tooltip, hint, emptyEl);
   const body = h('div', { class: 'emw-body' }, plot, legendEl);
   el.append(toolbar, body);
 
@@ -221,6 +223,14 @@ function render({ model, el }) {
     if (hash !== coordsHash) {
       coords = decodeCoords(model.get('_coords'));
       coordsHash = hash;
+    }
+    if (coords.n === 0) {
+      // nothing to draw (no embedding): clear the points of an earlier embedding, if any
+      if (scatterplot.get('isPointsDrawn')) await scatterplot.clearPoints();
+      drawn = { generation, n: 0 };
+      fittedTransform = null;
+      el.dataset.generation = String(generation);
+      return;
     }
     const palette = model.get('_palette') ?? [];
     const z = codesToValues(model.get('_codes'), coords.n, palette.length);
@@ -583,6 +593,12 @@ function render({ model, el }) {
     resize();
   };
   const onCurrent = () => updateCount();
+  const onEmpty = () => {
+    const text = model.get('empty_message') ?? '';
+    emptyEl.textContent = text;
+    emptyEl.style.display = text ? '' : 'none';
+    el.dataset.empty = String(Boolean(text));
+  };
   model.on('change:_coords_hash', onData);
   model.on('change:_codes_hash', onData);
   model.on('change:_palette', onData);
@@ -597,6 +613,7 @@ function render({ model, el }) {
   model.on('change:_n', onCurrent);
   model.on('change:current_selection', onCurrent);
   model.on('change:inline_errors', onError);
+  model.on('change:empty_message', onEmpty);
   model.on('msg:custom', onCustom);
 
   function resize() {
@@ -632,6 +649,7 @@ function render({ model, el }) {
   applyMode();
   renderLegend();
   onError();
+  onEmpty();
   updateCount();
   requestDraw();
 
@@ -642,6 +660,7 @@ function render({ model, el }) {
     document.removeEventListener('fullscreenchange', onFullscreen);
     model.off('change:current_selection', onCurrent);
     model.off('change:inline_errors', onError);
+    model.off('change:empty_message', onEmpty);
     model.off('change:_coords_hash', onData);
     model.off('change:_codes_hash', onData);
     model.off('change:_palette', onData);
