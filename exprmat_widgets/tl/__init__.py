@@ -3,6 +3,7 @@
 One module per method; this package re-exports every public routine.
 """
 
+from ._first_knn import warm_up
 from .annotation import (
     annotate,
     exclude,
@@ -63,4 +64,5 @@ __all__ = [
     "subcluster",
     "subset_cells",
     "umap",
+    "warm_up",
 ]

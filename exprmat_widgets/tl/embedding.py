@@ -7,6 +7,7 @@ import scanpy as sc
 from .. import _validate as v
 from ..errors import MissingKeyError
 from ..history import command
+from ._first_knn import first_use
 
 __all__ = ["umap"]
 
@@ -88,21 +89,22 @@ def umap(
     v.number(n_components, "n_components", minimum=1, integer=True)
     if init_pos not in ("spectral", "paga", "random") and init_pos is not None:
         init_pos = v.embedding_key(adata, init_pos)
-    sc.tl.umap(
-        adata,
-        min_dist=min_dist,
-        spread=spread,
-        n_components=n_components,
-        maxiter=maxiter,
-        alpha=alpha,
-        gamma=gamma,
-        negative_sample_rate=negative_sample_rate,
-        init_pos=init_pos,
-        random_state=random_state,
-        a=a,
-        b=b,
-        key_added=_obsm_key(key_added),
-        neighbors_key=nk,
-    )
+    with first_use("umap"):
+        sc.tl.umap(
+            adata,
+            min_dist=min_dist,
+            spread=spread,
+            n_components=n_components,
+            maxiter=maxiter,
+            alpha=alpha,
+            gamma=gamma,
+            negative_sample_rate=negative_sample_rate,
+            init_pos=init_pos,
+            random_state=random_state,
+            a=a,
+            b=b,
+            key_added=_obsm_key(key_added),
+            neighbors_key=nk,
+        )
     # scanpy files the parameters under uns[key_added]; keep them at uns['umap']
     adata.uns["umap"] = adata.uns.pop(_obsm_key(key_added))

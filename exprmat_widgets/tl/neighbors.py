@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 
 import scanpy as sc
 
 from .. import _validate as v
-from .._logging import logg
 from ..errors import ExprmatError
 from ..history import command
+from ._first_knn import first_use
+from ._umap_compat import scanpy_uses_pynndescent
 
 __all__ = ["knn"]
 
@@ -94,19 +95,22 @@ def knn(
                                    f"columns of obsm[{rep!r}].")
     elif use_rep == "X":
         rep = "X"
-    if "pynndescent" not in sys.modules:  # the one slow part a user otherwise waits through silently
-        logg.info("kNN: first use in this Python process; umap-learn and pynndescent compile their "
-                  "numba code now (tens of seconds on a small machine, once per process)")
-    sc.pp.neighbors(
-        adata,
-        n_neighbors=n_neighbors,
-        n_pcs=n_comps,
-        use_rep=rep,
-        knn=knn,
-        method=method,
-        transformer=transformer,
-        metric=metric,
-        metric_kwds=dict(metric_kwds or {}),
-        random_state=random_state,
-        key_added=None if key_added in (None, "neighbors") else key_added,
-    )
+    nndescent = scanpy_uses_pynndescent(adata.n_obs, transformer=transformer, metric=metric, knn=knn)
+    # umap-learn is needed for its connectivities or pynndescent's search; scanpy's
+    # dense Gaussian path needs neither, so it does not import them here either
+    first = (first_use("pynndescent" if nndescent else "dense") if method == "umap" or nndescent
+             else contextlib.nullcontext())
+    with first:
+        sc.pp.neighbors(
+            adata,
+            n_neighbors=n_neighbors,
+            n_pcs=n_comps,
+            use_rep=rep,
+            knn=knn,
+            method=method,
+            transformer=transformer,
+            metric=metric,
+            metric_kwds=dict(metric_kwds or {}),
+            random_state=random_state,
+            key_added=None if key_added in (None, "neighbors") else key_added,
+        )
