@@ -22,6 +22,7 @@ measures as usual.
 
     python benchmarks/first_knn.py                   # 700 cells, cold + warm
     python benchmarks/first_knn.py --cells 700 10000 --modes cold warm
+    python benchmarks/first_knn.py --latency         # main-thread delays during a warm-up
 """
 
 from __future__ import annotations
@@ -75,6 +76,45 @@ em.umap(adata)
 mark("umap 1st", t0, c0)
 print(json.dumps(out))
 """
+
+
+LATENCY = r"""
+import sys, threading, time
+import numpy as np
+import exprmat_widgets as em
+from exprmat_widgets.tl import _first_knn, _umap_compat
+how = sys.argv[1]
+if how == "thread":  # what a warm-up thread inside the kernel would do
+    job = threading.Thread(target=lambda: (_umap_compat.import_umap(), _first_knn._run_tiny("dense")))
+    job.start()
+    alive = job.is_alive
+elif how == "child":
+    job = em.warm_up()
+    alive = lambda: job.poll() is None
+else:
+    t_end = time.perf_counter() + 30
+    alive = lambda: time.perf_counter() < t_end
+t0, lat = time.perf_counter(), []
+while alive():  # a 'click' every 10 ms: a little Python work after a sleep
+    s = time.perf_counter(); time.sleep(0.01); sum(range(20000))
+    lat.append(time.perf_counter() - s - 0.01)
+lat = np.array(lat)
+print(f"{how:<6} {time.perf_counter() - t0:6.1f} s  {lat.size:6d} clicks  median {np.median(lat) * 1e3:5.1f} ms"
+      f"  p99 {np.percentile(lat, 99) * 1e3:5.0f} ms  max {lat.max() * 1e3:6.0f} ms  >100 ms: {np.sum(lat > 0.1)}"
+      f"  >500 ms: {np.sum(lat > 0.5)}")
+"""
+
+
+def latency() -> None:
+    """How late a 'click' of the kernel's main thread is answered while the warm-up
+    compiles: nothing running, compiling in a thread of the kernel, or in a child (cold
+    cache each)."""
+    for how in ("none", "thread", "child"):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
+            p = subprocess.run([sys.executable, "-c", LATENCY, how], env=env, capture_output=True,
+                               text=True, cwd=ROOT, check=False)
+            print(p.stdout.strip() or p.stderr[-2000:], flush=True)
 
 
 def prepare(n_cells: int, path: Path) -> None:
@@ -142,7 +182,11 @@ def main(argv=None):
     ap.add_argument("--cells", type=int, nargs="+", default=[700])
     ap.add_argument("--modes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     ap.add_argument("--warm-up", action="store_true", help="run em.warm_up(wait=True) first")
+    ap.add_argument("--latency", action="store_true", help="click latency during the warm-up only")
     a = ap.parse_args(argv)
+    if a.latency:
+        latency()
+        return
     with open("/proc/loadavg") as f:
         print("load average at start:", " ".join(f.read().split()[:3]))
     print(f"{'cells':>6} {'cache':<6} " + " ".join(f"{c:>14}" for c in COLUMNS))

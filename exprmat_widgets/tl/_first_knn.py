@@ -41,6 +41,7 @@ _GUESS = {"compile": {"dense": 40, "pynndescent": 120, "umap": 20},
           "load": {"dense": 5, "pynndescent": 25, "umap": 5}}
 _WHAT = {"dense": "kNN", "pynndescent": "kNN", "umap": "UMAP"}
 
+_NICE = 10
 _done: set[str] = set()  # kinds already run in this process (numba keeps them in memory)
 _lock = threading.Lock()
 _child: subprocess.Popen | None = None
@@ -107,6 +108,7 @@ def first_use(kind: str):
     if child is not None and child.poll() is None:
         progress("%s: waiting for the warm-up to finish compiling the numba code of the first %s "
                  "in this kernel ...", _WHAT[kind], _WHAT[kind])
+        _hurry(child)
         child.wait()
     rec = _records()
     how = "load" if kind in rec.get("cached", []) else "compile"
@@ -125,13 +127,20 @@ def first_use(kind: str):
     _remember(kind, how, time.perf_counter() - t0)
 
 
+def _hurry(child) -> None:
+    """The kernel now waits for the child: give it back normal priority where allowed."""
+    with contextlib.suppress(AttributeError, OSError):  # not on this platform, or not permitted
+        os.setpriority(os.PRIO_PROCESS, child.pid, os.getpriority(os.PRIO_PROCESS, 0))
+
+
 def warm_up(adata=None, *, wait: bool = False):
     """Compile, in a child process, the numba code the first ``em.knn`` and ``em.umap`` of
     this kernel need, and cache it on disk (the kernel then loads it in seconds).
 
     Reads only ``adata.n_obs`` (no data is changed or copied): with 4,096 cells or more
     scanpy may search neighbours with pynndescent, whose kernels are compiled too.  Calling
-    it again while the child runs, or once everything is cached, does nothing.
+    it again while the child runs, or once everything is cached, does nothing; so does a
+    kernel that imported umap-learn itself before (it compiled its own kernels already).
 
     Parameters
     ----------
@@ -154,14 +163,15 @@ def warm_up(adata=None, *, wait: bool = False):
         todo = [k for k in kinds if k not in _done and k not in _records().get("cached", [])]
         if _child is not None and _child.poll() is None:
             child = _child
-        elif not todo or _umap_compat.cache_dir() is None:
+        elif not todo or _umap_compat.cache_dir() is None or not _umap_compat.uses_cache():
             return None
         else:
             env = dict(os.environ)
             # the child imports this very package, wherever it was imported from
             root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-            preexec = (lambda: os.nice(10)) if hasattr(os, "nice") else None  # the user's clicks first
+            # in the background the user's clicks come first (and the kernel's own work)
+            preexec = (lambda: os.nice(_NICE)) if hasattr(os, "nice") and not wait else None
             log = open(_umap_compat.cache_dir() / "warm_up.log", "ab")  # noqa: SIM115 (the child's)
             try:
                 child = _child = subprocess.Popen(
@@ -170,6 +180,7 @@ def warm_up(adata=None, *, wait: bool = False):
             finally:
                 log.close()
     if wait:
+        _hurry(child)
         child.wait()
     return child
 

@@ -29,9 +29,10 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["cache_dir", "import_umap", "scanpy_uses_pynndescent", "umap_imported"]
+__all__ = ["cache_dir", "import_umap", "scanpy_uses_pynndescent", "umap_imported", "uses_cache"]
 
 _lock = threading.RLock()
+_cached_import = False  # umap.umap_ was imported here, with its kernels cached
 
 
 def _version(name: str) -> str:
@@ -78,6 +79,12 @@ def umap_imported() -> bool:
     return "umap.umap_" in sys.modules
 
 
+def uses_cache() -> bool:
+    """Whether this process takes (or will take) umap-learn's kernels from the disk cache:
+    not when umap-learn was imported before, without :func:`import_umap`."""
+    return _cached_import or not umap_imported()
+
+
 @contextlib.contextmanager
 def _cached_kernels(directory: Path):
     import numba
@@ -103,6 +110,7 @@ def _cached_kernels(directory: Path):
 def import_umap():
     """Import ``umap.umap_`` with its and pynndescent's kernels cached on disk (see the
     module docstring); a no-op when it is already imported.  Returns the module."""
+    global _cached_import
     with _lock:
         if umap_imported():
             return sys.modules["umap.umap_"]
@@ -111,6 +119,7 @@ def import_umap():
         with ctx, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Tensorflow not installed")  # as scanpy does
             import umap.umap_
+        _cached_import = directory is not None
         return umap.umap_
 
 

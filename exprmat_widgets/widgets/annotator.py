@@ -50,9 +50,9 @@ import numpy as np
 import pandas as pd
 
 from .. import _rows
-from ..tl import warm_up
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
+from ..tl import warm_up
 from ._capture import capture_action
 from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
