@@ -2,18 +2,17 @@
 
 Without this the first ``em.knn`` of a kernel waits silently while numba compiles
 umap-learn's and pynndescent's kernels (``benchmarks/first_knn.py`` has the figures).
-:func:`first_use` wraps the scanpy call in ``em.knn`` / ``em.umap``: it imports umap-learn with
-its kernels cached on disk (:mod:`._umap_compat`) and, the first time in the process,
-says through :func:`~exprmat_widgets._logging.progress` what it waits for and about how
-long (the seconds the last such wait took on this machine, kept beside the cache).
+:func:`first_use` wraps the scanpy call in ``em.knn`` / ``em.umap``: it imports
+umap-learn with its kernels cached on disk (:mod:`._umap_compat`) and, the first time in
+the process, says through :func:`~exprmat_widgets._logging.progress` what it waits for
+and about how long (the seconds the last such wait took here, kept beside the cache).
 
-:func:`warm_up` fills that cache in a child process (``python -m
-exprmat_widgets.tl._first_knn``) while the user reads: compiling in a thread of the
-kernel itself would hold the kernel's GIL for seconds at a time (a panel click then waits;
-measured in ``benchmarks/first_knn.py``) and would launch umap's parallel kernels from a
-second thread, which numba's ``workqueue`` layer does not allow (see
-:mod:`exprmat_widgets._numba`).  The child compiles on tiny synthetic data of the same
-dtypes scanpy passes, so the kernel then loads every kernel from disk.
+:func:`warm_up` fills that cache in a child process while the user reads: compiling in a
+thread of the kernel itself holds the kernel's GIL for seconds at a time (a panel click
+then waits; ``benchmarks/first_knn.py --latency``) and would launch umap's parallel
+kernels from a second thread, which numba's ``workqueue`` layer does not allow (see
+:mod:`exprmat_widgets._numba`).  The child compiles on tiny synthetic data of the dtypes
+scanpy passes, so the kernel then loads every kernel from disk.
 """
 
 from __future__ import annotations
@@ -175,7 +174,7 @@ def warm_up(adata=None, *, wait: bool = False):
             log = open(_umap_compat.cache_dir() / "warm_up.log", "ab")  # noqa: SIM115 (the child's)
             try:
                 child = _child = subprocess.Popen(
-                    [sys.executable, "-m", "exprmat_widgets.tl._first_knn", *todo],
+                    [sys.executable, "-c", _CHILD, *todo],
                     env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=preexec)
             finally:
                 log.close()
@@ -186,12 +185,12 @@ def warm_up(adata=None, *, wait: bool = False):
 
 
 def _main(kinds) -> None:
-    for kind in kinds:
+    for kind in [k for k in kinds if k in KINDS]:
         t0 = time.perf_counter()
         _umap_compat.import_umap()
         _run_tiny(kind)
         _remember(kind, "compile", time.perf_counter() - t0)
 
 
-if __name__ == "__main__":
-    _main([k for k in sys.argv[1:] if k in KINDS])
+# not ``-m`` on this module: the package's __init__ imports it first (runpy then warns)
+_CHILD = "import sys; from exprmat_widgets.tl._first_knn import _main; _main(sys.argv[1:])"
