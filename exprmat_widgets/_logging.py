@@ -19,7 +19,7 @@ import logging
 import sys
 import threading
 
-__all__ = ["logg", "info", "warning", "capture_messages"]
+__all__ = ["logg", "info", "warning", "progress", "on_progress", "capture_messages"]
 
 logg = logging.getLogger("exprmat_widgets")
 
@@ -69,6 +69,40 @@ def info(msg: str, *args) -> None:
 def warning(msg: str, *args) -> None:
     """Tell the user about something they should look at (``[!] ...``)."""
     logg.warning(msg, *args)
+
+
+def progress(msg: str, *args) -> None:
+    """Say what a routine is doing now, before a long wait (``[i] ...``, like :func:`info`);
+    an :func:`on_progress` callback of the calling thread receives it at once."""
+    logg.info(msg, *args, extra={"em_progress": True})
+
+
+class _ProgressHook(logging.Handler):
+    """Calls ``callback(message)`` for the :func:`progress` records of one thread."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.callback = callback
+
+    def emit(self, record):
+        if record.thread == self.thread and getattr(record, "em_progress", False):
+            try:
+                self.callback(record.getMessage())
+            except Exception:  # a display problem must not fail the routine
+                self.handleError(record)
+
+
+@contextlib.contextmanager
+def on_progress(callback):
+    """While the block runs, ``callback(message)`` receives this thread's :func:`progress`
+    messages as they are made (a panel shows them in its status line during the wait)."""
+    hook = _ProgressHook(callback)
+    logg.addHandler(hook)
+    try:
+        yield
+    finally:
+        logg.removeHandler(hook)
 
 
 class _ThreadSink(logging.Handler):

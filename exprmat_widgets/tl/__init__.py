@@ -4,6 +4,7 @@ One module per method; this package re-exports every public routine.
 """
 
 from . import ontology  # noqa: F401  (em.tl.ontology: Cell Ontology look-ups)
+from ._first_knn import warm_up
 from .annotation import (
     annotate,
     exclude,
@@ -79,4 +80,5 @@ __all__ = [
     "term_mapping",
     "umap",
     "unavailable_filters",
+    "warm_up",
 ]

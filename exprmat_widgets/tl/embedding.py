@@ -8,6 +8,7 @@ from .. import _progress as prog
 from .. import _validate as v
 from ..errors import MissingKeyError
 from ..history import command
+from ._first_knn import first_use
 
 __all__ = ["umap"]
 
@@ -91,7 +92,7 @@ def umap(
         init_pos = v.embedding_key(adata, init_pos)
     # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
     # writes as it goes, so panel reads wait for the whole call
-    with prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+    with first_use("umap"), prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
         _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
               init_pos, random_state, a, b, key_added, nk)
         bar.update(1)

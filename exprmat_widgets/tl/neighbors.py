@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 
 import scanpy as sc
 
 from .. import _progress as prog
 from .. import _validate as v
-from .._logging import logg
 from ..errors import ExprmatError
 from ..history import command
+from ._first_knn import first_use
+from ._umap_compat import scanpy_uses_pynndescent
 
 __all__ = ["knn"]
 
@@ -95,12 +96,14 @@ def knn(
                                    f"columns of obsm[{rep!r}].")
     elif use_rep == "X":
         rep = "X"
-    if "pynndescent" not in sys.modules:  # the one slow part a user otherwise waits through silently
-        logg.info("kNN: first use in this Python process; umap-learn and pynndescent compile their "
-                  "numba code now (tens of seconds on a small machine, once per process)")
+    nndescent = scanpy_uses_pynndescent(adata.n_obs, transformer=transformer, metric=metric, knn=knn)
+    # umap-learn is needed for its connectivities or pynndescent's search; scanpy's
+    # dense Gaussian path needs neither, so it does not import them here either
+    first = (first_use("pynndescent" if nndescent else "dense") if method == "umap" or nndescent
+             else contextlib.nullcontext())
     # scanpy has no step counts to report nor a place to stop: one step, cancelled before or
     # after it; it writes as it goes, so panel reads wait for the whole call
-    with prog.bar(1, "kNN", enabled=False) as bar, prog.writing("kNN"):
+    with first, prog.bar(1, "kNN", enabled=False) as bar, prog.writing("kNN"):
         _neighbors(adata, n_neighbors, n_comps, rep, knn, method, transformer, metric, metric_kwds,
                    random_state, key_added)
         bar.update(1)

@@ -49,6 +49,7 @@ import ipywidgets as W
 import pandas as pd
 
 from .. import _validate as v
+from .._logging import on_progress
 from ..errors import ExprmatError
 from ..history import get_records
 from ._controls import action_button, guarded
@@ -447,7 +448,15 @@ class AnalysisPanel:
     def _run(self, name, build, after=None):
         args = guarded(self.a, name, build)
         if args is not None:
-            self.a.act(name, getattr(_em(), name), self.a.adata, after=after, **args)
+            self.a.act(name, self._live(getattr(_em(), name)), self.a.adata, after=after, **args)
+
+    def _live(self, func):
+        # what the routine waits for (e.g. the first kNN's numba compilation) shows while it runs
+        def run(*args, **kwargs):
+            with on_progress(lambda msg: self.a._set_status(msg, "busy")):
+                return func(*args, **kwargs)
+
+        return run
 
     def _text(self, widget, what):
         s = (widget.value or "").strip()

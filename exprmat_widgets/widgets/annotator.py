@@ -61,6 +61,7 @@ from .. import _progress as prog
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
+from ..tl import warm_up
 from ._capture import capture_action
 from .analysis_panel import AnalysisPanel
 from .cluster_panel import ClusterPanel
@@ -212,6 +213,9 @@ class Annotator(W.VBox):
         # the exclusion kernels load while the user looks at the first frame (from this thread
         # they load the copies that background actions run: see exprmat_widgets/_numba.py)
         threading.Thread(target=_rows.warm_up, args=(adata,), name="em-warm-up", daemon=True).start()
+        # umap-learn's numba code compiles in a child process while the user reads (the first
+        # kNN / UMAP then loads it from disk; see exprmat_widgets/tl/_first_knn.py)
+        warm_up(adata)
         self.status = W.HTML(value="", layout=W.Layout(min_height="1.6em"))
         self.status.add_class("em-status")
         self.scatter = scatter if scatter is not None else _make_scatter(adata, basis, key, height)
