@@ -315,6 +315,52 @@ def open_notebook(page, server: JupyterServer, path: str, ui: str = "lab", run_a
         run_all_cells(page, timeout=timeout)
 
 
+def set_theme(page, dark: bool) -> None:
+    """Switch JupyterLab to its dark (or light) theme and wait until the page has it."""
+    theme = "JupyterLab Dark" if dark else "JupyterLab Light"
+    page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", theme)
+    page.wait_for_function("(d) => document.body.dataset.jpThemeLight === (d ? 'false' : 'true')", arg=dark)
+    page.wait_for_timeout(500)  # the theme's CSS variables reach the widgets' styles
+
+
+def open_annotator_notebook(page, server: JupyterServer, root, cells: list[str], *, width: int = 1400,
+                            dark: bool = False) -> KernelHandle:
+    """Write ``cells`` as a notebook, open it in JupyterLab at ``width`` px (1700 px tall, file
+    browser folded), run it and wait until the Annotator's scatter is drawn and its cluster
+    list filled; switch to the dark theme when ``dark``.  Returns the notebook's kernel.
+
+    ``root``: where the notebook goes, under ``server.root``: a notebook path (``'x.ipynb'``,
+    relative or absolute) or a folder (the notebook is then ``annotator.ipynb`` in it).
+    The kernel must import the package under test (run pytest with ``PYTHONPATH=<checkout>``):
+    checked here.  Page errors are collected in ``page.emw_errors``."""
+    import exprmat_widgets
+
+    path = Path(root)
+    if not path.is_absolute():
+        path = server.root / path
+    if path.suffix != ".ipynb":
+        path = path / "annotator.ipynb"
+    rel = path.resolve().relative_to(server.root.resolve()).as_posix()
+    write_notebook(path, cells)
+    if not hasattr(page, "emw_errors"):
+        page.emw_errors = []
+        page.on("pageerror", lambda e: page.emw_errors.append(str(e)))
+    page.set_viewport_size({"width": int(width), "height": 1700})
+    page.set_default_timeout(60_000)
+    open_notebook(page, server, rel)
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.wait_for_selector('.emw-scatter[data-drawn="true"]', timeout=90_000)
+    page.wait_for_selector(".em-annotator .em-cluster-row")
+    kernel = server.kernel_for(rel)
+    where = kernel.eval("__import__('exprmat_widgets').__file__")
+    if where != exprmat_widgets.__file__:
+        raise RuntimeError(f"the notebook's kernel imports {where}, not {exprmat_widgets.__file__}: "
+                           "run pytest with PYTHONPATH=<this checkout>.")
+    if dark:
+        set_theme(page, True)
+    return kernel
+
+
 def run_all_cells(page, timeout: float = 120.0) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     # every code cell gets an execution count when it has run
