@@ -349,13 +349,17 @@ def test_item17_saved_notebook_small_without_bokehjs(nb, jupyter_server):
     page.wait_for_function(
         "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }")
     page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')")
-    for _ in range(50):
+    nb_json = None
+    for _ in range(100):  # the server may still be writing the file: wait until it parses
         if path.stat().st_mtime_ns != before:
-            break
+            data = path.read_bytes()
+            try:
+                nb_json = json.loads(data)
+                break
+            except ValueError:
+                pass
         page.wait_for_timeout(200)
-    assert path.stat().st_mtime_ns != before, "Ctrl+S did not write the notebook"
-    data = path.read_bytes()
-    nb_json = json.loads(data)
+    assert nb_json is not None, "Ctrl+S did not write the notebook"
     outputs = [o for c in nb_json["cells"] for o in c.get("outputs", [])]
     # the Annotator's cell output is saved (a widget view), and it is small
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
