@@ -83,8 +83,8 @@ function render({ model, el }) {
     count,
     errorEl,
     h('span', { class: 'emw-spacer' }),
-    pngBtn,
-    fullBtn,
+    // the two icons wrap together (a lone icon on its own line looked like a stray button)
+    h('span', { class: 'emw-icons' }, pngBtn, fullBtn),
   );
   const canvas = h('canvas', { class: 'emw-canvas' });
   // the legend sits beside the plot (never over the points) and folds to a narrow strip
