@@ -339,27 +339,38 @@ def test_item17_saved_notebook_small_without_bokehjs(nb, jupyter_server):
     page, kernel, _ = nb
     path = jupyter_server.root / NB
     before = path.stat().st_mtime_ns
-    # save with the keyboard, from the notebook (command mode), as a user does
-    page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+s")
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }")
-    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')")
-    nb_json = None
-    for _ in range(100):  # the server may still be writing the file: wait until it parses
-        if path.stat().st_mtime_ns != before:
-            data = path.read_bytes()
-            try:
-                nb_json = json.loads(data)
-                break
-            except ValueError:
-                pass
-        page.wait_for_timeout(200)
+    # the worst case: JupyterLab also saves the widgets' state (Settings > Save Widget State
+    # Automatically), which holds every model of the Annotator, the scatter's buffers too
+    save_state = "@jupyter-widgets/jupyterlab-manager:saveWidgetState"
+    toggled = "(c) => window.jupyterapp.commands.isToggled(c)"
+    page.evaluate("(c) => window.jupyterapp.commands.execute(c)", save_state)
+    page.wait_for_function(toggled, arg=save_state)
+    try:
+        # save with the keyboard, from the notebook (command mode), as a user does
+        page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }")
+        nb_json = None
+        for _ in range(100):  # the server may still be writing the file: wait until it parses
+            if path.stat().st_mtime_ns != before:
+                data = path.read_bytes()
+                try:
+                    nb_json = json.loads(data)
+                    break
+                except ValueError:
+                    pass
+            page.wait_for_timeout(200)
+    finally:
+        if page.evaluate(toggled, save_state):
+            page.evaluate("(c) => window.jupyterapp.commands.execute(c)", save_state)
     assert nb_json is not None, "Ctrl+S did not write the notebook"
     outputs = [o for c in nb_json["cells"] for o in c.get("outputs", [])]
-    # the Annotator's cell output is saved (a widget view), and it is small
+    # the Annotator's cell output is saved (a widget view) with the widgets' state, and it is small
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    state = nb_json["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert len(state) > 20 and any(m.get("model_name") == "AnyModel" for m in state.values())
     assert len(data) < 1_500_000, len(data)
     assert b"BokehJS" not in data and b"Bokeh.set_log_level" not in data
     # the kernel's Annotator does not use bokeh at all
