@@ -13,6 +13,7 @@ import {
   selectionState,
 } from './buffers.js';
 import { buildLegend, codesToValues, formatValue, highlightToValues, orderByCodes } from './colors.js';
+import { composeExport } from './export.js';
 import { pointSizeFor } from './geometry.js';
 import { matchKeys, resolveKey } from './search.js';
 
@@ -59,7 +60,7 @@ function render({ model, el }) {
   const svg = (d) =>
     `<svg viewBox="0 0 16 16" width="14" height="14" fill="none" stroke="currentColor" stroke-width="1.6" ` +
     `stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="${d}"/></svg>`;
-  const pngBtn = h('button', { class: 'emw-icon', title: 'Download the view as PNG', 'data-action': 'png' });
+  const pngBtn = h('button', { class: 'emw-icon', title: 'Download the view as PNG (with its legend)', 'data-action': 'png' });
   pngBtn.innerHTML = svg('M8 2v8M4.5 6.5 8 10l3.5-3.5M2.5 13.5h11');
   const fullBtn = h('button', { class: 'emw-icon', title: 'Full screen (Esc leaves)', 'data-action': 'fullscreen' });
   fullBtn.innerHTML = svg('M2 6V2h4M10 2h4v4M14 10v4h-4M6 14H2v-4');
@@ -82,8 +83,8 @@ function render({ model, el }) {
     count,
     errorEl,
     h('span', { class: 'emw-spacer' }),
-    pngBtn,
-    fullBtn,
+    // the two icons wrap together (a lone icon on its own line looked like a stray button)
+    h('span', { class: 'emw-icons' }, pngBtn, fullBtn),
   );
   const canvas = h('canvas', { class: 'emw-canvas' });
   // the legend sits beside the plot (never over the points) and folds to a narrow strip
@@ -422,8 +423,23 @@ function render({ model, el }) {
   function downloadPng() {
     const key = (model.get('color') || 'cells').replace(/[^A-Za-z0-9._-]+/g, '_');
     const name = `${model.get('basis') || 'umap'}_${key}.png`;
-    // regl-scatterplot copies each frame into this 2D canvas: it is the view as shown
-    canvas.toBlob((blob) => {
+    // regl-scatterplot copies each frame into this 2D canvas: it is the view as shown; the
+    // title and the legend (or colour bar) go beside it so the image reads on its own
+    const legend = model.get('_legend');
+    const style = getComputedStyle(el);
+    const muted = getComputedStyle(legendEl).getPropertyValue('--jp-ui-font-color2').trim() || '#777';
+    const [r, g, b] = themeColors(plot).background.map((v) => Math.round(v * 255));
+    const color = model.get('color');
+    const image = composeExport(canvas, buildLegend(legend), {
+      title: `${model.get('basis') || 'embedding'}${color ? ` coloured by ${color}` : ''}`,
+      legendColors: legend?.kind === 'continuous' ? legend.colors ?? [] : [],
+      scale: canvas.width / Math.max(1, canvas.clientWidth),
+      background: `rgb(${r}, ${g}, ${b})`,
+      foreground: style.color || '#222',
+      muted,
+      font: style.fontFamily,
+    });
+    image.toBlob((blob) => {
       if (!blob) return showError('PNG export failed');
       const url = URL.createObjectURL(blob);
       const a = h('a', { href: url, download: name });

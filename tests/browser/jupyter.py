@@ -430,6 +430,20 @@ def cell_errors(page) -> list[str]:
     )
 
 
+def text_of(page, selector: str) -> str:
+    """The stripped text of the first element matching ``selector``."""
+    return page.locator(selector).first.text_content().strip()
+
+
+def wait_text(page, selector: str, pattern: str, timeout: float = 60_000) -> None:
+    """Wait until the first element matching ``selector`` has a text matching the regular
+    expression ``pattern`` (JavaScript syntax; ``timeout`` in ms)."""
+    page.wait_for_function(
+        "([s, p]) => { const e = document.querySelector(s); return e && new RegExp(p).test(e.textContent.trim()); }",
+        arg=[selector, pattern], timeout=timeout,
+    )
+
+
 def screenshot(page_or_locator, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name

@@ -27,14 +27,11 @@ CELLS = [
 
 
 def _text(page, sel) -> str:
-    return page.locator(f"{ANN} {sel}").first.text_content().strip()
+    return jh.text_of(page, f"{ANN} {sel}")
 
 
 def _wait_text(page, sel, pattern, timeout=60_000):
-    page.wait_for_function(
-        "([s, p]) => { const e = document.querySelector(s); return e && new RegExp(p).test(e.textContent.trim()); }",
-        arg=[f"{ANN} {sel}", pattern], timeout=timeout,
-    )
+    jh.wait_text(page, f"{ANN} {sel}", pattern, timeout)
 
 
 def _click(page, kernel, sel):
