@@ -203,3 +203,28 @@ def test_queued_reads_of_an_ungated_action_run_after_it(annotator):
     go.set()
     ann.wait(60)
     assert ran == [1] and "leiden.03" in ann.adata.obs
+
+
+def test_analysis_panel_actions_stay_gated(annotator):
+    """The panel's wrapper (live status messages) keeps the long routines gated, so their
+    progress bar, Cancel and the answering reads work when started from the Analysis tab."""
+    an = annotator.analysis
+    for name in ("knn", "umap", "sc3", "consensus_nmf"):
+        assert getattr(an._live(getattr(em, name)), "__exprmat_gated__", False), name
+    assert not getattr(an._live(em.leiden), "__exprmat_gated__", False)
+
+
+def test_first_knn_wait_is_said_in_the_status_line_while_it_runs(annotator, monkeypatch):
+    """The first kNN of a kernel says in the panel's status line, while it runs, that it
+    compiles (or loads) numba code; the line then reports the finished command."""
+    from exprmat_widgets.tl import _first_knn
+
+    monkeypatch.setattr(_first_knn, "_done", set())  # as in a fresh kernel
+    ann = annotator
+    seen = []
+    ann.status.observe(lambda ch: seen.append((ch["new"], ann.busy)), names="value")
+    ann.analysis.knn_button.click()
+    ann.wait(600)
+    during = [v for v, busy in seen if busy and "numba code" in v]
+    assert during, seen
+    assert ann.status_kind == "ok" and "knn" in ann.status_text

@@ -43,6 +43,7 @@ partly gone, and the panel says so and offers Re-embed.
 
 from __future__ import annotations
 
+import functools
 import html
 
 import ipywidgets as W
@@ -451,7 +452,9 @@ class AnalysisPanel:
             self.a.act(name, self._live(getattr(_em(), name)), self.a.adata, after=after, **args)
 
     def _live(self, func):
-        # what the routine waits for (e.g. the first kNN's numba compilation) shows while it runs
+        # what the routine waits for (e.g. the first kNN's numba compilation) shows while it runs;
+        # wraps keeps the routine's marks (a gated command stays gated: its bar and Cancel show)
+        @functools.wraps(func)
         def run(*args, **kwargs):
             with on_progress(lambda msg: self.a._set_status(msg, "busy")):
                 return func(*args, **kwargs)
