@@ -77,8 +77,17 @@ def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_serve
         _click(page, kernel, "button.em-an-pca")
         _tab(page, "Embed")
         assert kernel.eval("ann.analysis.use_rep.value") == "X_pca"
-        # the first kNN / UMAP of a process compiles numba code: minutes on a busy machine
+        # the first kNN / UMAP of a process compiles numba code (or loads it from the disk
+        # cache): the status line says so while it waits (issue 11, item 18); every text the
+        # line shows is collected on the page
+        page.evaluate("""() => { const el = document.querySelector('.em-annotator .em-status');
+            window.__emStatus = [el.textContent];
+            new MutationObserver(() => window.__emStatus.push(el.textContent))
+              .observe(el, {subtree: true, childList: true, characterData: true}); }""")
         _click(page, kernel, "button.em-an-knn", timeout=900)
+        said = page.evaluate("() => window.__emStatus")
+        assert any("numba code of the first kNN" in t or "numba code for the first kNN" in t for t in said), said
+        assert kernel.eval("[r['command'] for r in em.history(adata).to_dict('records')][-1]") == "knn"
         _click(page, kernel, "button.em-an-umap", timeout=900)
         page.wait_for_selector(f'{SCATTER}[data-empty="false"]')
         page.wait_for_function(
