@@ -90,3 +90,19 @@ def print_rows(rows):
             f"{r['benchmark']:<28} {r['dataset']:<28} {r['cells']:>8}x{r['genes']:<6} "
             f"ours {r['ours_s']:.3f}s {mem}MiB | {r['reference'] or 'ref'} {ref} {rmem}MiB | speedup {sp_} {r['note']}"
         )
+
+
+def browser_helpers():
+    """``tests/browser/jupyter.py`` (JupyterLab + Debian chromium helpers) as a module; it is
+    loaded under a unique name, since ``import jupyter`` would find jupyter_core's module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "emw_browser_jupyter" not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "tests" / "browser" / "jupyter.py"
+        spec = importlib.util.spec_from_file_location("emw_browser_jupyter", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["emw_browser_jupyter"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["emw_browser_jupyter"]

@@ -21,21 +21,14 @@ Run: ``python benchmarks/widget.py [--sizes 100000 1000000]``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import browser_helpers
 
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location(
-    "emw_browser_jupyter", HERE.parent / "tests" / "browser" / "jupyter.py"
-)
-jh = importlib.util.module_from_spec(_spec)
-sys.modules["emw_browser_jupyter"] = jh
-_spec.loader.exec_module(jh)
+jh = browser_helpers()
 
 SETUP = """
 import json, time

@@ -21,19 +21,13 @@ Run: ``python benchmarks/widget_colour.py [--sizes 1000000 5000000] [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location(
-    "emw_browser_jupyter", HERE.parent / "tests" / "browser" / "jupyter.py"
-)
-jh = importlib.util.module_from_spec(_spec)
-sys.modules["emw_browser_jupyter"] = jh
-_spec.loader.exec_module(jh)
+from _common import browser_helpers
+
+jh = browser_helpers()
 
 SETUP = """
 import time, numpy as np, pandas as pd, scipy.sparse as sp, anndata as ad, scanpy as sc
