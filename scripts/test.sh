@@ -27,7 +27,8 @@ if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- exprmat_widg
   git diff --stat -- exprmat_widgets/static >&2
   status=1
 fi
-python -m pytest -q "$@" || status=$?
+# the slowest tests are listed, so a run that grows past the 20-minute budget says where
+python -m pytest -q --durations=25 "$@" || status=$?
 
 # again under numba's workqueue threading layer (the one of installs without TBB / OpenMP,
 # which aborts on parallel kernels launched from two threads at once), over the tests that
