@@ -221,12 +221,15 @@ def test_tutorial_loop_by_clicking(browser_ctx, jupyter_server, tmp_path):
         page.wait_for_selector(f"{ANN} .em-an-composition table")
         shown = page.eval_on_selector(
             f"{ANN} .em-an-composition table",
-            """t => ({cols: [...t.querySelectorAll('thead tr:first-child th')].slice(1).map(h => h.textContent),
+            """t => ({head: [...t.querySelectorAll('thead tr')].length,
+                      corner: t.querySelector('thead th').textContent,
+                      cols: [...t.querySelectorAll('thead tr:first-child th')].slice(1).map(h => h.textContent),
                       rows: [...t.querySelectorAll('tbody tr')].map(r => [r.querySelector('th').textContent,
                         ...[...r.querySelectorAll('td')].map(d => d.textContent)])})""")
         prop = kernel.eval(
             f"(lambda t: {{'cols': [str(c) for c in t.columns], 'index': [str(i) for i in t.index], "
             f"'values': t.values.tolist()}})(em.proportion(adata, 'sample', {LABELS!r}, normalize='index'))")
+        assert shown["head"] == 1 and shown["corner"] == f"sample \\ {LABELS}", shown  # no empty header row
         assert shown["cols"] == prop["cols"] == ["Type A", "Type B"]
         assert [r[0] for r in shown["rows"]] == prop["index"] and len(prop["index"]) == 2
         page_vals = np.array([[float(x.rstrip("%")) / 100 for x in r[1:]] for r in shown["rows"]])
