@@ -30,22 +30,8 @@ CELLS = [
 ]
 
 
-def _click(page, kernel, sel, text=None, timeout=180):
-    """Click a button with the mouse and wait until its action is done (no error)."""
-    kernel.run("_before = (ann.status_text, len(adata.uns.get('commands', [])))")
-    loc = page.locator(f"{ANN} {sel}")
-    if text is not None:
-        loc = loc.filter(has_text=re.compile(text))
-    loc.first.click()
-    try:
-        kernel.wait_for("not ann.busy and (ann.status_text, len(adata.uns.get('commands', []))) != _before",
-                        timeout=timeout)
-    except TimeoutError:
-        jh.screenshot(page, "loop_timeout.png")
-        raise AssertionError(f"{sel}: still {kernel.eval('ann.status_text')!r}") from None
-    page.wait_for_function("() => !document.querySelector('.em-status .em-status-busy')", timeout=30_000)
-    err = kernel.eval("ann.last_error")
-    assert err is None, err
+def _click(page, kernel, sel, timeout=180):
+    jh.click_and_wait(page, kernel, sel, timeout=timeout, shot="loop_timeout.png")
 
 
 def _type(page, sel, text):
@@ -62,8 +48,7 @@ def _box(label):
     return f".em-analysis-panel .widget-inline-hbox:has(> .widget-label:text-is('{label}')) input"
 
 
-def _tab(page, title):
-    page.locator(f"{ANN} .em-analysis-panel .lm-TabBar-tab").filter(has_text=re.compile(f"^{title}$")).first.click()
+_tab = jh.analysis_tab
 
 
 def _toggle(page, kernel, name):
@@ -97,18 +82,9 @@ def test_tutorial_loop_by_clicking(browser_ctx, jupyter_server, tmp_path):
     em.datasets.pbmc_2samples().write_h5ad(start)
     for name in ("loop_annotated.h5ad", "loop_script.py"):
         (root / name).unlink(missing_ok=True)
-    jh.write_notebook(root / "loop.ipynb", CELLS)
     page = browser_ctx.new_page()
-    page.set_viewport_size({"width": 1400, "height": 2400})
-    page.set_default_timeout(60_000)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        jh.open_notebook(page, server, "loop.ipynb")
-        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-        kernel = server.kernel_for("loop.ipynb")
-        assert kernel.eval("em.__file__") == em.__file__
-        page.wait_for_selector(f'{SCATTER}[data-empty="true"]', timeout=90_000)
+        kernel = jh.open_annotator_notebook(page, server, "loop.ipynb", CELLS, embedded=False)
         assert kernel.eval("len(adata.uns.get('commands', []))") == 0
         _shot(page, "loop_00_start_1400.png")
 
@@ -251,13 +227,18 @@ def test_tutorial_loop_by_clicking(browser_ctx, jupyter_server, tmp_path):
         page.locator(f"{ANN} .em-history-panel").first.scroll_into_view_if_needed()
         _shot(page, "loop_09_saved_1400.png")
 
+        # the page as tall as the Annotator: an element screenshot taller than the viewport
+        # would show JupyterLab's toolbar and status bar over it
         page.set_viewport_size({"width": 1100, "height": 2400})
+        page.wait_for_function(
+            """() => { const c = document.querySelector('.emw-scatter canvas'), sp = c.__emw.scatterplot;
+                       return Math.abs(sp.get('width') - c.parentElement.clientWidth) < 1; }""")
         page.wait_for_timeout(800)
         _shot(page, "loop_10_saved_1100.png")
         jh.set_theme(page, True)
         _shot(page, "loop_11_dark_1100.png")
         jh.set_theme(page, False)
-        assert not errors, errors
+        assert not page.emw_errors, page.emw_errors
     finally:
         page.close()
         jh.shutdown_kernels(server)
