@@ -442,7 +442,10 @@ class AnalysisPanel:
             return
         self.composition = table
         shares = _NORMALIZE[self.normalize.value] is not None
-        self.table.value = table.to_html(float_format=(lambda x: f"{100 * x:.1f}%") if shares else None)
+        # both axis names in the corner cell: pandas would give the index name a header row
+        # of its own, an empty row above the first sample
+        shown = table.rename_axis(index=None, columns=f"{major} \\ {minor}")
+        self.table.value = shown.to_html(float_format=(lambda x: f"{100 * x:.1f}%") if shares else None)
 
     # ------------------------------------------------------------------ actions (one routine each)
 

@@ -324,10 +324,11 @@ def set_theme(page, dark: bool) -> None:
 
 
 def open_annotator_notebook(page, server: JupyterServer, root, cells: list[str], *, width: int = 1400,
-                            dark: bool = False) -> KernelHandle:
+                            dark: bool = False, embedded: bool = True) -> KernelHandle:
     """Write ``cells`` as a notebook, open it in JupyterLab at ``width`` px (1700 px tall, file
     browser folded), run it and wait until the Annotator's scatter is drawn and its cluster
-    list filled; switch to the dark theme when ``dark``.  Returns the notebook's kernel.
+    list filled (``embedded=False``: data without an embedding yet, until the scatter shows
+    its empty state); switch to the dark theme when ``dark``.  Returns the notebook's kernel.
 
     ``root``: where the notebook goes, under ``server.root``: a notebook path (``'x.ipynb'``,
     relative or absolute) or a folder (the notebook is then ``annotator.ipynb`` in it).
@@ -349,8 +350,11 @@ def open_annotator_notebook(page, server: JupyterServer, root, cells: list[str],
     page.set_default_timeout(60_000)
     open_notebook(page, server, rel)
     page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-    page.wait_for_selector('.emw-scatter[data-drawn="true"]', timeout=90_000)
-    page.wait_for_selector(".em-annotator .em-cluster-row")
+    if embedded:
+        page.wait_for_selector('.emw-scatter[data-drawn="true"]', timeout=90_000)
+        page.wait_for_selector(".em-annotator .em-cluster-row")
+    else:
+        page.wait_for_selector('.emw-scatter[data-empty="true"]', timeout=90_000)
     kernel = server.kernel_for(rel)
     where = kernel.eval("__import__('exprmat_widgets').__file__")
     if where != exprmat_widgets.__file__:
@@ -412,6 +416,38 @@ def lasso_around(page, kernel, members: str, radius: float = 40.0, scatter: str 
     drag_path(page, poly + [poly[0]], steps=4, box=box)
     kernel.wait_for(f"int({scatter}.selection.size) > 2", timeout=30)
     page.click('.emw-scatter button[data-mode="pan"]')
+
+
+def click_and_wait(page, kernel, sel: str, text: str | None = None, timeout: float = 180,
+                   shot: str = "click_timeout.png", root: str = ".em-annotator") -> None:
+    """Click the Annotator's button ``sel`` (the first whose text matches the regular
+    expression ``text``, when given) with the mouse and wait until its action is done: the
+    Annotator idle with a new status line or a new history record, the page's busy mark
+    gone and no error (``ann.last_error``).  On a time-out the page is saved as ``shot``."""
+    import re
+
+    kernel.run("_before = (ann.status_text, len(adata.uns.get('commands', [])))")
+    loc = page.locator(f"{root} {sel}")
+    if text is not None:
+        loc = loc.filter(has_text=re.compile(text))
+    loc.first.click()
+    try:
+        kernel.wait_for("not ann.busy and (ann.status_text, len(adata.uns.get('commands', []))) != _before",
+                        timeout=timeout)
+    except TimeoutError:
+        screenshot(page, shot)
+        raise AssertionError(f"{sel}: still {kernel.eval('ann.status_text')!r}") from None
+    page.wait_for_function("() => !document.querySelector('.em-status .em-status-busy')", timeout=30_000)
+    err = kernel.eval("ann.last_error")
+    assert err is None, err
+
+
+def analysis_tab(page, title: str, root: str = ".em-annotator") -> None:
+    """Click the Annotator's analysis tab named ``title`` (Preprocess, Embed, Cluster, ...)."""
+    import re
+
+    page.locator(f"{root} .em-analysis-panel .lm-TabBar-tab").filter(
+        has_text=re.compile(f"^{re.escape(title)}$")).first.click()
 
 
 def shutdown_kernels(server: JupyterServer) -> None:

@@ -7,8 +7,6 @@ wide and in the dark theme go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import re
-
 import emw_browser_jupyter as jh
 import pytest
 
@@ -25,24 +23,10 @@ CELLS = [
 
 
 def _click(page, kernel, sel, text=None, timeout=180):
-    """Click a button with the mouse and wait until its action is done."""
-    kernel.run("_before = ann.status_text")
-    loc = page.locator(f"{ANN} {sel}")
-    if text is not None:
-        loc = loc.filter(has_text=re.compile(text))
-    loc.first.click()
-    try:
-        kernel.wait_for("not ann.busy and ann.status_text != _before", timeout=timeout)
-    except TimeoutError:
-        jh.screenshot(page, "programs_timeout.png")
-        raise AssertionError(f"{sel}: still {kernel.eval('ann.status_text')!r}") from None
-    page.wait_for_function("() => !document.querySelector('.em-status .em-status-busy')", timeout=30_000)
-    err = kernel.eval("ann.last_error")
-    assert err is None, err
+    jh.click_and_wait(page, kernel, sel, text, timeout, shot="programs_timeout.png")
 
 
-def _tab(page, title):
-    page.locator(f"{ANN} .em-analysis-panel .lm-TabBar-tab").filter(has_text=re.compile(f"^{title}$")).first.click()
+_tab = jh.analysis_tab
 
 
 def test_programs_from_an_annotator_without_embedding(browser_ctx, jupyter_server):
