@@ -9,10 +9,12 @@ data's clusters and no two cells coincide. Gene values are the log-normalised co
 detected in 5-40% of the cells (the ones an annotator colours by).
 
 Both widgets live in one JupyterLab page in headless Chromium (SwiftShader software WebGL). A
-WebGL hook notes the time of each canvas' last draw call; one figure is the time from the
+draw hook notes the time of each canvas' last draw call; one figure is the time from the
 kernel's assignment (``w.color = gene`` / ``scatter.color(by=gene)``) to the last draw call of
 that canvas once it has been quiet for ``--settle`` seconds (kernel work, transfer, the page's
-work and the drawing, for both tools alike). Runs alternate between the tools and genes.
+work and the drawing, for both tools alike; regl-scatterplot draws in a shared WebGL canvas
+and copies each frame to the plot's 2-D canvas with ``drawImage``, which is what is timed).
+Runs alternate between the tools and genes.
 
 Run: ``python benchmarks/widget_colour.py [--sizes 1000000 5000000] [--rounds 3]``
 (needs jupyter-scatter: ``pip install jupyter-scatter==1.0.1``, benchmark only).
@@ -62,6 +64,9 @@ WEBGL_HOOK = """
                          c.__draws = (c.__draws || 0) + 1; };
   const wrap = (obj, names, gl) => { for (const f of names) { const o = obj[f]; if (!o) continue;
       obj[f] = function (...a) { mark(gl ?? this); return o.apply(this, a); }; } };
+  // regl-scatterplot renders in one shared WebGL canvas and copies each frame to the plot's
+  // visible 2-D canvas: the copy is the frame a user sees
+  wrap(CanvasRenderingContext2D.prototype, ['drawImage']);
   for (const C of [window.WebGLRenderingContext, window.WebGL2RenderingContext]) {
     if (!C) continue;
     wrap(C.prototype, ['drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced']);

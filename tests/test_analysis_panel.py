@@ -245,6 +245,14 @@ def test_cnmf_run_pick_k_extract(opened):
     an.cnmf_button.click()
     _ok(ann, "consensus_nmf")
     assert list(an.cnmf_k.options) == ["3", "4"] and "stability" in an.cnmf_stats.value
+    # the choice-of-k plot beside the table: one line per statistic, one point per k, drawn
+    # from uns['cnmf.stats'] (the highest stability at the top of its axis)
+    svg = an.cnmf_stats.value
+    assert svg.count('data-series="stability"') == 1 and svg.count('data-series="error"') == 1
+    assert svg.count("<circle") == 2 * 2
+    stats = ann.adata.uns["cnmf.stats"]
+    top = f">{stats['stability'].max():.3g}</text>"
+    assert top in svg
     an.cnmf_k.value = "4"
     an.extract_button.click()
     _ok(ann, "consensus_nmf_extract_k")

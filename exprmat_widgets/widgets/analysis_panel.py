@@ -53,6 +53,7 @@ from .. import _validate as v
 from .._logging import on_progress
 from ..errors import ExprmatError
 from ..history import get_records
+from ._cnmf_svg import k_choice_svg
 from ._controls import action_button, guarded
 from .cluster_panel import annotation_keys
 
@@ -335,8 +336,14 @@ class AnalysisPanel:
             ks = [str(k) for k in run["params"].get("ks", [])]
         self._set_options(self.cnmf_k, ks)
         stats = self.a.adata.uns.get(f"{key}.stats") if key else None
-        self.cnmf_stats.value = (stats.to_html(index=False, float_format=lambda x: f"{x:.3g}")
-                                 if isinstance(stats, pd.DataFrame) else "")
+        if isinstance(stats, pd.DataFrame) and {"k", "stability", "error"} <= set(stats.columns):
+            # the choice of k as the tutorial plots it (plot_cnmf_silhouette), beside the table
+            plot = k_choice_svg(stats["k"], stats["stability"], stats["error"])
+            table = stats.to_html(index=False, float_format=lambda x: f"{x:.3g}")
+            self.cnmf_stats.value = f'<div style="display:flex;gap:12px;align-items:flex-start">{table}{plot}</div>'
+        else:
+            self.cnmf_stats.value = ""
+
         self._refresh_programs()
 
     # ------------------------------------------------------------------ cNMF programs
