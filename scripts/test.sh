@@ -27,8 +27,9 @@ if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- exprmat_widg
   git diff --stat -- exprmat_widgets/static >&2
   status=1
 fi
-# the slowest tests are listed, so a run that grows past the 20-minute budget says where
-python -m pytest -q --durations=25 "$@" || status=$?
+# two workers, a test file each (browser tests wait on the page and the kernel much of the
+# time); the slowest tests are listed, so a run that grows past the 20-minute budget says where
+python -m pytest -q --durations=25 -n 2 --dist loadfile "$@" || status=$?
 
 # again under numba's workqueue threading layer (the one of installs without TBB / OpenMP,
 # which aborts on parallel kernels launched from two threads at once), over the tests that
