@@ -18,7 +18,7 @@ PLOT_TYPES = ("dotplot", "matrixplot", "stacked_violin", "tracksplot")
 
 
 def _marker_table(adata, key, **filters):
-    from ..tl.marker_genes import filter_markers  # the one marker filter (core routine)
+    from ..tl.marker_filter import filter_markers  # the one marker filter (core routine)
 
     return filter_markers(adata, key=key, **filters)
 

@@ -21,7 +21,8 @@ from .compare import compare_annotations, diff_histories
 from .composition import proportion
 from .embedding import umap
 from .layers import derive_layer
-from .marker_genes import filter_markers, markers, selection_markers, unavailable_filters
+from .marker_filter import filter_markers, unavailable_filters
+from .marker_genes import markers, selection_markers
 from .marker_summary import (
     default_marker_data,
     latest_marker_key,

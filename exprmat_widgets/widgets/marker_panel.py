@@ -54,7 +54,7 @@ import traitlets
 
 from .._access import gene_labels
 from ..errors import ExprmatError
-from ..tl.marker_genes import unavailable_filters
+from ..tl.marker_filter import unavailable_filters
 from ..tl.marker_summary import (
     default_marker_data,
     latest_marker_key,
