@@ -94,13 +94,23 @@ class GeneBlocks:
                     ]
             if self.sparse:
                 block = block.tocsr() if block.format != "csr" else block
+                # one stable sort of the entries by piece (rows and their order kept) instead of
+                # a column slice per piece, each of which would scan every entry of the block
+                n_rows, n_pieces = r1 - r0, len(self.starts)
+                piece = block.indices // self.fine
+                order = np.argsort(piece, kind="stable")
+                rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
+                row_nnz = np.bincount(piece * n_rows + rows, minlength=n_pieces * n_rows).reshape(n_pieces, n_rows)
+                idx, val = block.indices[order], block.data[order]
+                ends = np.cumsum(row_nnz.sum(axis=1))
                 for k, a in enumerate(self.starts):
-                    piece = block[:, a:a + self.fine]
-                    self._row_nnz[k][r0:r1] = np.diff(piece.indptr)
+                    sl = slice(ends[k] - row_nnz[k].sum(), ends[k])
+                    self._row_nnz[k][r0:r1] = row_nnz[k]
                     with open(self._path(k, "idx"), "ab") as f:
-                        f.write(np.ascontiguousarray(piece.indices, dtype=np.int32).tobytes())
+                        f.write((idx[sl] - a).astype(np.int32).tobytes())
                     with open(self._path(k, "val"), "ab") as f:
-                        f.write(np.ascontiguousarray(piece.data, dtype=self.dtype).tobytes())
+                        f.write(np.ascontiguousarray(val[sl], dtype=self.dtype).tobytes())
+                del piece, order, rows, idx, val
             else:
                 block = np.asarray(block)
                 for k, a in enumerate(self.starts):
