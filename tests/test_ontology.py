@@ -124,6 +124,41 @@ def test_existing_label_keeps_term_and_merge_keeps_it():
     assert (a.obs["ct_ontology_term_id"].dropna() == MONOCYTE).all()
 
 
+def test_subclusters_keep_the_term_their_parents_share_and_replay(pbmc_graph):
+    a = pbmc_graph
+    start = a.copy()
+    em.annotate(a, "ct", "bulk_labels", {"Mo": ["CD14+ Monocyte"], "B": ["CD19+ B"], "Prog": ["CD34+"]},
+                terms={"Mo": MONOCYTE, "B": B_CELL, "Prog": ""})
+    fp = a.obs["ct_ontology_term_id"].copy()
+    em.subcluster(a, _mask(a, "CD14+ Monocyte"), resolution=1.5, key="ct")
+    new = [c for c in a.obs["ct"].cat.categories if c.startswith("Mo,")]
+    assert len(new) >= 2
+    mapping = em.term_mapping(a, "ct")
+    assert all(mapping[c] == MONOCYTE for c in new) and mapping["B"] == B_CELL and "Prog" not in mapping
+    ids = a.obs["ct_ontology_term_id"]
+    assert (ids[a.obs["ct"].isin(new)] == MONOCYTE).all()
+    # a sub-cluster drawn from two labels with different ids gets none; into a new column
+    both = _mask(a, "CD19+ B") | _mask(a, "CD34+")
+    em.subcluster(a, both, resolution=0.2, key="ct", key_added="ct_fine")
+    fine = em.term_mapping(a, "ct_fine")
+    mixed = [c for c in a.obs["ct_fine"].cat.categories if c.startswith("B-Prog,")]
+    assert mixed and all(c not in fine or fine[c] == B_CELL for c in mixed)
+    assert any(c not in fine for c in mixed)  # at least one group mixes B and Prog cells
+    assert all(fine[c] == MONOCYTE for c in new)
+    json_out = json.loads(a.uns["commands"][-1])["output"]
+    assert "obs:ct_fine_ontology_term_id" in json_out
+    # undo gives the parent's ids back; replay reproduces both steps
+    again = em.replay(start, a.uns["commands"])
+    assert again.obs["ct_fine_ontology_term_id"].astype(str).equals(a.obs["ct_fine_ontology_term_id"].astype(str))
+    em.undo(a)
+    assert "ct_fine_ontology_term_id" not in a.obs.columns
+    em.undo(a)
+    assert a.obs["ct_ontology_term_id"].astype(str).equals(fp.astype(str))
+    # clustering a labelled column afresh drops its stale ids
+    em.leiden(a, resolution=0.5, key_added="ct", random_state=0)
+    assert "ct_ontology_term_id" not in a.obs.columns
+
+
 @pytest.mark.parametrize(
     "call, words",
     [
@@ -292,6 +327,10 @@ def test_label_box_completes_cl_names_and_records_the_picked_id(pbmc_graph):
     assert ann.status_kind == "ok", ann.status_text
     assert em.term_mapping(pbmc_graph, "cell_type") == {"Mo": MONOCYTE}
     assert _params(pbmc_graph)["term"] == MONOCYTE and _params(pbmc_graph)["label"] == "Mo"
+    # the box is emptied for the next selection: no text, suggestions or picked term
+    assert cp.label_text.value == "" and cp.label_box.picked is None
+    assert list(cp.term_suggestions.options) == [] and cp.term_suggestions.layout.display == "none"
+    assert "picked" not in cp.term_info.value
     # the label box now names the label's term from the data
     cp.label_text.value = ""
     cp.label_text.value = "Mo"

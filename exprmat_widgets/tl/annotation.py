@@ -24,6 +24,8 @@ from ..errors import ExprmatError, MissingKeyError
 from ..history import carry_obs_names_hash, command, is_replaying, record_resolved
 from ..selection import resolve_selection
 from . import ontology as _onto
+from ._categorical import codes_and_categories, drop_unused, previous_colors, write_categorical
+from .cell_terms import resolve_label, term_mapping, write_terms
 
 __all__ = [
     "annotate",
@@ -55,38 +57,6 @@ def _cluster_name(value) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
         return str(int(value))
     return str(value)
-
-
-def _codes_and_categories(adata, key: str) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (-1 = missing) and category names (as text) of ``obs[key]``."""
-    col = v.categorical(adata, key)
-    return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
-
-
-def _previous_colors(adata, key: str) -> dict:
-    if key not in adata.obs.columns:
-        return {}
-    return {str(k): c for k, c in colors_of(adata, key).items()}
-
-
-def _drop_unused(codes: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
-    """Codes renumbered over the categories some cell uses (order kept; -1 stays -1) and the
-    mask of those categories: one bincount, no sort."""
-    used = np.bincount(codes[codes >= 0], minlength=n_categories) > 0 if n_categories else np.zeros(0, bool)
-    if used.all():
-        return codes, used
-    lut = np.full(n_categories + 1, -1, dtype=np.int64)
-    lut[np.flatnonzero(used)] = np.arange(int(used.sum()))
-    return lut[codes], used  # code -1 indexes the trailing -1
-
-
-def _write_categorical(adata, key: str, codes: np.ndarray, categories: list[str], previous: dict, inherit=None):
-    """Assign ``obs[key]`` from codes, dropping categories no cell uses, and sync its colours."""
-    codes, used = _drop_unused(codes, len(categories))
-    categories = [c for c, u in zip(categories, used) if u]
-    dtype = np.int8 if len(categories) < 127 else (np.int16 if len(categories) < 32767 else np.int32)
-    adata.obs[key] = pd.Categorical.from_codes(codes.astype(dtype, copy=False), categories=categories)
-    sync_colors(adata, key, previous=previous, inherit=inherit)
 
 
 def _check_polygon(adata, polygon, basis) -> np.ndarray | None:
@@ -157,7 +127,7 @@ def _fast_subset(adata, rows: np.ndarray) -> None:
         if isinstance(col.dtype, pd.CategoricalDtype):
             # pandas' remove_unused_categories sorts the codes (np.unique), and
             # remove_categories may reorder the rest
-            codes, used = _drop_unused(col.cat.codes.to_numpy(), len(col.cat.categories))
+            codes, used = drop_unused(col.cat.codes.to_numpy(), len(col.cat.categories))
             if not used.all():
                 dtype = pd.CategoricalDtype(col.cat.categories[used], ordered=col.cat.ordered)
                 obs[k] = pd.Categorical.from_codes(codes.astype(col.cat.codes.dtype), dtype=dtype)
@@ -240,7 +210,7 @@ def exclude(adata, annotation: str, remove: list):
     ``uns['<key>_colors']`` keeps the colours of the survivors.  Prints
     ``keep N observations from M``.  Removing every cell is an error.
     """
-    codes, cats = _codes_and_categories(adata, annotation)
+    codes, cats = codes_and_categories(adata, annotation)
     if isinstance(remove, (str, numbers.Number)):
         remove = [remove]
     if remove is None or len(remove) == 0:
@@ -326,7 +296,7 @@ def subset_cells(adata, keys: list, values: list):
             vals = [vals]
         if not vals:
             raise ExprmatError(f"subset_cells: no values given for obs[{k!r}].")
-        codes, cats = _codes_and_categories(adata, k)
+        codes, cats = codes_and_categories(adata, k)
         chosen = v.clusters_in(adata, k, [_cluster_name(x) for x in vals], what="value")
         lut = np.zeros(len(cats) + 1, dtype=bool)
         lut[pd.Index(cats).get_indexer([str(c) for c in chosen])] = True
@@ -337,77 +307,6 @@ def subset_cells(adata, keys: list, values: list):
 
 
 # --------------------------------------------------------------------------- ontology terms
-
-
-def term_mapping(adata, key: str) -> dict[str, str]:
-    """``{label: CL id}`` of the labels of ``obs[key]`` that carry a Cell Ontology term,
-    read from ``obs['<key>_ontology_term_id']`` (empty when that column does not exist).
-
-    Parameters
-    ----------
-    adata
-        Reads ``obs[key]`` and ``obs['<key>_ontology_term_id']``.
-    key
-        The label column.
-
-    Returns
-    -------
-    dict
-        One id per label (that of its first cell: the label commands give every cell of a
-        label the same id).
-    """
-    tc = _onto.term_column(key)
-    if key not in adata.obs.columns or tc not in adata.obs.columns:
-        return {}
-    codes, cats = _codes_and_categories(adata, key)
-    used, first = np.unique(codes, return_index=True)
-    ids = adata.obs[tc].to_numpy()[first]
-    return {cats[c]: str(i) for c, i in zip(used, ids) if c >= 0 and isinstance(i, str) and i}
-
-
-def _write_terms(adata, key: str, terms: dict) -> None:
-    """``obs['<key>_ontology_term_id']`` from ``obs[key]`` and ``{label: id}`` (labels
-    without an id are missing there); written once some label has an id."""
-    tc = _onto.term_column(key)
-    if tc not in adata.obs.columns and not any(terms.values()):
-        return
-    codes, cats = _codes_and_categories(adata, key)
-    ids = [terms.get(c) or None for c in cats]
-    uniq = sorted({i for i in ids if i})
-    pos = {t: j for j, t in enumerate(uniq)}
-    lut = np.array([pos[i] if i else -1 for i in ids] + [-1], dtype=np.int64)
-    adata.obs[tc] = pd.Categorical.from_codes(lut[codes], categories=uniq)
-    unmapped = [c for c, i in zip(cats, ids) if not i]
-    if unmapped:
-        _onto.log_unmapped(key, unmapped)
-
-
-def _resolve_label(label: str, term, existing: str | None, what: str) -> tuple[str, str | None]:
-    """``(label, CL id or None)`` for a label and its optional ``term``.
-
-    ``term`` (a CL id or exact name / synonym) wins; ``''`` means "no term".  Without it a
-    label written as a CL id becomes the term's name, a label that is exactly a term name or
-    synonym takes that term (when the ontology is installed), and a label that already
-    exists keeps its id.  Replaying a record written before terms existed (no ``term``)
-    resolves nothing, as that run did not.
-    """
-    if term is not None:
-        if not isinstance(term, str):
-            raise ExprmatError(f"{what}: term must be a CL id or a term name (or '' for none), got {term!r}.")
-        if not term.strip():
-            return label, None
-        if is_replaying() and _onto.is_term_id(term):
-            return label, term.strip()  # checked when recorded: replay needs no ontology
-        return label, _onto.resolve_term(term, what=f"{what}: term").id
-    if is_replaying():
-        return label, existing
-    if _onto.is_term_id(label):
-        t = _onto.resolve_term(label, what=f"{what}: label")
-        return t.label, t.id
-    if existing:
-        return label, existing
-    t = _onto.try_resolve(label)
-    return label, (t.id if t else None)
 
 
 # --------------------------------------------------------------------------- annotation
@@ -458,7 +357,7 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict, terms: dict | 
     (the CL id of each cell's label; unmapped labels are missing and reported).
     """
     v.new_key("annotation", annotation)
-    codes, cats = _codes_and_categories(adata, cluster)
+    codes, cats = codes_and_categories(adata, cluster)
     if not isinstance(mapping, dict) or not mapping:
         raise ExprmatError("annotate: mapping must be a non-empty dict {label: [clusters]}, e.g. {'T': ['0', '3']}.")
     if terms is not None and not isinstance(terms, dict):
@@ -472,7 +371,7 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict, terms: dict | 
     resolved_terms: dict[str, str] = {}
     for raw_label, clusters in mapping.items():
         label = _label(raw_label, "annotate: each mapping key (label)")
-        label, tid = _resolve_label(label, given.get(label) if terms is not None else None, None, "annotate")
+        label, tid = resolve_label(label, given.get(label) if terms is not None else None, None, "annotate")
         if label in resolved_mapping:
             raise ExprmatError(f"annotate: label {label!r} appears twice in the mapping; list its clusters once.")
         resolved_mapping[label] = clusters
@@ -507,11 +406,11 @@ def annotate(adata, annotation: str, cluster: str, mapping: dict, terms: dict | 
             lut[pos[name]] = len(labels) - 1
     counts = np.bincount(codes[codes >= 0], minlength=len(cats))
     left = [(c, int(n)) for c, n in zip(cats, counts) if c not in seen and n > 0]
-    previous = _previous_colors(adata, annotation)
+    previous = previous_colors(adata, annotation)
     if _onto.term_column(annotation) in adata.obs.columns:
         del adata.obs[_onto.term_column(annotation)]  # the labels are new: so are their terms
-    _write_categorical(adata, annotation, lut[codes], labels, previous)
-    _write_terms(adata, annotation, resolved_terms)
+    write_categorical(adata, annotation, lut[codes], labels, previous)
+    write_terms(adata, annotation, resolved_terms)
     if left:
         n_left = sum(n for _, n in left)
         logg.warning(
@@ -548,7 +447,7 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     term of ``new_name`` if it was one of ``clusters``, else the term all merged ones
     shared; none when they differed).
     """
-    codes, cats = _codes_and_categories(adata, key)
+    codes, cats = codes_and_categories(adata, key)
     if isinstance(clusters, (str, numbers.Number)) or clusters is None or len(clusters) < 2:
         raise ExprmatError(
             "merge_clusters: name at least two clusters to merge, e.g. clusters=['3', '5'] "
@@ -578,7 +477,7 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     for i, c in enumerate(cats):
         if c in merged_set:
             lut[i] = target
-    previous = _previous_colors(adata, key)
+    previous = previous_colors(adata, key)
     inherit = {} if name in merged_set else {name: merged[0]}
     new_codes = lut[codes]
     terms = term_mapping(adata, key)
@@ -587,8 +486,8 @@ def merge_clusters(adata, key: str, clusters: list, new_name: str | None = None)
     for c in merged:
         terms.pop(c, None)
     terms[name] = merged_id
-    _write_categorical(adata, key, new_codes, new_cats, previous, inherit)
-    _write_terms(adata, key, terms)
+    write_categorical(adata, key, new_codes, new_cats, previous, inherit)
+    write_terms(adata, key, terms)
     n = int((new_codes == target).sum())
     logg.info(f"merged {merged} of obs[{key!r}] into {name!r} ({n} cells).")
 
@@ -622,12 +521,12 @@ def rename_cluster(adata, key: str, old: str, new: str, term: str | None = None)
     ``uns['<key>_colors']`` (the renamed category keeps its colour) and, once a label
     has a term, ``obs['<key>_ontology_term_id']``.
     """
-    codes, cats = _codes_and_categories(adata, key)
+    codes, cats = codes_and_categories(adata, key)
     old = str(v.clusters_in(adata, key, [_cluster_name(old)])[0])
     new = _label(new, "rename_cluster: new")
     terms = term_mapping(adata, key)
     resolved = None if is_replaying() and term is None else _onto.try_resolve(new)
-    new, tid = _resolve_label(new, term, None if resolved else terms.get(old), "rename_cluster")
+    new, tid = resolve_label(new, term, None if resolved else terms.get(old), "rename_cluster")
     if new == old:
         raise ExprmatError(f"rename_cluster: {old!r} already has that name; pass a different new name.")
     if new in cats:
@@ -637,13 +536,13 @@ def rename_cluster(adata, key: str, old: str, new: str, term: str | None = None)
             f"new_name={new!r}) to merge them, or pick another name."
         )
     new_cats = [new if c == old else c for c in cats]
-    previous = _previous_colors(adata, key)
+    previous = previous_colors(adata, key)
     if term is not None or tid or terms:
         record_resolved(new=new, term=tid or "")
     terms.pop(old, None)
     terms[new] = tid
-    _write_categorical(adata, key, codes, new_cats, previous, {new: old})
-    _write_terms(adata, key, terms)
+    write_categorical(adata, key, codes, new_cats, previous, {new: old})
+    write_terms(adata, key, terms)
 
 
 @command("label_cells", writes=_writes_key("key"), selections=("cells",))
@@ -682,7 +581,7 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
     v.new_key("key", key)
     label = _label(label, "label_cells: label")
     terms = term_mapping(adata, key)
-    label, tid = _resolve_label(label, term, terms.get(label), "label_cells")
+    label, tid = resolve_label(label, term, terms.get(label), "label_cells")
     if term is not None and tid != terms.get(label) and label in terms:
         raise ExprmatError(
             f"label_cells: label {label!r} of obs[{key!r}] already stands for {terms[label]}, not {tid}; "
@@ -693,7 +592,7 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
     terms[label] = tid
     mask = _selection(adata, cells, polygon, basis, "label_cells")
     if key in adata.obs.columns:
-        codes, cats = _codes_and_categories(adata, key)
+        codes, cats = codes_and_categories(adata, key)
     else:
         codes, cats = np.full(adata.n_obs, -1, dtype=np.int64), []
     existed = label in cats
@@ -701,115 +600,9 @@ def label_cells(adata, key: str, cells, label: str, polygon=None, basis: str | N
         cats = cats + [label]
     li = cats.index(label)
     new_codes = np.where(mask, li, codes)
-    previous = _previous_colors(adata, key)
-    _write_categorical(adata, key, new_codes, cats, previous)
-    _write_terms(adata, key, terms)
+    previous = previous_colors(adata, key)
+    write_categorical(adata, key, new_codes, cats, previous)
+    write_terms(adata, key, terms)
     n = int(mask.sum())
     note = f" (added to the existing category, now {int((new_codes == li).sum())} cells)" if existed else ""
     logg.info(f"labelled {n} cells {label!r} in obs[{key!r}]{note}.")
-
-
-# --------------------------------------------------------------------------- sub-clustering
-
-SUBCLUSTER_STEM = "sub"
-"""Prefix of sub-clusters drawn from several labels whose joined names would be long."""
-MAX_JOINED_PREFIX = 24
-"""Longest ``'<a>-<b>'`` prefix (scanpy's naming) kept for a selection spanning several labels."""
-MAX_JOINED_PARENTS = 3
-"""Most labels joined into such a prefix."""
-_TABLE_COLUMNS = ["name", "parent", "n_cells"]
-
-
-def _subclusters_table(adata, out_key: str) -> pd.DataFrame | None:
-    t = adata.uns.get(f"{out_key}_subclusters")
-    return t if isinstance(t, pd.DataFrame) and list(t.columns) == _TABLE_COLUMNS else None
-
-
-def _subcluster_prefix(parents: list[str]) -> str:
-    if len(parents) == 1:
-        return parents[0]
-    joined = "-".join(parents)
-    # joining every label of a selection multiplies name lengths with each round
-    # (560,482 characters after four re-clusters), so only short joins are kept
-    short = 0 < len(parents) <= MAX_JOINED_PARENTS and len(joined) <= MAX_JOINED_PREFIX
-    return joined if short else SUBCLUSTER_STEM
-
-
-def _first_free_index(prefix: str, n: int, taken: set) -> int:
-    head = f"{prefix},"
-    used = {int(t[len(head):]) for t in taken if t.startswith(head) and t[len(head):].isdigit()}
-    return 0 if not any(i in used for i in range(n)) else max(used) + 1
-
-
-def write_subclusters(adata, key: str, out_key: str, mask: np.ndarray, groups: np.ndarray, *,
-                      where: str, resolution: float) -> list[str]:
-    """Write the Leiden ``groups`` (0, 1, ...) of the ``mask`` cells into ``obs[out_key]``, the
-    other cells keeping their ``obs[key]`` label; shared by :func:`subcluster` and
-    :func:`exprmat_widgets.tl.clustering.leiden` with ``restrict_to``.
-
-    Names are ``'<parent>,<i>'`` when the selection lies within one label,
-    ``'<a>-<b>,<i>'`` (scanpy's naming) when it spans at most
-    :data:`MAX_JOINED_PARENTS` labels whose joined name is at most
-    :data:`MAX_JOINED_PREFIX` characters, else ``'sub,<i>'``;
-    unlabelled cells only give ``'sub,<i>'`` too.  The numbering skips names used by
-    the other cells or recorded in ``uns['<out_key>_subclusters']``, so names are
-    never reused.  The sub-clusters take the place of their (first) parent in the
-    category order; the other categories keep theirs.  One row per (sub-cluster,
-    parent) is appended to ``uns['<out_key>_subclusters']`` (DataFrame ``name``,
-    ``parent``, ``n_cells``: how many of its cells had that parent label).
-
-    A single group that is all the cells of its parent label(s) would only rename them:
-    that is refused (nothing changes); a single group of part of a label is written.
-    Returns the new names.
-    """
-    n_groups = int(groups.max()) + 1
-    codes, cats = _codes_and_categories(adata, key)
-    n_cats = len(cats)
-    sel = codes[mask]
-    labelled = sel >= 0
-    rest = codes[~mask]
-    rest_used = np.bincount(rest[rest >= 0], minlength=n_cats) > 0
-    # cells per (group, parent) in one bincount; parents in category order
-    pair = np.bincount(groups[labelled] * n_cats + sel[labelled], minlength=n_groups * n_cats)
-    pair = pair.reshape(n_groups, n_cats)
-    parents = np.flatnonzero(pair.sum(axis=0))
-    if n_groups < 2 and labelled.all() and not rest_used[parents].any():
-        # (a single group of part of a label still carves the selection out of it)
-        raise ExprmatError(
-            f"{where}: Leiden at resolution {resolution:g} finds a single cluster in the {int(mask.sum())} "
-            f"selected cells, all the cells of {[cats[i] for i in parents]}, so re-clustering would only "
-            "rename them; nothing changed. Raise the resolution to split them (em.merge_clusters merges labels)."
-        )
-    prefix = _subcluster_prefix([cats[i] for i in parents])
-    table = _subclusters_table(adata, out_key)
-    taken = {cats[i] for i in np.flatnonzero(rest_used)}
-    if table is not None:
-        taken |= set(table["name"].astype(str))
-    first = _first_free_index(prefix, n_groups, taken)
-    new_labels = [f"{prefix},{first + i}" for i in range(n_groups)]
-    anchor = int(parents[0]) if len(parents) else -1
-    out_cats: list[str] = []
-    lut = np.full(n_cats + 1, -1, dtype=np.int64)
-    new_pos = -1
-    for i, c in enumerate(cats):
-        if rest_used[i]:
-            lut[i] = len(out_cats)
-            out_cats.append(c)
-        if i == anchor:
-            new_pos = len(out_cats)
-            out_cats.extend(new_labels)
-    if new_pos < 0:
-        new_pos = len(out_cats)
-        out_cats.extend(new_labels)
-    new_codes = lut[codes]
-    new_codes[mask] = new_pos + groups
-    g_idx, p_idx = np.nonzero(pair)
-    rows = pd.DataFrame({
-        "name": [new_labels[g] for g in g_idx],
-        "parent": [cats[p] for p in p_idx],
-        "n_cells": pair[g_idx, p_idx].astype(np.int64),
-    })
-    previous = _previous_colors(adata, key)
-    _write_categorical(adata, out_key, new_codes, out_cats, previous)
-    adata.uns[f"{out_key}_subclusters"] = rows if table is None else pd.concat([table, rows], ignore_index=True)
-    return new_labels

@@ -107,7 +107,7 @@ def export_cellxgene(adata, label_key: str, path, *, unmapped: str | None = None
     and the other names the portal adds) are renamed ``author_<name>``.  Term ids are
     checked against the shipped CL (an id not in it is an error).
     """
-    from .annotation import term_mapping
+    from .cell_terms import term_mapping
 
     if label_key not in adata.obs.columns:
         raise ExprmatError(f"export_cellxgene: obs column {label_key!r} not found; pass the label column "

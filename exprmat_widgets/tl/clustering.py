@@ -13,14 +13,25 @@ from .._logging import logg
 from ..colors import sync_colors
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
-from .annotation import _selection, write_subclusters
+from .annotation import _selection
+from .ontology import term_column
+from .subclusters import write_subclusters
 
 __all__ = ["leiden", "subcluster"]
 
 
+def _term_writes(adata, source: str | None, out: str) -> list:
+    """The term column of ``out`` when sub-clustering ``source`` writes or replaces it."""
+    tc = term_column(out)
+    has = tc in adata.obs.columns or (source is not None and term_column(source) in adata.obs.columns)
+    return [("obs", tc)] if has else []
+
+
 def _writes(p, adata):
     k = p["key_added"]
-    return [("obs", k), ("uns", f"{k}_colors"), ("uns", f"{k}_subclusters")]
+    r = p.get("restrict_to")
+    source = r[0] if isinstance(r, (list, tuple)) and r and isinstance(r[0], str) else None
+    return [("obs", k), ("uns", f"{k}_colors"), ("uns", f"{k}_subclusters"), *_term_writes(adata, source, k)]
 
 
 def _partition_class(name):
@@ -180,6 +191,8 @@ def leiden(
     if restrict_to is None:
         sc.tl.leiden(adata, key_added=key_added, neighbors_key=neighbors_key, obsp=obsp, **common)
         adata.uns.pop(f"{key_added}_subclusters", None)  # the lineage of the column just replaced
+        if term_column(key_added) in adata.obs.columns:  # ids of the labels just replaced
+            del adata.obs[term_column(key_added)]
         sync_colors(adata, key_added)
         return
     rkey, rclusters = restrict_to
@@ -194,7 +207,7 @@ def leiden(
 
 def _writes_subcluster(p, adata):
     out = p.get("key_added") or p["key"]
-    return [("obs", out), ("uns", f"{out}_colors"), ("uns", f"{out}_subclusters")]
+    return [("obs", out), ("uns", f"{out}_colors"), ("uns", f"{out}_subclusters"), *_term_writes(adata, p["key"], out)]
 
 
 @command("subcluster", writes=_writes_subcluster, selections=("cells",))
@@ -254,7 +267,9 @@ def subcluster(
     (the sub-clusters in place of their parent in the category order),
     its ``uns[..._colors]`` (untouched clusters keep their colours) and appends
     to ``uns['<key_added or key>_subclusters']`` (DataFrame ``name``, ``parent``,
-    ``n_cells``: where each sub-cluster's cells came from).  Refused, changing
+    ``n_cells``: where each sub-cluster's cells came from).  When the labels carry Cell
+    Ontology ids (``obs['<key>_ontology_term_id']``), writes that column of the output:
+    a sub-cluster keeps the id its parents share (none when they differ).  Refused, changing
     nothing, when the selected cells share no kNN edge, or when Leiden finds a
     single cluster in them and they are all the cells of their label(s).
     """

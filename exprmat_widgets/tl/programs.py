@@ -14,7 +14,7 @@ from .. import _validate as v
 from .._access import _obsm_columns
 from ..errors import ExprmatError, MissingKeyError
 from ..history import command
-from .annotation import _previous_colors, _write_categorical
+from ._categorical import previous_colors, write_categorical
 
 __all__ = ["label_by_program", "program_top_genes"]
 
@@ -88,7 +88,7 @@ def label_by_program(adata, usage_key: str = "cnmf.10", key_added: str | None = 
             f"min_usage={min_usage} leaves no cell labelled (the largest usage of any cell is "
             f"{float(top.max()):.3g}); lower min_usage."
         )
-    _write_categorical(adata, key, codes, names, _previous_colors(adata, key))
+    write_categorical(adata, key, codes, names, previous_colors(adata, key))
     return adata.obs[key].value_counts()
 
 

@@ -22,11 +22,7 @@ merge       ``em.merge_clusters(adata, key, clusters, new_name)`` (clusters only
 rename      ``em.rename_cluster(adata, key, old, new)`` (one cluster only)
 ==========  ==========================================  =====================================
 
-The label box completes Cell Ontology (CL) names and synonyms (``em.tl.ontology.complete``,
-ranked: exact name, exact synonym, prefixes, then other matches) in a short list under it,
-and says which CL id the label will record; picking a term sends it as ``term=`` (the
-label box keeps the text, which may then be shortened, e.g. "Mo").  Without the
-``ontology`` extra the line under the box says how to install it.
+The label box (:mod:`.label_box`) completes Cell Ontology names and is emptied after a label.
 
 After a label the scatter is coloured by the label column, so the new labels
 show.  The list's colour swatches are those of ``key``; while the scatter is
@@ -45,8 +41,8 @@ import pandas as pd
 
 from ..colors import colors_of, default_palette
 from ..errors import ExprmatError
-from ..tl import ontology as _onto
 from ._controls import action_button
+from .label_box import LabelBox
 
 __all__ = ["ClusterPanel"]
 
@@ -155,18 +151,11 @@ class ClusterPanel:
         )
         self.label_key_box.add_class("em-label-key")
         self.label_key_box.observe(lambda ch: self.a.when_idle("label into", self._on_label_key), names="value")
-        self.label_text = W.Combobox(
-            options=[], placeholder="label (e.g. Neu)", ensure_option=False, description="label",
-            layout=W.Layout(width="95%"),
-        )
-        self.label_text.add_class("em-label")
-        self.label_text.observe(lambda ch: self.a.when_idle("label term", self._on_label_text), names="value")
-        self.term_suggestions = W.Select(options=[], rows=5, layout=W.Layout(width="95%", display="none"))
-        self.term_suggestions.add_class("em-term-suggestions")
-        self.term_suggestions.observe(self._on_pick, names="value")
-        self.term_info = W.HTML()
-        self.term_info.add_class("em-term-info")
-        self._picked = None  # the CL term picked from the suggestions (a tl.ontology.Term)
+        self.label_box = LabelBox(annotator, lambda: self.label_key)
+        # the names of earlier versions (tests and notebooks use them)
+        self.label_text = self.label_box.text
+        self.term_suggestions = self.label_box.suggestions
+        self.term_info = self.label_box.info
         self.resolution = W.BoundedFloatText(
             value=1.0, min=0.0, max=20.0, step=0.1, description="resolution", layout=W.Layout(width="95%")
         )
@@ -215,9 +204,7 @@ class ClusterPanel:
                 self.selection_info,
                 W.HBox([self.clear_button, self.unlabelled_button], layout=wrap),
                 self.label_key_box,
-                self.label_text,
-                self.term_suggestions,
-                self.term_info,
+                self.label_box.widget,
                 W.HBox([self.label_button], layout=wrap),
                 self.resolution,
                 W.HBox([self.recluster_button, self.exclude_button], layout=wrap),
@@ -235,7 +222,6 @@ class ClusterPanel:
             except Exception:
                 pass
         self.refresh(None)
-        self._refresh_term_info()
 
     def _observer(self, name, func):
         """A widget observer: ignores the changes the panel makes itself (``_silent``) and runs
@@ -377,65 +363,9 @@ class ClusterPanel:
 
     # ------------------------------------------------------------------ CL terms of the label box
 
-    def _on_label_text(self):
-        text = (self.label_text.value or "").strip()
-        if not text:
-            self._picked = None
-        opts = []
-        if text and _onto.available():
-            for t in _onto.complete(text, n=8):
-                also = f"  (synonym: {t.matched})" if t.kind == "synonym" else ""
-                opts.append((f"{t.label}  {t.id}{also}", t.id))
-        self._silent = True
-        try:
-            if list(self.term_suggestions.options) != opts:
-                self.term_suggestions.options = opts
-            self.term_suggestions.value = None
-        finally:
-            self._silent = False
-        self.term_suggestions.layout.display = None if opts else "none"
-        self._refresh_term_info()
-
-    def _on_pick(self, change):
-        if self._silent or not change["new"]:
-            return
-        self._picked = _onto.resolve_term(change["new"])
-        self._silent = True
-        try:
-            self.label_text.value = self._picked.label
-        finally:
-            self._silent = False
-        self.a.when_idle("label term", self._on_label_text)
-
-    def _label_term(self) -> tuple[str, str]:
-        """``(kind, text)`` of the term the label box will record."""
-        text = (self.label_text.value or "").strip()
-        if not _onto.available():
-            return "none", (f"Cell Ontology completion needs the ontology extra: {_onto.INSTALL_HINT}")
-        if self._picked is not None:
-            return "term", f"{self._picked.id} {self._picked.label} (picked; empty the box to drop it)"
-        if not text:
-            return "none", "type a label; Cell Ontology names and synonyms are suggested"
-        known = _em().term_mapping(self.a.adata, self.label_key).get(text) if self.label_key else None
-        if known:
-            return "term", f"{known} {_onto.term_label(known)} (the term of this label in obs[{self.label_key!r}])"
-        try:
-            t = _onto.try_resolve(text)
-        except ExprmatError as e:
-            return "error", str(e)
-        if t is not None:
-            return "term", f"{t.id} {t.label}" + (f" (synonym {t.matched!r})" if t.kind == "synonym" else "")
-        return "none", f"{text!r} has no CL term: it stays unmapped; pick a term above to map it"
-
-    def _refresh_term_info(self):
-        kind, text = self._label_term()
-        color = {"term": "#1a7f37", "error": "#c62828"}.get(kind, "var(--jp-ui-font-color2, #666)")
-        self.term_info.value = (f'<span class="em-term-{kind}" style="font-size:90%;color:{color}">'
-                                f"{html.escape(text)}</span>")
-
     def _on_label_key(self):
         self._refresh_labels()
-        self._refresh_term_info()
+        self.label_box.refresh_info()
         if self._unlabelled and not self.unlabelled_mask().any():
             self._unlabelled = False
         self.rehighlight()
@@ -712,7 +642,7 @@ class ClusterPanel:
         def build():
             lk = self._label_key_checked()
             label = self._text(self.label_text, "label")
-            term = {"term": self._picked.id} if self._picked is not None else {}
+            term = self.label_box.term_param()
             return {"key": lk, "label": label, **term, **self._cells_args()}
 
         args = self._guard("label_cells", build)
@@ -722,8 +652,7 @@ class ClusterPanel:
                        after=lambda r: self._after_label(args["key"]), **args)
 
     def _after_label(self, label_key):
-        self._picked = None
-        self._refresh_term_info()
+        self.label_box.reset()  # the cells are labelled: the next selection starts empty
         self.a.show_key(label_key)
         self.rehighlight()
         self._refresh_selection()

@@ -65,7 +65,7 @@ def test_label_completion_and_comparison_view(browser_ctx, jupyter_server):
         assert "monocyte" in option.text_content() and "CL:0000576" in option.text_content()
         _shot(page, "ontology_completion_1400.png")
         option.click()  # pick the term with the mouse
-        kernel.wait_for("ann.clusters._picked is not None")
+        kernel.wait_for("ann.clusters.label_box.picked is not None")
         _wait_text(page, ".em-term-info", r"CL:0000576 monocyte")
         assert page.locator(f"{ANN} .em-label input").first.input_value() == "monocyte"
         kernel.run("_before = ann.status_text")
@@ -73,6 +73,11 @@ def test_label_completion_and_comparison_view(browser_ctx, jupyter_server):
         kernel.wait_for("not ann.busy and ann.status_text != _before", timeout=90)
         assert kernel.eval("em.term_mapping(adata, 'cell_type')") == {"monocyte": "CL:0000576"}
         assert kernel.eval("em.history(adata).iloc[-1]['params']['term']") == "CL:0000576"
+        # the page's box is empty again, and its suggestions are gone
+        page.wait_for_function(
+            "sel => { const i = document.querySelector(sel); return i && i.value === ''; }",
+            arg=f"{ANN} .em-label input")
+        page.locator(f"{ANN} .em-term-suggestions").first.wait_for(state="hidden")
 
         # the comparison view: open it, compare bulk_labels with leiden, click a table cell
         page.locator(f"{ANN} .em-compare-box").get_by_text("Compare annotations").first.click()
