@@ -1,15 +1,16 @@
-"""Cost of the annotation actions at 1M cells (resampled from mouse_10k; ours only).
+"""Cost of the annotation actions at 1M cells (ours only: recorded call vs the bare routine).
 
 For each action prints the time of the routine itself ("kernel": the undecorated
 function) and of the recorded call (kernel + input/output fingerprints, selection
 encoding and the history record), in milliseconds, best of a few runs.
 
-    python benchmarks/annotation_actions.py [--cells 1000000] [--repeat 3]
+    python benchmarks/annotation_actions.py [--cells 1000000] [--source mouse_10k_chr1] [--repeat 3]
 
-Data: mouse_10k normalised + log1p + PCA (20), clustered into 20 k-means
-clusters on the PCA (a stand-in for Leiden, which would need a 1M-cell kNN
-graph), then 1M cells resampled with ``_common.resample_cells`` (counts matrix
-kept, ~69 nonzeros per cell); the first two PCs stand in for the UMAP.
+Data: distinct synthetic cells (``_realistic.realistic``, "synthetic from <source>", counts at
+the real density) from mouse_10k_chr1 (1,000 genes) or pbmc_2samples_400 (15,792 genes).
+Clusters: ``obs['source_leiden']``, the Leiden clusters of each cell's main real cell.  The
+"UMAP" is the real cells' first two PCs (log-normalised, 20 PCs), each synthetic cell placed
+between its two real parents with their mixing weight, so the layout keeps the real clusters.
 """
 
 from __future__ import annotations
@@ -25,32 +26,31 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scanpy as sc
-from _common import resample_cells
-from sklearn.cluster import KMeans
+from _realistic import load_source, print_realism, realism, realistic
 
 import exprmat_widgets as em
 from exprmat_widgets.colors import sync_colors
 from exprmat_widgets.tl import annotation as A
 
 
-def build(n_cells: int):
-    base = em.datasets.mouse_10k()
-    counts = base.X.copy()
-    sc.pp.normalize_total(base, target_sum=1e4)
-    sc.pp.log1p(base)
-    sc.pp.pca(base, n_comps=20, random_state=0)
-    base.X = counts
-    base.obs["leiden"] = pd.Categorical(
-        KMeans(n_clusters=20, n_init=1, random_state=0).fit_predict(base.obsm["X_pca"]).astype(str)
-    )
-    base.obs["leiden"] = base.obs["leiden"].cat.reorder_categories(
-        sorted(base.obs["leiden"].cat.categories, key=int)
-    )
-    big = resample_cells(base, n_cells, seed=0)
-    big.obs = big.obs[["sample", "leiden"]].copy()
-    big.obsm["X_umap"] = np.ascontiguousarray(big.obsm["X_pca"][:, :2])
-    sync_colors(big, "leiden")
+def build(n_cells: int, source: str = "mouse_10k_chr1"):
+    src = load_source(source)
+    norm = src.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    sc.pp.pca(norm, n_comps=20, random_state=0)
+    pos = pd.DataFrame(norm.obsm["X_pca"][:, :2], index=src.obs_names)
+    big = realistic(source, n_cells, seed=0, source=src)
+    print_realism(realism(big, src), big.uns["synthetic"]["label"])
+    w = big.obs["mix_weight"].to_numpy()[:, None]
+    xy = w * pos.loc[big.obs["source_cell"]].to_numpy() + (1 - w) * pos.loc[big.obs["partner_cell"]].to_numpy()
+    big.obsm["X_umap"] = np.ascontiguousarray(xy, dtype=np.float32)
+    leiden = big.obs["source_leiden"].astype(str)
+    big.obs = pd.DataFrame({"sample": pd.Categorical(big.obs["sample"]) if "sample" in big.obs else "s1",
+                            "leiden": pd.Categorical(leiden, categories=sorted(set(leiden), key=int))},
+                           index=big.obs_names)
     big.obs["sample"] = big.obs["sample"].astype("category")
+    sync_colors(big, "leiden")
     return big
 
 
@@ -72,11 +72,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--source", default="mouse_10k_chr1", choices=["mouse_10k_chr1", "pbmc_2samples_400"])
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    big = build(args.cells)
-    print(f"data: {big.n_obs} x {big.n_vars} cells x genes (resampled from mouse_10k), X nnz={big.X.nnz}, "
-          f"20 clusters; built in {time.perf_counter() - t0:.1f}s")
+    big = build(args.cells, args.source)
+    ds = big.uns["synthetic"]["label"]
+    print(f"data: {big.n_obs} x {big.n_vars} cells x genes ({ds}), X nnz={big.X.nnz}, "
+          f"{big.obs['leiden'].nunique()} clusters; built in {time.perf_counter() - t0:.1f}s")
     em.history(big)  # nothing recorded yet
     from exprmat_widgets.history import obs_names_hash
 
@@ -108,13 +110,13 @@ def main(argv=None):
         ("merge_clusters (2 clusters)", lambda a, f: f(a, "leiden", [cats[3], cats[7]], new_name="m"),
          "merge_clusters", True),
         ("rename_cluster", lambda a, f: f(a, "leiden", cats[5], "renamed"), "rename_cluster", True),
-        ("annotate (20 -> 5 labels)", lambda a, f: f(a, "cell.type", "leiden", mapping), "annotate", False),
-        ("exclude (1 of 20 clusters)", lambda a, f: f(a, "leiden", [cats[0]]), "exclude", True),
+        (f"annotate ({len(cats)} -> 5 labels)", lambda a, f: f(a, "cell.type", "leiden", mapping), "annotate", False),
+        (f"exclude (1 of {len(cats)} clusters)", lambda a, f: f(a, "leiden", [cats[0]]), "exclude", True),
         ("exclude_cells (1% mask)", lambda a, f: f(a, small), "exclude_cells", True),
-        ("subset_cells (10 of 20)", lambda a, f: f(a, ["leiden"], [cats[:10]]), "subset_cells", True),
+        (f"subset_cells ({len(cats) // 2} of {len(cats)})",
+         lambda a, f: f(a, ["leiden"], [cats[: len(cats) // 2]]), "subset_cells", True),
     ]
     rows = []
-    ds = "mouse 10k resampled"
     print(f"{'action':<32} {'kernel ms':>10} {'recorded ms':>12}")
     import contextlib
     import io
