@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -27,47 +25,10 @@ import exprmat_widgets as em  # noqa: E402
 log = logging.getLogger("soak")
 
 
-def _synthetic_fallback(adata, n_obs, *, random_state=0):
-    """Until ``em.datasets.synthetic_from`` is on main: distinct cells, each a random mix of a
-    real cell and one of its 10 nearest neighbours (PCA of log-normalised counts), with a
-    library size drawn from the real ones and Poisson counts."""
-    import anndata as ad
-    import scanpy as sc
-    import scipy.sparse as sp
-    from sklearn.neighbors import NearestNeighbors
-
-    rng = np.random.default_rng(random_state)
-    X = sp.csr_matrix(adata.X, dtype=np.float64)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    keep = lib > 0
-    X, lib = X[keep], lib[keep]
-    prof = sp.diags(1.0 / lib) @ X  # each cell's expression profile (sums to 1)
-    tmp = ad.AnnData(X=X.copy())
-    sc.pp.normalize_total(tmp, target_sum=1e4)
-    sc.pp.log1p(tmp)
-    sc.pp.pca(tmp, n_comps=20, random_state=random_state)
-    _, nn = NearestNeighbors(n_neighbors=11).fit(tmp.obsm["X_pca"]).kneighbors(tmp.obsm["X_pca"])
-    a = rng.integers(0, X.shape[0], n_obs)
-    b = nn[a, rng.integers(1, 11, n_obs)]
-    w = rng.random(n_obs)
-    mix = sp.diags(w) @ prof[a] + sp.diags(1 - w) @ prof[b]
-    size = rng.choice(lib, n_obs)
-    mix = sp.csr_matrix(sp.diags(size) @ mix)
-    mix.data = rng.poisson(mix.data).astype(np.float32)
-    mix.eliminate_zeros()
-    out = ad.AnnData(X=mix, var=adata.var.copy())
-    out.obs_names = [f"syn{i}" for i in range(n_obs)]
-    out.obs["sample"] = "synthetic from mouse_10k"
-    out.obs["sample"] = out.obs["sample"].astype("category")
-    return out
-
-
 def synthetic(n_obs, random_state=0):
     base = em.datasets.mouse_10k()
-    make = getattr(em.datasets, "synthetic_from", None)
-    if make is None:
-        return _synthetic_fallback(base, n_obs, random_state=random_state), "synthetic from mouse_10k (local fallback)"
-    return make(base, n_obs, random_state=random_state), "synthetic from mouse_10k (em.datasets.synthetic_from)"
+    return (em.datasets.synthetic_from(base, n_obs, random_state=random_state),
+            "synthetic from mouse_10k (em.datasets.synthetic_from)")
 
 
 def main(argv=None):
