@@ -13,6 +13,7 @@ import pytest
 import exprmat_widgets as em
 from exprmat_widgets.cli import main
 from exprmat_widgets.history import FORMAT, held_bytes, input_fingerprint, raw_records
+from exprmat_widgets.history.registry import forget_checkpoints
 from exprmat_widgets.selection import decode_selection, encode_selection
 
 
@@ -264,6 +265,44 @@ def test_undo_memory_budget_lets_old_checkpoints_go_and_start_rebuilds(pbmc, cap
         em.settings.undo_max_bytes = old
     with pytest.raises(em.ExprmatError, match="undo_max_bytes must be"):
         em.settings.undo_max_bytes = -1
+
+
+def test_annotator_start_copy_counts_in_the_budget_and_goes_to_a_file(pbmc_graph, caplog):
+    """The start copy and the checkpoints together stay within the undo budget: over it, the
+    start copy is written to a temporary h5ad first; Verify and undo still work from it."""
+    import logging
+
+    a = pbmc_graph
+    before = held_bytes(a)  # the fixture's commands' checkpoints
+    ann = em.Annotator(a, background=False)
+    assert ann.start_copy.in_memory and held_bytes(a) == before  # shallow: it shares every array
+    forget_checkpoints(a)
+    old = em.settings.undo_max_bytes
+    try:
+        em.settings.undo_max_bytes = None
+        em.exclude_cells(a, cells=np.arange(10))
+        one = held_bytes(a)  # the old X etc., held by the checkpoint and the start copy (once)
+        assert one >= pbmc_graph.X.nbytes and ann.start_copy.in_memory
+        em.undo(a)
+        em.settings.undo_max_bytes = int(1.5 * one)  # room for one exclusion's arrays, not two
+        with caplog.at_level(logging.INFO, logger="exprmat_widgets"):
+            em.exclude_cells(a, cells=np.arange(10))
+            assert ann.start_copy.in_memory  # within the budget: nothing written
+            em.exclude_cells(a, cells=np.arange(10, 20))
+        # the start's X, then the first exclusion's, no longer used: the start copy went first
+        assert not ann.start_copy.in_memory and ann.start_copy.path.exists()
+        assert "start copy" in caplog.text and str(ann.start_copy.path) in caplog.text
+        assert held_bytes(a) <= 1.5 * one
+        assert ann.start.n_obs == 700
+        ann.history.on_verify()  # replays the annotator's commands on the start read back
+        assert "verify-ok" in ann.history.verify_status.value, ann.history.verify_status.value
+        em.undo(a)  # a checkpoint
+        assert a.n_obs == 690
+        ann.history.undo_button.click()  # no checkpoint left: rebuilt from the start file
+        assert ann.status_kind == "ok", ann.status_text
+        assert a.n_obs == 700 and em.history(a)["command"].tolist()[-1] == "leiden"
+    finally:
+        em.settings.undo_max_bytes = old
 
 
 def test_undo_with_a_start_that_already_has_history(pbmc):

@@ -321,6 +321,12 @@ def push_checkpoint(adata, n_before: int, snap: dict) -> None:
     budget = settings.undo_max_bytes
     if budget is None:
         return
+    start = _start_of(adata)
+    if start is not None and held_bytes(adata) > budget:
+        live = {i for i, _ in _compat.current_arrays(adata)}
+        alone = sum(n for i, n in start.arrays() if i not in live)
+        if alone:  # the start copy goes first (to a file): the checkpoints give the quick undos
+            start.spill(alone)
     while stack.entries and held_bytes(adata) > budget:
         stack.entries.pop(0)
         stack.dropped += 1
@@ -331,15 +337,35 @@ def push_checkpoint(adata, n_before: int, snap: dict) -> None:
         logger.info("undo: %s; an older state can still be rebuilt from the start data", stack.reason)
 
 
+_starts: dict[int, weakref.ref] = {}
+
+
+def hold_start(adata, start) -> None:
+    """Count the arrays that ``start`` (a :class:`~.start_copy.StartCopy` of ``adata``) alone
+    keeps in the undo budget of ``adata``, and let it go to a file first when over it."""
+    key = id(adata)
+    if key not in _starts:
+        weakref.finalize(adata, _starts.pop, key, None)
+    _starts[key] = weakref.ref(start)
+
+
+def _start_of(adata):
+    ref = _starts.get(id(adata))
+    start = ref() if ref is not None else None
+    return start if start is not None and start.in_memory else None
+
+
 def held_bytes(adata) -> int:
-    """Bytes of arrays that the undo checkpoints of ``adata`` keep alive and the data no
-    longer use (an exclusion's old ``X``, layers and graphs)."""
+    """Bytes of arrays that the undo checkpoints of ``adata`` and its start copy (when an
+    Annotator keeps one in memory) keep alive and the data no longer use (an exclusion's
+    old ``X``, layers and graphs); an array both keep counts once."""
     stack = _checkpoints.get(id(adata))
-    if not stack or not stack.entries:
+    start = _start_of(adata)
+    if (not stack or not stack.entries) and start is None:
         return 0
     live = {i for i, _ in _compat.current_arrays(adata)}
-    held = {}
-    for _, snap in stack.entries:
+    held = {i: n for i, n in (start.arrays() if start is not None else []) if i not in live}
+    for _, snap in (stack.entries if stack else []):
         for i, n in _compat.held_arrays(snap):
             if i not in live:
                 held[i] = n

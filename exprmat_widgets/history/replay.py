@@ -191,7 +191,8 @@ def undo(adata, start=None) -> dict:
         Annotated data whose last recorded command is undone, in place.
     start
         The data the history started from (or an earlier state whose history is a
-        prefix of this one), used only when no checkpoint of the last command is held.
+        prefix of this one), used only when no checkpoint of the last command is held;
+        or a function of no arguments returning them, called only then.
 
     Returns
     -------
@@ -220,6 +221,8 @@ def undo(adata, start=None) -> dict:
                 f"{cause}. Pass the data the history started from to rebuild it by replay: "
                 "`em.undo(adata, start=adata_start)` (the Annotator's Undo button uses its start copy)."
             )
+        if callable(start):  # read only now that it is needed (an Annotator's start file)
+            start = start()
         records = get_records(adata)
         done = get_records(start)
         k = len(done)

@@ -61,6 +61,7 @@ from .. import _progress as prog
 from .. import _rows
 from ..errors import ExprmatError
 from ..history import changed_outputs, get_records, shallow_copy
+from ..history.start_copy import StartCopy
 from ..tl import warm_up
 from ._capture import capture_action
 from .analysis_panel import AnalysisPanel
@@ -191,7 +192,7 @@ class Annotator(W.VBox):
         self.start_step = len(get_records(adata)) if start is None else 0
         if start is None and keep_start:
             start = adata.copy() if keep_start == "deep" else shallow_copy(adata)
-        self.start = start
+        self.start_copy = StartCopy(adata, start) if start is not None else None
         self.busy = False
         self.last_error: str | None = None
         self.last_result: Any = None
@@ -381,6 +382,12 @@ class Annotator(W.VBox):
                     return
             for name, func in queued.items():
                 self._run_guarded(name, func)
+
+    @property
+    def start(self):
+        """The data as they were at the start (``None`` with ``keep_start=False``); read back
+        from a temporary file when it was written out to keep within the undo budget."""
+        return self.start_copy.get() if self.start_copy is not None else None
 
     def act(self, name: str, func: Callable, *args, after: Callable | None = None,
             note: Callable | None = None, **kwargs):

@@ -235,7 +235,9 @@ class HistoryPanel:
         undone = recs[-1]
         # past the in-memory checkpoints (the last 50 commands) em.undo rebuilds the state by
         # replaying the history on the data it started from: the annotator's start copy
-        start = {"start": self.a.start} if getattr(self.a, "start", None) is not None else {}
+        # (read back from its file only when no checkpoint is held)
+        copy = getattr(self.a, "start_copy", None)
+        start = {"start": copy.get} if copy is not None else {}
 
         def run():
             em.undo(adata, **start)
@@ -339,7 +341,7 @@ class HistoryPanel:
         import exprmat_widgets as em
 
         a = self.a
-        if a.start is None:
+        if a.start_copy is None:
             self.verify_status.value = (
                 '<span class="em-verify-error" style="color:#c62828">no start copy kept '
                 "(keep_start=False): verification needs the data as they were at the start.</span>"
