@@ -383,7 +383,7 @@ class Annotator(W.VBox):
                 self._run_guarded(name, func)
 
     def act(self, name: str, func: Callable, *args, after: Callable | None = None,
-            note: Callable | None = None, **kwargs):
+            note: Callable | None = None, quiet: bool = False, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
 
         Shows progress, catches errors (shown in red; the routines leave data and
@@ -391,7 +391,8 @@ class Annotator(W.VBox):
         history record says was written.  ``after(result)`` runs on success;
         ``note(result)`` returns a line added to the status (e.g. how to undo it).
         What the routine logs (``exprmat_widgets`` logger, INFO and up) during the action
-        is shown in the status line instead of being printed.
+        is shown in the status line instead of being printed (``quiet``: its INFO lines are
+        not shown, e.g. those of the commands a replay re-runs; warnings still are).
         Returns ``True`` when the action was started (it may still be running
         in the background: see :meth:`wait`).
         """
@@ -450,7 +451,7 @@ class Annotator(W.VBox):
                 self.refresh(changed)
                 if after is not None:
                     after(result)
-                said_ = " ".join(m.strip() for m in said.info if m.strip())
+                said_ = "" if quiet else " ".join(m.strip() for m in said.info if m.strip())
                 extra = note(result) if note is not None else ""
                 self.last_message = said_
                 warned = "; ".join(self.last_warnings)

@@ -360,20 +360,20 @@ class HistoryPanel:
                 em.replay(a.start, todo, check=True)
             except ReplayError as e:
                 step = (e.step + start_step) if e.step is not None else None
-                return ("fail", step, str(e))
-            return ("ok", len(todo), "")
-
-        def after(res):
-            kind, n, msg = res
-            if kind == "ok":
                 self.verify_status.value = (
-                    f'<span class="em-verify-ok" style="color:#1a7f37">replay ok: {n} command(s) '
-                    "reproduced exactly</span>"
+                    f'<span class="em-verify-error" style="color:#c62828">replay failed at step {step}: '
+                    f"{html.escape(str(e))}</span>"
                 )
-            else:
-                self.verify_status.value = (
-                    f'<span class="em-verify-error" style="color:#c62828">replay failed at step {n}: '
-                    f"{html.escape(msg)}</span>"
-                )
+                # red in the status line too, not a green "done" above a failed replay
+                raise ExprmatError(f"replay failed at step {step}: {e}") from None
+            return len(todo)
 
-        a.act("verify replay", run, after=after)
+        def after(n):
+            self.verify_status.value = (
+                f'<span class="em-verify-ok" style="color:#1a7f37">replay ok: {n} command(s) '
+                "reproduced exactly</span>"
+            )
+
+        # the verdict, not the replayed routines' own messages ("normalised 400 cells ...")
+        a.act("verify replay", run, after=after, quiet=True,
+              note=lambda n: f"replay ok: {n} command(s) reproduced exactly")
