@@ -115,3 +115,26 @@ def test_verify_status_says_the_verdict_not_the_replayed_messages(pbmc_graph):
     assert ann.status_kind == "error", ann.status_text
     assert "replay failed at step" in ann.status_text
     assert "replay failed" in ann.history.verify_status.value
+
+
+def test_rename_and_exclude_status_lines_read_as_one_sentence(ann):
+    cp = ann.clusters
+    cp.select(["0"])
+    cp.name_text.value = "Mono"
+    cp.rename_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert "renamed '0' to 'Mono' in obs['leiden']" in ann.status_text
+    cp.select(["1"])
+    n = int((ann.adata.obs["leiden"] == "1").sum())
+    cp.exclude_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert f"excluded {n} cells - Undo restores them" in ann.status_text
+    assert ". -" not in ann.status_text, ann.status_text
+
+
+def test_history_parameters_may_wrap_anywhere(ann):
+    em.derive_layer(ann.adata, key_added="counts_before_normalisation_of_every_sample", transform="copy")
+    ann.refresh()
+    cells = ann.history.table.value.split("<td")
+    params = [c for c in cells if "counts_before_normalisation_of_every_sample" in c]
+    assert params and all("overflow-wrap:anywhere" in c for c in params)

@@ -455,6 +455,8 @@ class Annotator(W.VBox):
                 extra = note(result) if note is not None else ""
                 self.last_message = said_
                 warned = "; ".join(self.last_warnings)
+                if extra or warned:  # "from 400. - excluded 20 cells": one sentence, no stray full stop
+                    said_ = said_.rstrip(".")
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
                                  + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells in the data)")
                                  + (f" - {extra}" if extra else "")
