@@ -68,6 +68,10 @@ def test_composition_says_how_many_cells_it_leaves_out(ann):
 def test_embed_tab_before_any_embedding_says_so():
     raw = em.datasets.pbmc_2samples()
     ann = em.Annotator(raw, background=False)
+    # "run Preprocess and Embed in the Analysis tab": the tabs are headed so
+    kids = list(ann.children)
+    assert "<b>Analysis</b>" in ann.analysis_title.value
+    assert kids.index(ann.analysis_title) == kids.index(ann.analysis.widget) - 1
     assert "no embedding yet" in ann.analysis.stale.value
     assert "of the current cells" not in ann.analysis.stale.value
 

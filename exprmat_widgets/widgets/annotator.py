@@ -245,7 +245,12 @@ class Annotator(W.VBox):
         self.compare_box.set_title(0, "Compare annotations")
         self.compare_box.add_class("em-compare-box")
         extra = [self.subsets.widget] if self.subsets is not None else []
-        super().__init__([self.status, body, self.progress.widget, self.compare_box, self.analysis.widget, *extra])
+        # the empty scatter and the cluster panel send a new user to "the Analysis tab": name it
+        self.analysis_title = W.HTML("<b>Analysis</b> (one recorded command a button; on raw counts "
+                                     "start with Preprocess, then Embed and Cluster)")
+        self.analysis_title.add_class("em-analysis-title")
+        super().__init__([self.status, body, self.progress.widget, self.compare_box, self.analysis_title,
+                          self.analysis.widget, *extra])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown

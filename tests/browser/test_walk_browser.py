@@ -1,8 +1,9 @@
 """A new user's first clicks on raw counts (the walkthrough of issues 10 and 11), in a real
-browser at 1100 px: the Embed tab before any embedding, Markers before any clusters and cNMF
-before its linear layer say which button or tab to use (on the page, nothing recorded), the
-composition says how many cells it leaves out, and a long history parameter wraps inside the
-history panel instead of running past its right edge.  Screenshots: walkfix_*.png."""
+browser at 1100 px: the Analysis tabs headed as the empty scatter names them, the Embed tab
+before any embedding, Markers before any clusters and cNMF before its linear layer say which
+button or tab to use (on the page, nothing recorded), the composition says how many cells it
+leaves out, and a long history parameter wraps inside the history panel instead of running
+past its right edge.  Screenshots: walkfix_*.png."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def _status_is(page, pattern):
 
 def test_first_clicks_on_raw_counts_say_what_to_press(page, jupyter_server):
     kernel = jh.open_annotator_notebook(page, jupyter_server, "walkfix", CELLS, width=1100, embedded=False)
+    jh.wait_text(page, f"{ANN} .em-analysis-title", "^Analysis \\(.*start with Preprocess")
     jh.analysis_tab(page, "Embed")
     jh.wait_text(page, f"{ANN} .em-an-stale", "^no embedding yet")
 
