@@ -108,25 +108,27 @@ def on_progress(callback):
 class _ThreadSink(logging.Handler):
     """Collects the records of one thread, as ``(levelno, message)``."""
 
-    def __init__(self, level: int):
+    def __init__(self, level: int, progress: bool = True):
         super().__init__(level=level)
         self.thread = threading.get_ident()
+        self.progress = progress
         self.records: list[tuple[int, str]] = []
 
     def emit(self, record):
-        if record.thread == self.thread:
+        if record.thread == self.thread and (self.progress or not getattr(record, "em_progress", False)):
             self.records.append((record.levelno, record.getMessage()))
 
 
 @contextlib.contextmanager
-def capture_messages(level: int = logging.INFO, *, quiet: bool = True):
+def capture_messages(level: int = logging.INFO, *, quiet: bool = True, progress: bool = True):
     """Collect the package's log records made by this thread while the block runs.
 
     Yields a list that fills with ``(levelno, message)`` tuples.  With ``quiet`` the
     default handler does not print them (the caller shows them itself); records of other
-    threads (a notebook cell run meanwhile) print as usual.
+    threads (a notebook cell run meanwhile) print as usual.  ``progress=False`` leaves
+    out the :func:`progress` notes (about a wait that is over once the block ends).
     """
-    sink = _ThreadSink(level)
+    sink = _ThreadSink(level, progress)
     me = sink.thread
     logg.addHandler(sink)
     if quiet:

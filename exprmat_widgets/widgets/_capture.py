@@ -33,10 +33,12 @@ def capture_action():
     Warnings of other libraries (deprecations, ...) go to the console as usual.
     ``warnings`` has no per-thread state, so a warning raised by another thread during
     the block is collected too (an action runs one at a time, so this is rare and only
-    moves a message)."""
+    moves a message).  Progress notes ("loading ... (about 7 s) ...") are left out: the
+    panel showed them during the wait, and in the summary of a finished action they would
+    read as if it were still running."""
     said = Said()
     caught: list = []
-    with capture_messages(logging.INFO) as records:
+    with capture_messages(logging.INFO, progress=False) as records:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)  # also a repeated warning

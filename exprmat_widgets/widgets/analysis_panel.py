@@ -325,7 +325,9 @@ class AnalysisPanel:
             self.reembed_button.description = "Re-embed: kNN" if st["knn_stale"] else "Re-embed: UMAP"
             self.reembed_button.layout.display = None
         else:
-            self.stale.value = '<span class="em-an-stale-text">embedding of the current cells</span>'
+            made = st["embedding"] is not None or self._shown_key() in self.a.adata.obsm
+            text = "embedding of the current cells" if made else "no embedding yet: kNN, then UMAP"
+            self.stale.value = f'<span class="em-an-stale-text">{text}</span>'
             self.reembed_button.layout.display = "none"
 
     def _refresh_cnmf(self):
@@ -453,6 +455,15 @@ class AnalysisPanel:
         # of its own, an empty row above the first sample
         shown = table.rename_axis(index=None, columns=f"{major} \\ {minor}")
         self.table.value = shown.to_html(float_format=(lambda x: f"{100 * x:.1f}%") if shares else None)
+        obs = self.a.adata.obs
+        missing = int((obs[major].isna() | obs[minor].isna()).sum())
+        if missing:
+            # shares of the labelled cells only: 100% B cell must not read as "all cells are B"
+            self.table.value += (
+                '<div class="em-an-composition-missing" style="color:var(--jp-warn-color0,#9a6700)">'
+                f"{missing:,} of {obs.shape[0]:,} cells have no {html.escape(minor)} (or "
+                f"{html.escape(major)}) value and are not counted.</div>"
+            )
 
     # ------------------------------------------------------------------ actions (one routine each)
 
@@ -567,8 +578,13 @@ class AnalysisPanel:
     def on_cnmf(self):
         def build():
             hvg = self.cnmf_hvg.value
+            tpm = self._text(self.tpm_layer, "linear layer name")
+            if tpm not in self.a.adata.layers:
+                # the core's message gives the line of code; here the fix is a button
+                raise ExprmatError(f"no layer {tpm!r} yet: press 'Linear layer' first (it writes expm1 of "
+                                   f"the log-normalised X into layers[{tpm!r}]), then cNMF.")
             return {"counts": self._text(self.counts_layer, "counts layer (Preprocess tab)"),
-                    "tpm": self._text(self.tpm_layer, "linear layer name"),
+                    "tpm": tpm,
                     "ks": _ints(self.cnmf_ks.value, "cNMF numbers of programs"),
                     "hvg": None if hvg in (None, _ALL_GENES) else hvg,
                     "n_iter": int(self.cnmf_iter.value), "progress": False,

@@ -246,7 +246,12 @@ class Annotator(W.VBox):
         self.compare_box.set_title(0, "Compare annotations")
         self.compare_box.add_class("em-compare-box")
         extra = [self.subsets.widget] if self.subsets is not None else []
-        super().__init__([self.status, body, self.progress.widget, self.compare_box, self.analysis.widget, *extra])
+        # the empty scatter and the cluster panel send a new user to "the Analysis tab": name it
+        self.analysis_title = W.HTML("<b>Analysis</b> (one recorded command a button; on raw counts "
+                                     "start with Preprocess, then Embed and Cluster)")
+        self.analysis_title.add_class("em-analysis-title")
+        super().__init__([self.status, body, self.progress.widget, self.compare_box, self.analysis_title,
+                          self.analysis.widget, *extra])
         self.add_class("em-annotator")
         if hasattr(self.scatter, "observe") and hasattr(self.scatter, "error"):
             # e.g. a lasso refused because it was drawn on cells no longer shown
@@ -390,7 +395,7 @@ class Annotator(W.VBox):
         return self.start_copy.get() if self.start_copy is not None else None
 
     def act(self, name: str, func: Callable, *args, after: Callable | None = None,
-            note: Callable | None = None, **kwargs):
+            note: Callable | None = None, quiet: bool = False, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
 
         Shows progress, catches errors (shown in red; the routines leave data and
@@ -398,7 +403,8 @@ class Annotator(W.VBox):
         history record says was written.  ``after(result)`` runs on success;
         ``note(result)`` returns a line added to the status (e.g. how to undo it).
         What the routine logs (``exprmat_widgets`` logger, INFO and up) during the action
-        is shown in the status line instead of being printed.
+        is shown in the status line instead of being printed (``quiet``: its INFO lines are
+        not shown, e.g. those of the commands a replay re-runs; warnings still are).
         Returns ``True`` when the action was started (it may still be running
         in the background: see :meth:`wait`).
         """
@@ -457,10 +463,12 @@ class Annotator(W.VBox):
                 self.refresh(changed)
                 if after is not None:
                     after(result)
-                said_ = " ".join(m.strip() for m in said.info if m.strip())
+                said_ = "" if quiet else " ".join(m.strip() for m in said.info if m.strip())
                 extra = note(result) if note is not None else ""
                 self.last_message = said_
                 warned = "; ".join(self.last_warnings)
+                if extra or warned:  # "from 400. - excluded 20 cells": one sentence, no stray full stop
+                    said_ = said_.rstrip(".")
                 self._set_status(f"{name} done in {time.perf_counter() - t0:.2f} s"
                                  + (f": {said_}" if said_ else f" ({self.adata.n_obs:,} cells in the data)")
                                  + (f" - {extra}" if extra else "")

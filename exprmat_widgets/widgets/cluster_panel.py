@@ -630,8 +630,10 @@ class ClusterPanel:
 
         args = self._guard("rename_cluster", build)
         if args is not None:
+            # the routine says nothing: the status line names what changed, as for a merge
             self.a.act("rename_cluster", _routine("rename_cluster"), self.a.adata,
-                       after=lambda r: self._after_rename(args["new"]), **args)
+                       after=lambda r: self._after_rename(args["new"]),
+                       note=lambda r: f"renamed {args['old']!r} to {args['new']!r} in obs[{args['key']!r}]", **args)
 
     def _after_rename(self, name):
         self.name_text.value = ""

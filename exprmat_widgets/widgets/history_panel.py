@@ -42,6 +42,10 @@ __all__ = ["HistoryPanel", "format_params"]
 
 _SELECTION_KEYS = ("cells",)
 
+# a long value (a key name, local_neighborhood_size=0.3,) may break anywhere: unbroken, the
+# table grows wider than the panel's column and its right edge is cut off at 1100 px
+_PARAMS_STYLE = "font-size:90%;overflow-wrap:anywhere"
+
 
 def _short(value, limit=60) -> str:
     if isinstance(value, dict) and value.get("encoding") in ("names", "mask"):
@@ -193,8 +197,8 @@ class HistoryPanel:
                 f'<tr class="{cls}" style="color:var(--jp-ui-font-color3, #999);'
                 'text-decoration:line-through;vertical-align:top">'
                 "<td>undone</td>"
-                f"<td><code>{html.escape(r['command'])}</code></td>"
-                f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
+                f"<td style='padding-right:6px'><code>{html.escape(r['command'])}</code></td>"
+                f"<td style='{_PARAMS_STYLE}'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
             )
         for i in range(len(recs) - 1, -1, -1):
             r = recs[i]
@@ -203,8 +207,8 @@ class HistoryPanel:
                 f'<tr class="em-history-row" style="{style};vertical-align:top;'
                 'border-top:1px solid var(--jp-border-color2, #eee)">'
                 f"<td>{i}</td>"
-                f"<td><code>{html.escape(r['command'])}</code></td>"
-                f"<td style='font-size:90%'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
+                f"<td style='padding-right:6px'><code>{html.escape(r['command'])}</code></td>"
+                f"<td style='{_PARAMS_STYLE}'>{html.escape(format_params(r.get('params', {})))}</td></tr>"
             )
         undone = f", {len(self.redo_records)} undone" if self.redo_records else ""
         self.table.value = (
@@ -362,20 +366,20 @@ class HistoryPanel:
                 em.replay(a.start, todo, check=True)
             except ReplayError as e:
                 step = (e.step + start_step) if e.step is not None else None
-                return ("fail", step, str(e))
-            return ("ok", len(todo), "")
-
-        def after(res):
-            kind, n, msg = res
-            if kind == "ok":
                 self.verify_status.value = (
-                    f'<span class="em-verify-ok" style="color:#1a7f37">replay ok: {n} command(s) '
-                    "reproduced exactly</span>"
+                    f'<span class="em-verify-error" style="color:#c62828">replay failed at step {step}: '
+                    f"{html.escape(str(e))}</span>"
                 )
-            else:
-                self.verify_status.value = (
-                    f'<span class="em-verify-error" style="color:#c62828">replay failed at step {n}: '
-                    f"{html.escape(msg)}</span>"
-                )
+                # red in the status line too, not a green "done" above a failed replay
+                raise ExprmatError(f"replay failed at step {step}: {e}") from None
+            return len(todo)
 
-        a.act("verify replay", run, after=after)
+        def after(n):
+            self.verify_status.value = (
+                f'<span class="em-verify-ok" style="color:#1a7f37">replay ok: {n} command(s) '
+                "reproduced exactly</span>"
+            )
+
+        # the verdict, not the replayed routines' own messages ("normalised 400 cells ...")
+        a.act("verify replay", run, after=after, quiet=True,
+              note=lambda n: f"replay ok: {n} command(s) reproduced exactly")

@@ -180,7 +180,9 @@ class MarkerPanel:
                                     tooltips=["fraction expressing and mean", "mean per group",
                                               "distribution per group", "each cell's value, by group"])
         self.kind.add_class("em-marker-kind")
-        self.kind.observe(lambda ch: self.a.when_idle("marker view", self.update_view), names="value")
+        # another view of the same table: only the drawing changes (filtering and the
+        # staleness check fingerprint the whole result, seconds on a loaded machine)
+        self.kind.observe(lambda ch: self.a.when_idle("marker view", self.redraw), names="value")
         self.info = W.HTML()
         self.info.add_class("em-marker-info")
         self.notes = W.HTML()
@@ -223,6 +225,12 @@ class MarkerPanel:
 
     def on_markers(self):
         a = self.a
+        if a.key not in a.adata.obs.columns:
+            # on raw counts: the core would list the obs columns, not say what to press
+            a.last_error = (f"markers: no clusters yet (obs[{a.key!r}] does not exist): run Leiden (or SC3) "
+                            "in the Analysis tab's Cluster section first, or pick a column under 'clusters of'.")
+            a._set_status(a.last_error, "error")
+            return
         sel = a.clusters.selected
         groups = sel if sel else "all"
 
@@ -375,9 +383,7 @@ class MarkerPanel:
         self._set_table(self.table_df)
         self._set_stale(stale)
         params = self._params()
-        genes = list(dict.fromkeys(df["names"].astype(str)))[:MAX_DOT_GENES]
-        groups = marker_groups(adata, key) if not stale else {}
-        self._draw(_track_genes(df) if self.kind.value == "tracksplot" else genes, groups)
+        self.redraw()
         ng = df["group"].nunique() if len(df) else 0
         data = "raw" if params.get("use_raw") else (params.get("layer") or "X")
         self.info.value = (
@@ -386,6 +392,15 @@ class MarkerPanel:
             f"{html.escape(str(data))})</span>"
         )
         self._set_notes()
+
+    def redraw(self):
+        """Draw the chosen view of the table last filtered by :meth:`update_view`."""
+        key, df = self.result_key, self.table_df
+        if key is None or key not in self.a.adata.uns:
+            return
+        genes = list(dict.fromkeys(df["names"].astype(str)))[:MAX_DOT_GENES] if len(df) else []
+        groups = marker_groups(self.a.adata, key) if not self.stale_reason else {}
+        self._draw(_track_genes(df) if self.kind.value == "tracksplot" and len(df) else genes, groups)
 
     def _set_stale(self, reason):
         self.stale_reason = reason
