@@ -540,6 +540,7 @@ function render({ model, el }) {
     legendToggle.title = legendOpen ? 'Hide the legend' : 'Show the legend';
     el.dataset.legendOpen = String(legendOpen);
   });
+  let legendMin = 0;
   function renderLegend() {
     const lg = buildLegend(model.get('_legend'));
     legendItems.replaceChildren();
@@ -572,6 +573,13 @@ function render({ model, el }) {
       );
     }
     search.value = model.get('color') ?? '';
+    // the legend only widens (until folded): a narrower one would resize the canvas, i.e. a
+    // refit and one more frame of every cell, at each switch between a gene and clusters
+    const w = legendEl.offsetWidth;
+    if (w > legendMin) {
+      legendMin = w;
+      legendEl.style.minWidth = `min(${w}px, 35%)`;
+    }
   }
 
   // ---- hover ----------------------------------------------------------------------------------
