@@ -33,6 +33,7 @@ Run: ``python benchmarks/widget_colour.py [--sizes 1000000] [--rounds 3]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -183,7 +184,7 @@ def _zoom(page, tool: str, settle: float) -> float:
     return _quiet(page, tool, t0 * 1000, settle * 1000, 120) / 1000 - t0
 
 
-def bench_size(ctx, server, n: int, rounds: int, settle: float, umap: Path) -> dict:
+def bench_size(ctx, server, n: int, rounds: int, settle: float, umap: Path, timeout: float = 300) -> dict:
     name = f"colour_{n}.ipynb"
     tools = list(CANVAS)
     jh.write_notebook(server.root / name, [
@@ -217,7 +218,13 @@ def bench_size(ctx, server, n: int, rounds: int, settle: float, umap: Path) -> d
         def timed(tool, code):
             kernel.run(f"_t0 = time.time(); {code}")
             t0 = kernel.eval("_t0")
-            return _quiet(page, tool, t0 * 1000, settle * 1000, 600) / 1000 - t0
+            try:
+                return _quiet(page, tool, t0 * 1000, settle * 1000, timeout) / 1000 - t0
+            except Exception:
+                # reported as a missing figure (NaN), the other actions still measured
+                jh.screenshot(page, f"colour_{n}_{tool}_no_frame.png")
+                _log(n, tool, f"no frame within {timeout} s after: {code}")
+                return float("nan")
 
         for i, g in enumerate(genes):
             order = tools if i % 2 == 0 else tools[::-1]
@@ -232,7 +239,11 @@ def bench_size(ctx, server, n: int, rounds: int, settle: float, umap: Path) -> d
         for i in range(rounds):
             order = tools if i % 2 == 0 else tools[::-1]
             for tool in order:
-                res["zoom"][tool].append(_zoom(page, tool, settle))
+                try:
+                    res["zoom"][tool].append(_zoom(page, tool, settle))
+                except Exception:
+                    _log(n, tool, "zoom: no frame within 120 s")
+                    res["zoom"][tool].append(float("nan"))
                 _log(n, tool, "zoom", res["zoom"][tool][-1])
         for i in range(rounds):
             order = tools if i % 2 == 0 else tools[::-1]
@@ -241,7 +252,8 @@ def bench_size(ctx, server, n: int, rounds: int, settle: float, umap: Path) -> d
                 res["lasso"][tool].append(r["s"])
                 res["lasso_cells"][tool].append(r["cells"])
                 _log(n, tool, "lasso", r)
-                _quiet(page, tool, 0, settle * 1000, 600)  # the selection's frames are over
+                with contextlib.suppress(Exception):
+                    _quiet(page, tool, 0, settle * 1000, 120)  # the selection's frames are over
         jh.screenshot(page, f"colour_{n}.png")
         return {"cells": n, "nnz_per_cell": nnz, "genes": genes, "categories": cats,
                 "first_frame": first, **res}
@@ -276,14 +288,19 @@ ACTIONS = [("first_frame", "first frame"), ("gene", "colour by gene"), ("categor
            ("zoom", "zoom (Ctrl + wheel)"), ("lasso", "lasso -> Python")]
 
 
+def _median(values) -> float:
+    """Median of the measured values (NaN: an action that drew no frame in time)."""
+    ok = [v for v in values if v == v]
+    return statistics.median(ok) if ok else float("nan")
+
+
 def table(rows) -> str:
     out = ["| cells | action | ours (s) | jupyter-scatter (s) | ratio (theirs / ours) |",
            "| ---: | --- | ---: | ---: | ---: |"]
     for r in rows:
         for key, label in ACTIONS:
             v = r[key]
-            o = v["ours"] if key == "first_frame" else statistics.median(v["ours"])
-            t = v["jupyter-scatter"] if key == "first_frame" else statistics.median(v["jupyter-scatter"])
+            o, t = (v[tool] if key == "first_frame" else _median(v[tool]) for tool in CANVAS)
             out.append(f"| {r['cells']:,} | {label} | {o:.2f} | {t:.2f} | {t / o:.2f}x |")
     return "\n".join(out)
 
@@ -293,13 +310,14 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--rounds", type=int, default=3, help="genes and categories per tool = 2 x rounds")
     ap.add_argument("--settle", type=float, default=1.5, help="quiet seconds that end an action")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds an action may take (else NaN)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
     umap = real_umap(Path.home() / ".cache" / "exprmat_widgets" / "bench_mouse_10k_umap.npy")
     rows = []
     with jh.JupyterServer() as server, jh.browser_context(viewport=(1400, 1400)) as (ctx, _page):
         for n in args.sizes:
-            r = bench_size(ctx, server, n, args.rounds, args.settle, umap)
+            r = bench_size(ctx, server, n, args.rounds, args.settle, umap, args.timeout)
             rows.append(r)
             print(json.dumps(r), flush=True)
             if args.json:
