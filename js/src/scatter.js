@@ -214,6 +214,12 @@ function render({ model, el }) {
     scatterplot.set(props);
   }
 
+  function setOrder(continuous, z, nCodes) {
+    scatterplot.set({ pointOrder: continuous ? orderByCodes(z, nCodes) : null });
+    // (get('pointOrder') would copy the whole order: keep our own flag)
+    ordered = continuous;
+  }
+
   async function drawOnce() {
     const ta = performance.now();
     const generation = model.get('_generation') | 0;
@@ -238,6 +244,13 @@ function render({ model, el }) {
     const { values: w, active } = highlightToValues(model.get('_highlight'), coords.n);
     applyStyle(active);
     const sel = Array.from(selection.filter((i) => i < coords.n));
+    // continuous colours: expressing cells on top of the rest
+    const continuous = model.get('_legend')?.kind === 'continuous';
+    // on the same points the order goes in before the draw, which then keeps it: one frame
+    // per recolour instead of a second one for the order (a frame of 1M points takes ~1 s
+    // in software WebGL); new points drop an order, so it follows their draw
+    const orderFirst = samePoints && (continuous || ordered);
+    if (orderFirst) setOrder(continuous, z, palette.length);
     const tb = performance.now();
     const reuse = samePoints ? { spatialIndex: scatterplot.get('spatialIndex'), preventFilterReset: true } : {};
     await scatterplot.draw(
@@ -258,13 +271,7 @@ function render({ model, el }) {
       decode: Math.round(tb - ta),
       draw: Math.round(performance.now() - tb),
     });
-    // continuous colours: expressing cells on top of the rest
-    const continuous = model.get('_legend')?.kind === 'continuous';
-    // (get('pointOrder') would copy the whole order: keep our own flag)
-    if (continuous || ordered) {
-      scatterplot.set({ pointOrder: continuous ? orderByCodes(z, palette.length) : null });
-      ordered = continuous;
-    }
+    if (!orderFirst && (continuous || ordered)) setOrder(continuous, z, palette.length);
     el.dataset.lastDrawAt = String(Date.now());
   }
 
@@ -275,6 +282,9 @@ function render({ model, el }) {
     if (busy) return;
     busy = true;
     try {
+      // the traits of one kernel message (codes, palette, highlight) change one after the
+      // other: wait for the last of them and draw once
+      await Promise.resolve();
       while (dirty && !destroyed) {
         dirty = false;
         await drawOnce();
@@ -530,6 +540,7 @@ function render({ model, el }) {
     legendToggle.title = legendOpen ? 'Hide the legend' : 'Show the legend';
     el.dataset.legendOpen = String(legendOpen);
   });
+  let legendMin = 0;
   function renderLegend() {
     const lg = buildLegend(model.get('_legend'));
     legendItems.replaceChildren();
@@ -562,6 +573,13 @@ function render({ model, el }) {
       );
     }
     search.value = model.get('color') ?? '';
+    // the legend only widens (until folded): a narrower one would resize the canvas, i.e. a
+    // refit and one more frame of every cell, at each switch between a gene and clusters
+    const w = legendEl.offsetWidth;
+    if (w > legendMin) {
+      legendMin = w;
+      legendEl.style.minWidth = `min(${w}px, 35%)`;
+    }
   }
 
   // ---- hover ----------------------------------------------------------------------------------
