@@ -142,3 +142,34 @@ def test_history_parameters_may_wrap_anywhere(ann):
     cells = ann.history.table.value.split("<td")
     params = [c for c in cells if "counts_before_normalisation_of_every_sample" in c]
     assert params and all("overflow-wrap:anywhere" in c for c in params)
+
+
+def test_an_annotation_click_does_not_filter_or_hash_the_markers_again(ann, monkeypatch):
+    """A merge changes the groups, not the marker result: the panel says it is stale from
+    the table it has and a remembered fingerprint of the result (it took 1.5 s a click on
+    16k genes); a filter change, or a new result, filters again."""
+    from exprmat_widgets.tl import marker_summary
+
+    mp, cp = ann.markers, ann.clusters
+    mp.clusters_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    calls, hashed = [], []
+    real, real_fp = em.filter_markers, marker_summary.fingerprint
+    monkeypatch.setattr(em, "filter_markers", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(marker_summary, "fingerprint",
+                        lambda o: (hasattr(o, "keys") and "names" in o and hashed.append(1)) or real_fp(o))
+    cp.select(["0", "1"])
+    cp.merge_button.click()
+    assert ann.status_kind == "ok", ann.status_text
+    assert mp.stale_reason and "leiden" in mp.stale_reason  # still judged: the groups changed
+    assert calls == []
+    n_hashed = len(hashed)
+    cp.select(["2"])
+    cp.name_text.value = "two"
+    cp.rename_button.click()
+    assert len(hashed) == n_hashed and calls == []  # the result's fingerprint is remembered
+    mp.min_lfc.value = 0.5  # a filter: the table is filtered again
+    assert calls == [1]
+    mp.recompute_button.click()  # a new result: filtered and hashed again
+    assert ann.status_kind == "ok", ann.status_text
+    assert len(calls) == 2 and len(hashed) > n_hashed and mp.stale_reason is None

@@ -408,6 +408,22 @@ def marker_cell_values(adata, genes, groups: dict, *, layer: str | None = None, 
             "values": values, "sizes": sizes, "sampled": bool(cells.size < total)}
 
 
+_fingerprinted: list = []  # [(result, ids of its entries, fingerprint)], newest first
+
+
+def _result_fingerprint(res) -> str:
+    """``fingerprint(res)``, remembered for the last few results: a panel asks after every
+    click, and hashing a genes x groups result of names takes most of a second.  A result
+    whose entries were replaced (new arrays) is hashed again."""
+    ids = tuple((str(k), id(res[k])) for k in res.keys())
+    for r, i, fp in list(_fingerprinted):
+        if r is res and i == ids:
+            return fp
+    fp = fingerprint(res)
+    _fingerprinted[:] = [(res, ids, fp)] + [e for e in _fingerprinted if e[0] is not res][:3]
+    return fp
+
+
 def _last_writer(records, label, stop=None):
     for i in range(len(records) if stop is None else stop, 0, -1):
         if label in (records[i - 1].get("output") or {}):
@@ -456,7 +472,7 @@ def marker_result_stale(adata, key: str) -> str | None:
         return None
     if groupby not in adata.obs.columns:
         return f"obs[{groupby!r}] no longer exists"
-    if i is None or records[i]["output"][f"uns:{key}"] != fingerprint(res):
+    if i is None or records[i]["output"][f"uns:{key}"] != _result_fingerprint(res):
         return None  # not written by the recorded command: its provenance is unknown
     label = f"obs:{groupby}"
     j = _last_writer(records, label, stop=i)

@@ -394,6 +394,10 @@ class Annotator(W.VBox):
         from a temporary file when it was written out to keep within the undo budget."""
         return self.start_copy.get() if self.start_copy is not None else None
 
+    @start.setter
+    def start(self, value):
+        self.start_copy = StartCopy(self.adata, value) if value is not None else None
+
     def act(self, name: str, func: Callable, *args, after: Callable | None = None,
             note: Callable | None = None, quiet: bool = False, **kwargs):
         """Run one core routine ``func(*args, **kwargs)`` as the action ``name``.
