@@ -411,11 +411,16 @@ def marker_cell_values(adata, genes, groups: dict, *, layer: str | None = None, 
 _fingerprinted: list = []  # [(result, ids of its entries, fingerprint)], newest first
 
 
+def result_identity(res) -> tuple:
+    """The ids of a marker result's entries: equal while no entry was replaced."""
+    return tuple((str(k), id(res[k])) for k in res)
+
+
 def _result_fingerprint(res) -> str:
     """``fingerprint(res)``, remembered for the last few results: a panel asks after every
     click, and hashing a genes x groups result of names takes most of a second.  A result
     whose entries were replaced (new arrays) is hashed again."""
-    ids = tuple((str(k), id(res[k])) for k in res.keys())
+    ids = result_identity(res)
     for r, i, fp in list(_fingerprinted):
         if r is res and i == ids:
             return fp

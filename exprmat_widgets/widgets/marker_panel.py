@@ -65,6 +65,7 @@ from ..tl.marker_summary import (
     marker_groups,
     marker_result_stale,
     marker_violins,
+    result_identity,
 )
 from ._controls import action_button
 from ._marker_svg import dot_plot_svg, matrix_plot_svg, stacked_violin_svg, tracks_plot_svg
@@ -399,7 +400,7 @@ class MarkerPanel:
         reused while the result (the same arrays) and the filters are unchanged (a label or
         a merge changes neither, and re-filtering takes about a second on 16k genes)."""
         res, filters = adata.uns[key], self.filters()
-        sig = (key, tuple((str(k), id(res[k])) for k in res.keys()), tuple(sorted(filters.items())))
+        sig = (key, result_identity(res), tuple(sorted(filters.items())))
         cached = self._filter_cache
         if cached is not None and cached[0] is res and cached[1] == sig:
             return cached[2]
