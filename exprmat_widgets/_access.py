@@ -80,6 +80,8 @@ def gene_labels(adata, gene_symbols=None) -> np.ndarray:
 
 def _dense_column(mat, j) -> np.ndarray:
     col = mat[:, j]
+    if hasattr(col, "dask"):  # a lazy X: one gene computed block by block, not the matrix
+        col = col.compute()
     if sp.issparse(col):
         col = col.toarray()
     return np.asarray(col, dtype=float).ravel()

@@ -115,6 +115,12 @@ def command_lock(adata) -> threading.RLock:
 
 
 def _check_state(adata, name: str, input_fp: dict, in_memory: bool) -> None:
+    if not isinstance(adata.obs, pd.DataFrame):
+        raise ExprmatError(
+            f"{name}(): adata.obs is a lazy {type(adata.obs).__name__} (anndata.experimental.read_lazy), "
+            "and commands rewrite obs columns. Open the data with `em.read_lazy(path)` instead: X stays "
+            "on disk, obs is read into memory."
+        )
     if in_memory and _compat.is_backed(adata):
         raise ExprmatError(
             f"{name}(): the AnnData is backed by {adata.filename} (read with backed='r'), and "
