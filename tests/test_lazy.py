@@ -172,3 +172,14 @@ def test_markers_lazy_store_under_dask_distributed(stores):
     assert counted > 0
     _same_markers(mem, lz)
     assert isinstance(lz.X, da.Array)
+
+
+def test_backed_exclusion_points_to_read_lazy(stores):
+    """A backed AnnData cannot drop cells; the message names em.read_lazy, which can."""
+    backed = ad.read_h5ad(stores[1], backed="r")
+    with pytest.raises(em.ExprmatError, match=r"em\.read_lazy\(path\)"):
+        em.exclude(backed, annotation="clusters", remove=["0"])
+    assert backed.n_obs == 400 and "commands" not in backed.uns
+    lz = _open(stores[1])
+    em.exclude(lz, annotation="clusters", remove=["0"])
+    assert lz.n_obs == int((backed.obs["clusters"] != "0").sum()) and isinstance(lz.X, da.Array)
