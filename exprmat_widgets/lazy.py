@@ -34,11 +34,16 @@ def _open(path: Path):
 def _cells_per_chunk(elem, n_obs: int, n_vars: int, chunk_cells: int | None) -> int:
     if chunk_cells is not None:
         return chunk_cells
+    target = _CHUNK_ENTRIES
     if "data" in getattr(elem, "keys", lambda: ())():  # sparse: by the mean non-zeros per cell
         per_cell = elem["data"].shape[0] / max(1, n_obs)
+        stored = (getattr(elem["data"], "chunks", None) or (0,))[0]
+        if target < stored <= 4 * target:
+            # a dask chunk smaller than a stored one would decompress that one twice
+            target = stored
     else:
         per_cell = n_vars
-    return int(max(1, min(n_obs, _CHUNK_ENTRIES // max(1.0, per_cell))))
+    return int(max(1, min(n_obs, target // max(1.0, per_cell))))
 
 
 def _lazy_matrix(elem, n_obs: int, n_vars: int, chunk_cells: int | None):
