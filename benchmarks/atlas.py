@@ -12,7 +12,7 @@ The in-memory comparison takes the first ``--compare`` cells of the store into m
 (a size that fits) and runs markers in memory and on the lazy prefix, alternating.
 
     python benchmarks/atlas.py /work/scratch/atlas/atlas_1m.zarr [--compare 200000]
-        [--parts steps compare distributed] [--workers 2]
+        [--cells N] [--parts steps compare distributed] [--workers 2]
 """
 
 from __future__ import annotations
@@ -83,13 +83,19 @@ def step(name: str, scheduler: str = "threaded", n_obs: int | None = None):
     print(f"  {name:<38}{scheduler:<12}{dt:>9.1f} s  peak RSS {p.peak / 2**30:5.2f} GiB", flush=True)
 
 
+def _open(path: Path, n_cells: int | None):
+    """The store opened lazily; with ``n_cells``, its first cells only (X stays lazy)."""
+    lz = em.read_lazy(path)
+    return lz if not n_cells or n_cells >= lz.n_obs else lz[:n_cells].copy()
+
+
 def _markers(adata, method, key):
     em.markers(adata, groupby="clusters", method=method, pts=True, key_added=key)
 
 
-def run_steps(path: Path, out_dir: Path, methods) -> None:
+def run_steps(path: Path, out_dir: Path, methods, n_cells: int | None = None) -> None:
     with step("open (read_lazy)"):
-        lz = em.read_lazy(path)
+        lz = _open(path, n_cells)
     n = lz.n_obs
     print(f"{n:,} cells x {lz.n_vars:,} genes, X chunks of {lz.X.chunks[0][0]:,} cells", flush=True)
     for method in methods:
@@ -97,7 +103,7 @@ def run_steps(path: Path, out_dir: Path, methods) -> None:
             _markers(lz, method, f"m_{method}")
     with step("proportion", n_obs=n):
         em.proportion(lz, major="clusters", minor="sample")
-    ann = em.read_lazy(path)  # a history of annotation commands only, for the replay below
+    ann = _open(path, n_cells)  # a history of annotation commands only, for the replay below
     rng = np.random.default_rng(0)
     cells = ann.obs_names[np.sort(rng.choice(n, n // 20, replace=False))]
     cats = [str(c) for c in ann.obs["clusters"].cat.categories]
@@ -120,12 +126,14 @@ def run_steps(path: Path, out_dir: Path, methods) -> None:
     with step("write subset to a new zarr store", n_obs=ann.n_obs):
         ann.write_zarr(out_dir / "subset.zarr")
     with step("replay the annotation history", n_obs=n):
-        out = em.replay(em.read_lazy(path), ann)
+        out = em.replay(_open(path, n_cells), ann)
     assert out.n_obs == ann.n_obs
     del out
     import shutil
 
     shutil.rmtree(out_dir / "subset.zarr", ignore_errors=True)
+    import exprmat_widgets.widgets  # noqa: F401  (the import is not the opening)
+
     with step("Annotator opens (X on disk)", n_obs=n):
         a = em.Annotator(lz, key="clusters", basis="umap", background=False)
     det = np.asarray(lz.X[:20_000].compute().getnnz(axis=0)) / 20_000
@@ -158,10 +166,10 @@ def run_compare(path: Path, n_cells: int, methods) -> None:
     del mem, lazy
 
 
-def run_distributed(path: Path, methods, workers: int) -> None:
+def run_distributed(path: Path, methods, workers: int, n_cells: int | None = None) -> None:
     from distributed import Client, LocalCluster
 
-    lz = em.read_lazy(path)
+    lz = _open(path, n_cells)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
                      processes=True) as cluster,
@@ -177,6 +185,7 @@ def run_distributed(path: Path, methods, workers: int) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("store", type=Path)
+    ap.add_argument("--cells", type=int, default=None, help="use the first CELLS cells of the store")
     ap.add_argument("--compare", type=int, default=200_000, help="cells of the in-memory comparison")
     ap.add_argument("--parts", nargs="+", default=["steps", "compare", "distributed"])
     ap.add_argument("--methods", nargs="+", default=["t-test", "wilcoxon"])
@@ -186,11 +195,11 @@ def main(argv=None):
     print(f"store {args.store}; load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
           f"{os.getloadavg()[2]:.1f} on {os.cpu_count()} cores", flush=True)
     if "steps" in args.parts:
-        run_steps(args.store, out_dir, args.methods)
+        run_steps(args.store, out_dir, args.methods, args.cells)
     if "compare" in args.parts:
         run_compare(args.store, args.compare, args.methods)
     if "distributed" in args.parts:
-        run_distributed(args.store, args.methods, args.workers)
+        run_distributed(args.store, args.methods, args.workers, args.cells)
     print("\n| step | scheduler | cells | wall (s) | peak RSS (GiB) |\n|---|---|---:|---:|---:|")
     for name, sched, n, dt, peak in ROWS:
         print(f"| {name} | {sched} | {n:,} | {dt:.1f} | {peak:.2f} |" if n else
