@@ -30,27 +30,10 @@ CELLS = [
 ]
 
 
-def _centre(page, selector):
-    box = page.locator(selector).first.bounding_box()
-    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def _click(page, selector):
-    x, y = _centre(page, selector)
-    page.mouse.move(x - 30, y - 10)
-    page.mouse.move(x, y, steps=5)
-    page.mouse.click(x, y)
-
-
-def _shot(page, name):
-    jh.ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = jh.ARTIFACTS / name
-    page.locator(ANN).first.screenshot(path=str(path))
-    return path
-
-
 def _colour_by_gene(page, kernel, gene):
-    _click(page, f"{SCATTER} input.emw-search")
+    search = page.locator(f"{SCATTER} input.emw-search").first
+    search.hover()  # a real pointer move onto the box, then a click
+    search.click()
     page.keyboard.press("Control+A")
     page.keyboard.type(gene, delay=30)
     page.keyboard.press("Enter")
@@ -74,7 +57,7 @@ def test_annotator_on_lazy_atlas(browser_ctx, jupyter_server):
         det = kernel.eval("str(mem.var_names[int(np.argmin(np.abs(np.asarray((mem.X > 0).mean(axis=0)).ravel()"
                           " - 0.4)))])")
         _colour_by_gene(page, kernel, det)
-        _shot(page, "lazy_atlas_gene_1400.png")
+        jh.screenshot(page.locator(ANN).first, "lazy_atlas_gene_1400.png")
 
         # a lasso around the cells of one cluster labels them; X stays on disk
         jh.lasso_around(page, kernel, "np.flatnonzero(adata.obs['leiden'].astype(str) == '0')")
@@ -91,9 +74,9 @@ def test_annotator_on_lazy_atlas(browser_ctx, jupyter_server):
 
         page.set_viewport_size({"width": 1100, "height": 1700})
         page.wait_for_timeout(800)
-        _shot(page, "lazy_atlas_gene_1100.png")
+        jh.screenshot(page.locator(ANN).first, "lazy_atlas_gene_1100.png")
         jh.set_theme(page, True)
-        _shot(page, "lazy_atlas_gene_dark.png")
+        jh.screenshot(page.locator(ANN).first, "lazy_atlas_gene_dark.png")
         jh.set_theme(page, False)
         assert not getattr(page, "emw_errors", []), page.emw_errors
     finally:
