@@ -13,6 +13,7 @@ from ._settings import settings  # noqa: F401
 from ._version import __version__  # noqa: F401
 from .errors import ExprmatError, MissingKeyError, ReplayError  # noqa: F401
 from .history import history, history_to_script, replay, undo  # noqa: F401
+from .lazy import read_lazy  # noqa: F401
 from .pl import *  # noqa: F403
 from .selection import decode_selection, encode_selection  # noqa: F401
 from .tl import *  # noqa: F403

@@ -87,6 +87,8 @@ def _dense_column(mat, j) -> np.ndarray:
         rows = np.searchsorted(mat.indptr, hit, side="right") - 1
         return np.bincount(rows, weights=mat.data[hit], minlength=mat.shape[0]).astype(float)
     col = mat[:, j]
+    if hasattr(col, "dask"):  # a lazy X: one gene computed block by block, not the matrix
+        col = col.compute()
     if sp.issparse(col):
         col = col.toarray()
     return np.asarray(col, dtype=float).ravel()

@@ -29,7 +29,7 @@ def _public_routines():
         out[f"tl.{name}"] = getattr(em.tl, name)
     for name in em.pl.__all__:
         out[f"pl.{name}"] = getattr(em.pl, name)
-    for name in ("history", "replay", "undo", "history_to_script"):
+    for name in ("history", "replay", "undo", "history_to_script", "read_lazy"):
         out[name] = getattr(em, name)
     for name in em.datasets.__all__:
         out[f"datasets.{name}"] = getattr(em.datasets, name)

@@ -115,12 +115,19 @@ def command_lock(adata) -> threading.RLock:
 
 
 def _check_state(adata, name: str, input_fp: dict, in_memory: bool) -> None:
+    if not isinstance(adata.obs, pd.DataFrame):
+        raise ExprmatError(
+            f"{name}(): adata.obs is a lazy {type(adata.obs).__name__} (anndata.experimental.read_lazy), "
+            "and commands rewrite obs columns. Open the data with `em.read_lazy(path)` instead: X stays "
+            "on disk, obs is read into memory."
+        )
     if in_memory and _compat.is_backed(adata):
         raise ExprmatError(
             f"{name}(): the AnnData is backed by {adata.filename} (read with backed='r'), and "
             f"{name} removes cells, which rewrites X. Load it into memory first with "
             "`adata = adata.to_memory()` (the history comes along), then save with "
-            "`adata.write_h5ad(new_path)`."
+            "`adata.write_h5ad(new_path)`; if X does not fit in memory, open the file with "
+            "`adata = em.read_lazy(path)` instead (X stays on disk and the removal stays lazy)."
         )
     if getattr(adata, "is_view", False):
         raise ExprmatError(
