@@ -173,7 +173,7 @@ def main():
                 a, b = by[(step, "em")], by[(step, "sc")]
                 print(f"{n} {step}: em/sc wall {a['wall'] / b['wall']:.2f}, cpu {a['cpu'] / b['cpu']:.2f}")
         if ("umap", "em") in by:
-            for (step, who), r in by.items():
+            for (step, _who), r in by.items():
                 if step.startswith("umap subsample"):
                     print(f"{n} {step}: default/fast wall {by[('umap', 'em')]['wall'] / r['wall']:.2f}, "
                           f"cpu {by[('umap', 'em')]['cpu'] / r['cpu']:.2f}")

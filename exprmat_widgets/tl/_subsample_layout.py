@@ -20,11 +20,37 @@ import scipy.sparse as sp
 
 from ..errors import ExprmatError
 
-__all__ = ["pick", "sub_graph", "place", "FINAL_EPOCHS"]
+__all__ = ["pick", "sub_graph", "place", "FINAL_EPOCHS", "seconds", "measured"]
 
 #: epochs over all cells after the placement when ``maxiter`` is not given (the quality /
 #: time trade-off measured in benchmarks/results/reembed.md)
 FINAL_EPOCHS = 30
+
+# wall seconds per cell and epoch of a default UMAP, and per cell of a kNN search, on the
+# shared 2-core machine of benchmarks/results/reembed.md; a UMAP run in this process
+# replaces the first by what it took here
+_RATE = {"umap": 6e-6, "knn": 2.5e-4}
+
+
+def default_epochs(n_obs: int) -> int:
+    """umap-learn's (and scanpy's) epochs for a graph of ``n_obs`` cells."""
+    return 500 if n_obs <= 10000 else 200
+
+
+def measured(n_obs: int, epochs: int, wall: float) -> None:
+    """Keep the rate of a UMAP that took ``wall`` seconds for ``n_obs`` cells and ``epochs``."""
+    if n_obs > 1000 and epochs > 0 and wall > 0:
+        _RATE["umap"] = wall / (n_obs * epochs)
+
+
+def seconds(n_obs: int, subsample: int | None = None, maxiter: int | None = None) -> float:
+    """About how long ``em.umap`` takes for ``n_obs`` cells (``subsample`` / ``maxiter`` as
+    there), from the last measured rate."""
+    if subsample is None:
+        return _RATE["umap"] * n_obs * (maxiter or default_epochs(n_obs))
+    final = FINAL_EPOCHS if maxiter is None else maxiter
+    return (_RATE["knn"] * subsample + _RATE["umap"] * subsample * default_epochs(subsample)
+            + _RATE["umap"] * n_obs * final)
 
 
 def pick(n_obs: int, subsample: int, random_state: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import scanpy as sc
 
 from .. import _progress as prog
@@ -114,8 +116,11 @@ def umap(
     # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
     # writes as it goes, so panel reads wait for the whole call
     with first_use("umap"), prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+        t0 = time.perf_counter()
         _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
               init_pos, random_state, a, b, key_added, nk)
+        # the panel's estimate for the next, larger re-embed
+        sub.measured(adata.n_obs, maxiter or sub.default_epochs(adata.n_obs), time.perf_counter() - t0)
         bar.update(1)
 
 
