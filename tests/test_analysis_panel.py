@@ -306,4 +306,4 @@ def test_fast_umap_option_is_recorded_and_replays(opened, monkeypatch):
     note = an.umap_note.value
     assert "400 cells" in note and "with the default" in note and "of 200 cells" in note
     an.umap_mode.value = "default"
-    assert "selected" not in an.umap_note.value and an.umap_subsample.layout.display == "none"
+    assert "of 200 cells" in an.umap_note.value and an.umap_subsample.layout.display == "none"

@@ -195,6 +195,8 @@ class AnalysisPanel:
                                                       tooltip="cells laid out first (em.umap subsample=)",
                                                       style=st))
         self.umap_subsample.layout.display = "none"
+        self.umap_mode.add_class("em-an-umap-mode")
+        self.umap_subsample.add_class("em-an-umap-subsample")
         for w in (self.umap_mode, self.umap_subsample):
             w.observe(lambda _c: self._refresh_umap_note(), names="value")
         self.umap_note = W.HTML()
@@ -366,7 +368,7 @@ class AnalysisPanel:
         self.umap_note.value = (
             f'<span class="em-an-umap-note-text">UMAP of {n:,} cells: about {_duration(slow)} with the '
             f"default, about {_duration(quick)} with layout \u201cfast (subsample)\u201d of {m:,} cells "
-            f"(measured rate{'; selected' if fast else ''})</span>")
+            "(measured rate)</span>")
 
     def _refresh_cnmf(self):
         key = (self.cnmf_key.value or "").strip()
