@@ -26,10 +26,10 @@ __all__ = ["pick", "sub_graph", "place", "FINAL_EPOCHS", "seconds", "measured"]
 #: time trade-off measured in benchmarks/results/reembed.md)
 FINAL_EPOCHS = 30
 
-# wall seconds per cell and epoch of a default UMAP, and per cell of a kNN search, on the
-# shared 2-core machine of benchmarks/results/reembed.md; a UMAP run in this process
-# replaces the first by what it took here
-_RATE = {"umap": 6e-6, "knn": 2.5e-4}
+# seconds per cell and epoch of a default UMAP, and per cell of a kNN search: the CPU
+# seconds of benchmarks/results/reembed.md at 50k cells (one busy core); a UMAP run in this
+# process replaces the first by the wall time it took here
+_RATE = {"umap": 4.5e-6, "knn": 1.8e-4}
 
 
 def default_epochs(n_obs: int) -> int:
