@@ -26,10 +26,11 @@ __all__ = ["pick", "sub_graph", "place", "FINAL_EPOCHS", "seconds", "measured"]
 #: time trade-off measured in benchmarks/results/reembed.md)
 FINAL_EPOCHS = 30
 
-# seconds per cell and epoch of a default UMAP, and per cell of a kNN search: the CPU
-# seconds of benchmarks/results/reembed.md at 50k cells (one busy core); a UMAP run in this
-# process replaces the first by the wall time it took here
-_RATE = {"umap": 4.5e-6, "knn": 1.8e-4}
+# seconds per cell and epoch of a default UMAP (its spectral start grows faster than the
+# cells: measured at 200k), of the epochs of the fast one (at 50k), and per cell of a kNN
+# search: CPU seconds of benchmarks/results/reembed.md (one busy core); a default UMAP run
+# in this process replaces the first by the wall time it took here
+_RATE = {"umap": 7.8e-6, "epoch": 4.5e-6, "knn": 1.8e-4}
 
 
 def default_epochs(n_obs: int) -> int:
@@ -49,8 +50,8 @@ def seconds(n_obs: int, subsample: int | None = None, maxiter: int | None = None
     if subsample is None:
         return _RATE["umap"] * n_obs * (maxiter or default_epochs(n_obs))
     final = FINAL_EPOCHS if maxiter is None else maxiter
-    return (_RATE["knn"] * subsample + _RATE["umap"] * subsample * default_epochs(subsample)
-            + _RATE["umap"] * n_obs * final)
+    return (_RATE["knn"] * subsample + _RATE["epoch"] * subsample * default_epochs(subsample)
+            + _RATE["epoch"] * n_obs * final)
 
 
 def pick(n_obs: int, subsample: int, random_state: int) -> np.ndarray:
