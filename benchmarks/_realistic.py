@@ -50,11 +50,11 @@ def realistic(name: str, n_obs: int, *, seed: int = 0, source=None):
     return em.datasets.synthetic_from(src, n_obs, random_state=seed, source=name)
 
 
-def rss_mib() -> float:
-    """Resident memory of this process (VmRSS), MiB."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """Resident memory of this process (``VmRSS``; ``VmHWM``: its peak), MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -277,3 +277,33 @@ def test_undo_of_an_exclusion_clears_the_notice(opened):
     assert an.reembed_button.layout.display == "none" and "predate" not in an.stale.value
     assert "0" in an.composition.columns
     pd.testing.assert_frame_equal(an.composition, em.proportion(adata, "sample", "leiden"))
+
+
+def test_fast_umap_option_is_recorded_and_replays(opened, monkeypatch):
+    from exprmat_widgets.widgets import analysis_panel
+
+    start, adata = opened[0], opened[1].copy()
+    ann = em.Annotator(adata, key="leiden", basis="umap", start=start, background=False)
+    an = ann.analysis
+    assert an.umap_mode.value == "default" and an.umap_subsample.layout.display == "none"
+    assert an.umap_note.value == ""  # 400 cells: nothing to say
+    an.umap_mode.value = "fast"
+    assert an.umap_subsample.layout.display is None and "subsample" in an.umap_mode.tooltip
+    # too many cells for the data: the routine's message in the status line, nothing changed
+    an.umap_subsample.value = 400
+    _refused(ann, an.umap_button.click, "smaller than the number of cells")
+    an.umap_subsample.value = 150
+    an.umap_button.click()
+    ann.wait()
+    _ok(ann, "umap")
+    assert get_records(adata)[-1]["params"]["subsample"] == 150
+    out = em.replay(start, adata)
+    np.testing.assert_array_equal(out.obsm["X_umap"], adata.obsm["X_umap"])
+    # a large data set (here: the threshold lowered to these cells) gets both estimates
+    monkeypatch.setattr(analysis_panel, "_SLOW_CELLS", 100)
+    an.umap_subsample.value = 200
+    an.refresh(None)
+    note = an.umap_note.value
+    assert "400 cells" in note and "with the default" in note and "of 200 cells" in note
+    an.umap_mode.value = "default"
+    assert "of 200 cells" in an.umap_note.value and an.umap_subsample.layout.display == "none"

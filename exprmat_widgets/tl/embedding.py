@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import scanpy as sc
 
 from .. import _progress as prog
 from .. import _validate as v
-from ..errors import MissingKeyError
+from ..errors import ExprmatError, MissingKeyError
 from ..history import command
+from . import _subsample_layout as sub
 from ._first_knn import first_use
+from ._umap_compat import scanpy_uses_pynndescent
 
 __all__ = ["umap"]
 
@@ -38,12 +42,22 @@ def umap(
     b: float | None = None,
     key_added: str | None = "umap",
     neighbors_key: str | None = "neighbors",
+    subsample: int | None = None,
 ):
     """UMAP of the kNN graph.
 
     Reads the graph named by ``neighbors_key`` (``uns[neighbors_key]`` and its
-    ``obsp`` matrices).  Writes ``obsm['X_<key_added>']`` (the tutorial's
+    ``obsp`` matrices; with ``subsample`` also the ``obsm`` representation the graph
+    was built on).  Writes ``obsm['X_<key_added>']`` (the tutorial's
     ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``.
+
+    The default (``subsample=None``) is scanpy's ``tl.umap``, bit for bit.  With
+    ``subsample=m`` (faster for hundreds of thousands of cells, at some cost in local
+    detail: ``benchmarks/results/reembed.md``): ``m`` random cells (seeded by
+    ``random_state``) get their own kNN graph, built as the graph ``neighbors_key`` was,
+    and a UMAP with umap-learn's default epochs; every other cell starts at the mean of
+    its embedded graph neighbours weighted by ``obsp['connectivities']``; then
+    ``maxiter`` epochs (``None``: 30) of UMAP over all cells from there.
 
     Parameters
     ----------
@@ -59,7 +73,7 @@ def umap(
         The number of dimensions of the embedding.
     maxiter
         The number of optimisation epochs (``None``: umap-learn's default for the
-        data size).
+        data size; with ``subsample``, the epochs over all cells, ``None``: 30).
     alpha
         The initial learning rate of the embedding optimisation.
     gamma
@@ -79,6 +93,10 @@ def umap(
         The embedding goes to ``obsm['X_<key_added>']`` (``None``: ``'umap'``).
     neighbors_key
         ``uns`` key of the kNN graph to embed (``None``: ``'neighbors'``).
+    subsample
+        ``None`` (scanpy's UMAP of every cell) or the number of cells to lay out
+        first (at least 2 more than the graph's ``n_neighbors``, fewer than the cells);
+        the others are placed by their neighbours and refined (see above).
     """
     nk = neighbors_key or "neighbors"
     if nk not in adata.uns:
@@ -90,11 +108,19 @@ def umap(
     v.number(n_components, "n_components", minimum=1, integer=True)
     if init_pos not in ("spectral", "paga", "random") and init_pos is not None:
         init_pos = v.embedding_key(adata, init_pos)
+    if subsample is not None:
+        _check_subsample(adata, subsample, nk, init_pos)
+        _subsampled(adata, subsample, min_dist, spread, n_components, maxiter, alpha, gamma,
+                    negative_sample_rate, init_pos, random_state, a, b, key_added, nk)
+        return
     # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
     # writes as it goes, so panel reads wait for the whole call
     with first_use("umap"), prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+        t0 = time.perf_counter()
         _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
               init_pos, random_state, a, b, key_added, nk)
+        # the panel's estimate for the next, larger re-embed
+        sub.measured(adata.n_obs, maxiter or sub.default_epochs(adata.n_obs), time.perf_counter() - t0)
         bar.update(1)
 
 
@@ -118,3 +144,44 @@ def _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative
     )
     # scanpy files the parameters under uns[key_added]; keep them at uns['umap']
     adata.uns["umap"] = adata.uns.pop(_obsm_key(key_added))
+
+
+def _check_subsample(adata, subsample, nk, init_pos):
+    v.number(subsample, "subsample", minimum=2, integer=True)
+    k = int(adata.uns[nk].get("params", {}).get("n_neighbors", 15))
+    if subsample >= adata.n_obs:
+        raise ExprmatError(
+            f"subsample={subsample} must be smaller than the number of cells ({adata.n_obs}); "
+            "pass a smaller number, or subsample=None for the UMAP of every cell.")
+    if subsample <= k + 1:
+        raise ExprmatError(
+            f"subsample={subsample} is too small for the graph's {k} neighbours: pass at least "
+            f"{k + 2} cells (a few thousand give a useful layout), or subsample=None.")
+    if init_pos == "paga":
+        raise ExprmatError("init_pos='paga' needs the PAGA of the subsample, which is not computed: "
+                           "use init_pos='spectral' (or an obsm key) with subsample.")
+    sub.graph_rep(adata, nk)
+
+
+def _subsampled(adata, m, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+                init_pos, random_state, a, b, key_added, nk):
+    idx = sub.pick(adata.n_obs, int(m), random_state)
+    _, _, params = sub.graph_rep(adata, nk)
+    nndescent = scanpy_uses_pynndescent(len(idx), transformer=None, metric=params.get("metric", "euclidean"), knn=True)
+    # three scanpy calls, a safe point after each; only the last writes to adata
+    with prog.bar(3, "UMAP (subsample)", enabled=False) as bar:
+        with first_use("pynndescent" if nndescent else "dense"):
+            small = sub.sub_graph(adata, idx, nk, init_pos)
+        bar.update(1)
+        with first_use("umap"):
+            _umap(small, min_dist, spread, n_components, None, alpha, gamma, negative_sample_rate,
+                  init_pos, random_state, a, b, "umap", "neighbors")
+        bar.update(1)
+        conn = adata.obsp[adata.uns[nk].get("connectivities_key", "connectivities")]
+        start = sub.place(conn, idx, small.obsm["X_umap"], random_state)
+        del small
+        with first_use("umap"), prog.writing("UMAP"):
+            _umap(adata, min_dist, spread, n_components, sub.FINAL_EPOCHS if maxiter is None else maxiter,
+                  alpha, gamma, negative_sample_rate, start, random_state, a, b, key_added, nk)
+            adata.uns["umap"]["params"]["subsample"] = int(m)
+        bar.update(1)

@@ -17,7 +17,8 @@ HVG                    ``em.highly_variable_genes(adata, flavor, n_top_genes, la
 PCA                    ``em.pca(adata, n_comps, mask_var)``
 Harmony                ``em.harmony(adata, batch_key)``
 kNN                    ``em.knn(adata, use_rep, n_neighbors)``
-UMAP                   ``em.umap(adata, min_dist, spread)``
+UMAP                   ``em.umap(adata, min_dist, spread)``; layout "fast (subsample)" adds
+                       ``subsample=<cells>`` (above 100k cells the tab says how long each takes)
 Re-embed               the next out-of-date one of kNN / UMAP (one command a click)
 Leiden                 ``em.leiden(adata, resolution, key_added)``
 SC3                    ``em.sc3(adata, basis, key_added, n_clusters=[...])``
@@ -53,6 +54,7 @@ from .. import _validate as v
 from .._logging import on_progress
 from ..errors import ExprmatError
 from ..history import get_records
+from ..tl._subsample_layout import seconds as umap_seconds
 from ._cnmf_svg import k_choice_svg
 from ._controls import action_button, guarded
 from .cluster_panel import annotation_keys
@@ -60,6 +62,10 @@ from .cluster_panel import annotation_keys
 __all__ = ["AnalysisPanel", "embedding_status"]
 
 _ALL_GENES = "(all genes)"
+# above this many cells the Embed tab says how long the default UMAP takes and offers the
+# fast one, laying out _FAST_CELLS first (benchmarks/results/reembed.md)
+_SLOW_CELLS = 100_000
+_FAST_CELLS = 20_000
 _NORMALIZE = {"share per row": "index", "share per column": "columns", "cell counts": None}
 
 
@@ -67,6 +73,10 @@ def _em():
     import exprmat_widgets as em
 
     return em
+
+
+def _duration(sec: float) -> str:
+    return f"{max(sec, 1):.0f} s" if sec < 90 else f"{sec / 60:.0f} min"
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -176,6 +186,21 @@ class AnalysisPanel:
                                                   description="min_dist", style=st))
         self.spread = _small(W.BoundedFloatText(value=1.0, min=0.01, max=10.0, step=0.1,
                                                 description="spread", style=st))
+        self.umap_mode = _small(W.Dropdown(options=[("default (scanpy)", "default"), ("fast (subsample)", "fast")],
+                                           value="default", description="layout", style=st), "200px")
+        self.umap_mode.tooltip = ("default: scanpy's UMAP of every cell (200 epochs each). fast: lay out a "
+                                  "random subsample, place the other cells by their neighbours, then 30 "
+                                  "epochs over all: minutes less at 200k+ cells, a little less local detail")
+        self.umap_subsample = _small(W.BoundedIntText(value=_FAST_CELLS, min=2, max=10**9, description="cells",
+                                                      tooltip="cells laid out first (em.umap subsample=)",
+                                                      style=st))
+        self.umap_subsample.layout.display = "none"
+        self.umap_mode.add_class("em-an-umap-mode")
+        self.umap_subsample.add_class("em-an-umap-subsample")
+        for w in (self.umap_mode, self.umap_subsample):
+            w.observe(lambda _c: self._refresh_umap_note(), names="value")
+        self.umap_note = W.HTML()
+        self.umap_note.add_class("em-an-umap-note")
         self.knn_button = btn("kNN", "k-nearest-neighbour graph of the current cells (em.knn)",
                               self.on_knn, "knn")
         self.umap_button = btn("UMAP", "UMAP of the kNN graph (em.umap); the scatter shows it",
@@ -186,7 +211,8 @@ class AnalysisPanel:
                                   self.on_reembed, "reembed", "warning")
         embed = W.VBox([
             row(self.knn_button, self.use_rep, self.n_neighbors),
-            row(self.umap_button, self.min_dist, self.spread),
+            row(self.umap_button, self.min_dist, self.spread, self.umap_mode, self.umap_subsample),
+            row(self.umap_note),
             row(self.stale, self.reembed_button),
         ])
 
@@ -300,6 +326,7 @@ class AnalysisPanel:
             finally:
                 self._silent = False
         self._refresh_stale()
+        self._refresh_umap_note()
         self._refresh_cnmf()
         self._refresh_composition()
 
@@ -329,6 +356,21 @@ class AnalysisPanel:
             text = "embedding of the current cells" if made else "no embedding yet: kNN, then UMAP"
             self.stale.value = f'<span class="em-an-stale-text">{text}</span>'
             self.reembed_button.layout.display = "none"
+
+    def _refresh_umap_note(self):
+        """Above ``_SLOW_CELLS`` cells: how long the default UMAP takes here, and the fast option."""
+        fast = self.umap_mode.value == "fast"
+        self.umap_subsample.layout.display = None if fast else "none"
+        n = self.a.adata.n_obs
+        if n <= _SLOW_CELLS:
+            self.umap_note.value = ""
+            return
+        m = min(int(self.umap_subsample.value or _FAST_CELLS), n - 1)
+        slow, quick = umap_seconds(n), umap_seconds(n, subsample=m)
+        self.umap_note.value = (
+            f'<span class="em-an-umap-note-text">UMAP of {n:,} cells: about {_duration(slow)} with the '
+            f"default, about {_duration(quick)} with layout \u201cfast (subsample)\u201d of {m:,} cells "
+            "(measured rate)</span>")
 
     def _refresh_cnmf(self):
         key = (self.cnmf_key.value or "").strip()
@@ -531,7 +573,13 @@ class AnalysisPanel:
         self._run("knn", build)
 
     def on_umap(self):
-        self._run("umap", lambda: {"min_dist": float(self.min_dist.value), "spread": float(self.spread.value)})
+        def build():
+            args = {"min_dist": float(self.min_dist.value), "spread": float(self.spread.value)}
+            if self.umap_mode.value == "fast":
+                args["subsample"] = int(self.umap_subsample.value)
+            return args
+
+        self._run("umap", build)
 
     def on_reembed(self):
         st = getattr(self, "embedding_state", None) or {}
