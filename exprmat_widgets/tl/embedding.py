@@ -9,6 +9,7 @@ from .. import _validate as v
 from ..errors import MissingKeyError
 from ..history import command
 from ._first_knn import first_use
+from ._umap_compat import epoch_progress
 
 __all__ = ["umap"]
 
@@ -42,8 +43,9 @@ def umap(
     """UMAP of the kNN graph.
 
     Reads the graph named by ``neighbors_key`` (``uns[neighbors_key]`` and its
-    ``obsp`` matrices).  Writes ``obsm['X_<key_added>']`` (the tutorial's
-    ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``.
+    ``obsp`` matrices; unlike ``sc.tl.umap`` it leaves the connectivities unchanged).
+    Writes ``obsm['X_<key_added>']`` (the tutorial's ``key_added='umap'`` gives
+    ``obsm['X_umap']``) and ``uns['umap']``.
 
     Parameters
     ----------
@@ -90,16 +92,30 @@ def umap(
     v.number(n_components, "n_components", minimum=1, integer=True)
     if init_pos not in ("spectral", "paga", "random") and init_pos is not None:
         init_pos = v.embedding_key(adata, init_pos)
-    # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
-    # writes as it goes, so panel reads wait for the whole call
-    with first_use("umap"), prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+    # each epoch of umap-learn's layout loop is reported and is a safe point (the spectral
+    # init before it is not); scanpy writes as it goes, so panel reads wait for the whole call
+    with first_use("umap"), prog.writing("UMAP"), epoch_progress("UMAP epochs"):
         _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
               init_pos, random_state, a, b, key_added, nk)
-        bar.update(1)
 
 
 def _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate, init_pos,
           random_state, a, b, key_added, nk):
+    # umap-learn zeroes the graph's weakest edges (below max / n_epochs) in place, through the
+    # COO view scanpy hands it, so a plain sc.tl.umap changes obsp['connectivities'] (and a
+    # later Leiden); it gets a copy, and the kNN graph stays as em.knn wrote it
+    conn_key = adata.uns[nk].get("connectivities_key", "connectivities")
+    graph = adata.obsp[conn_key]
+    adata.obsp[conn_key] = graph.copy()
+    try:
+        _scanpy_umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+                     init_pos, random_state, a, b, key_added, nk)
+    finally:
+        adata.obsp[conn_key] = graph
+
+
+def _scanpy_umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+                 init_pos, random_state, a, b, key_added, nk):
     sc.tl.umap(
         adata,
         min_dist=min_dist,
