@@ -79,6 +79,14 @@ def gene_labels(adata, gene_symbols=None) -> np.ndarray:
 
 
 def _dense_column(mat, j) -> np.ndarray:
+    if sp.issparse(mat) and mat.format == "csr":
+        # scipy's column slice of a CSR walks it row by row (0.4 s at 200k cells, 12M
+        # non-zeros, the cost of a scatter colour change); one vectorised pass over the
+        # column indices is several times faster and gives the same float64 values
+        # (bincount sums duplicate entries, as the slice does)
+        pos = np.flatnonzero(mat.indices == j)
+        rows = np.searchsorted(mat.indptr, pos, side="right") - 1
+        return np.bincount(rows, weights=mat.data[pos], minlength=mat.shape[0]).astype(float, copy=False)
     col = mat[:, j]
     if sp.issparse(col):
         col = col.toarray()
