@@ -12,7 +12,8 @@ that a hook like :func:`._umap_compat.epoch_progress` could use.  Wrapping its m
 iteration, and would reach into internals for that.  How long the wait is
 (``benchmarks/knn_cancel_wait.py``, 2 cores under load 13-18, synthetic from the mouse 10k
 cells, 50 PCs, 15 neighbours): a Cancel 1 s into ``em.knn`` returned 98 s later at 50,000
-cells (a plain ``sc.pp.neighbors``: 51 s) and KNN_200K at 200,000 cells.  The panel says
+cells (a plain ``sc.pp.neighbors``: 51 s); 200,000 cells did not fit the measuring run,
+and pynndescent's work grows a little faster than the cells, so expect minutes there.  The panel says
 "cancelling at the next safe point" meanwhile, and the data and history come back as before.
 """
 
