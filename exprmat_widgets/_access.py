@@ -85,7 +85,7 @@ def _dense_column(mat, j) -> np.ndarray:
         # bincount sums duplicate entries as scipy does
         hit = np.flatnonzero(mat.indices == j)
         rows = np.searchsorted(mat.indptr, hit, side="right") - 1
-        return np.bincount(rows, weights=mat.data[hit], minlength=mat.shape[0]).astype(float)
+        return np.bincount(rows, weights=mat.data[hit], minlength=mat.shape[0]).astype(float, copy=False)
     col = mat[:, j]
     if hasattr(col, "dask"):  # a lazy X: one gene computed block by block, not the matrix
         col = col.compute()

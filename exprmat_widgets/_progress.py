@@ -104,6 +104,13 @@ class _ScopeBar(_std_tqdm):
         self._scope.report(self.desc, self.n, self.total)
         return True
 
+    def refresh(self, nolock=False, lock_args=None):
+        # tqdm's refresh holds its class-wide write lock around display(); nothing is written
+        # to a terminal here, and a listener that takes its time (a panel's message) would
+        # stall every other bar of the process, also one made in another thread
+        self.display()
+        return True
+
     def update(self, n=1):
         out = super().update(n)
         self._scope.token.check(self.desc)
@@ -115,8 +122,9 @@ class _ScopeBar(_std_tqdm):
         super().close()
 
 
-def bar(total: int | None, desc: str, enabled: bool = True):
-    """A progress bar for ``total`` steps of a long routine.
+def bar(total: int | None, desc: str, enabled: bool = True, iterable=None):
+    """A progress bar for ``total`` steps of a long routine (or over ``iterable``, as
+    ``tqdm(iterable)``: each step taken from it is then a safe point).
 
     From code: ``tqdm.auto.tqdm`` (disabled when ``enabled`` is false).  Inside :func:`scope`:
     a bar reporting to the scope (always; ``enabled`` only governs printed bars), whose
@@ -127,10 +135,10 @@ def bar(total: int | None, desc: str, enabled: bool = True):
     if s is None:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+        return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False)
     # every step reaches the listener (which throttles what it shows), so a cancel asked from
     # it is seen at that very step
-    return _ScopeBar(total=total, desc=desc, scope=s, mininterval=0, miniters=1)
+    return _ScopeBar(iterable, total=total, desc=desc, scope=s, mininterval=0, miniters=1)
 
 
 def checkpoint(where: str = "") -> None:

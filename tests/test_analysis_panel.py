@@ -8,6 +8,7 @@ import pytest
 
 import exprmat_widgets as em
 from exprmat_widgets.history import fingerprint, get_records, raw_records
+from exprmat_widgets.tl.nmf_consensus import available_cores
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +243,13 @@ def test_cnmf_run_pick_k_extract(opened):
     an.cnmf_ks.value = "1"
     _refused(ann, an.cnmf_button.click, "consensus_nmf")
     an.cnmf_ks.value = "3,4"
+    cores = available_cores()
+    # one core is left to the kernel by default; the box holds no more than there are
+    assert an.cnmf_threads.value == max(1, cores - 1) and an.cnmf_threads.max == cores
+    an.cnmf_threads.value = cores
     an.cnmf_button.click()
     _ok(ann, "consensus_nmf")
+    assert get_records(adata)[-1]["params"]["ncpus"] == cores  # recorded like any parameter
     assert list(an.cnmf_k.options) == ["3", "4"] and "stability" in an.cnmf_stats.value
     # the choice-of-k plot beside the table: one line per statistic, one point per k, drawn
     # from uns['cnmf.stats'] (the highest stability at the top of its axis)

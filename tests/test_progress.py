@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+import scanpy as sc
 
 import exprmat_widgets as em
 from exprmat_widgets import _progress as prog
@@ -109,6 +110,106 @@ def test_cancel_mid_sc3_and_before_knn_umap(ready):
         em.knn(adata, use_rep="X_pca", n_neighbors=5)
     assert ("sc3", 3, 3) in lis.seen and ("kNN", 1, 1) in lis.seen
     assert [r["command"] for r in get_records(adata)][-2:] == ["sc3", "knn"]
+
+
+def _plain_umap(adata, graph=False, **kw):
+    """scanpy's own UMAP on a copy, no hook: the reference embedding (and, with ``graph``,
+    the connectivities it leaves)."""
+    ref = adata.copy()
+    sc.tl.umap(ref, **kw)
+    return (ref.obsm["X_umap"], ref.obsp["connectivities"]) if graph else ref.obsm["X_umap"]
+
+
+def test_umap_epochs_report_and_give_the_same_bits(ready):
+    import umap.layouts
+
+    original = umap.layouts.tqdm
+    adata = ready.copy()
+    lis = Cancels()
+    with prog.scope(lis, lis.token):
+        em.umap(adata, maxiter=40, random_state=3)
+    epochs = [(n, t) for d, n, t in lis.seen if d == "UMAP epochs"]
+    assert epochs[-1] == (40, 40) and [n for n, _ in epochs] == sorted(n for n, _ in epochs)
+    assert len({n for n, _ in epochs}) > 20  # one report per epoch, not one for the call
+    hooked = adata.obsm["X_umap"]
+    plain, plain_graph = _plain_umap(ready, graph=True, maxiter=40, random_state=3)
+    code = ready.copy()
+    graph = code.obsp["connectivities"].copy()
+    em.umap(code, maxiter=40, random_state=3)  # from code: no scope, umap's own bar
+    # scanpy's call zeroes weak edges of the graph in place; em.umap leaves the same graph
+    # (a later Leiden clusters what scanpy's would), and the records name it as written
+    assert fingerprint(plain_graph) != fingerprint(graph)
+    assert fingerprint(code.obsp["connectivities"]) == fingerprint(plain_graph)
+    assert fingerprint(adata.obsp["connectivities"]) == fingerprint(plain_graph)
+    assert "obsp:connectivities" in get_records(code)[-1]["output"]
+    assert hooked.dtype == plain.dtype and hooked.tobytes() == plain.tobytes()
+    assert code.obsm["X_umap"].tobytes() == plain.tobytes()
+    assert umap.layouts.tqdm is original
+
+
+def test_cancel_mid_umap_epochs_leaves_data_and_history_identical(ready):
+    import umap.layouts
+
+    original = umap.layouts.tqdm
+    adata = ready.copy()
+    adata.obsm["X_umap_old"] = adata.obsm["X_umap"].copy()
+    before, n_rec = _whole(adata), len(get_records(adata))
+    lis = Cancels(at=7)
+    with prog.scope(lis, lis.token), pytest.raises(prog.Cancelled, match="UMAP epochs.*as they were"):
+        em.umap(adata, maxiter=60, min_dist=0.2)
+    assert lis.seen[-1][0] == "UMAP epochs" and 7 <= lis.seen[-1][1] < 60 == lis.seen[-1][2]
+    assert _whole(adata) == before and len(get_records(adata)) == n_rec
+    assert umap.layouts.tqdm is original
+
+
+def test_umap_hook_is_put_back_on_error_and_spares_other_threads(ready):
+    """A plain UMAP in another thread, while a recorded one is held mid-epochs, gets umap's
+    own bar (nothing reaches the recorded one's listener) and the same bits as alone; an
+    error from inside the epochs puts ``umap.layouts`` back."""
+    import umap.layouts
+
+    original = umap.layouts.tqdm
+    adata = ready.copy()
+    held, go, seen = threading.Event(), threading.Event(), []
+
+    def listener(desc, n, total):
+        seen.append((threading.get_ident(), desc, n))
+        if n == 5:
+            held.set()
+            assert go.wait(60)
+
+    errors = []
+
+    def recorded():
+        try:
+            with prog.scope(listener):
+                em.umap(adata, maxiter=30, random_state=1)
+        except Exception as e:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(e)
+
+    t = threading.Thread(target=recorded)
+    t.start()
+    assert held.wait(120)
+    assert umap.layouts.tqdm is not original  # the dispatcher is in while the epochs run
+    other = ready.copy()
+    sc.tl.umap(other, maxiter=25, random_state=2)  # this thread, same moment
+    go.set()
+    t.join(120)
+    assert not errors and {tid for tid, _, _ in seen} == {t.ident}
+    assert other.obsm["X_umap"].tobytes() == _plain_umap(ready, maxiter=25, random_state=2).tobytes()
+    assert adata.obsm["X_umap"].tobytes() == _plain_umap(ready, maxiter=30, random_state=1).tobytes()
+    assert umap.layouts.tqdm is original
+
+    broke = []
+
+    def failing(desc, n, total):
+        if n == 3 and not broke:  # once: the bar's close reports n=3 again
+            broke.append(n)
+            raise RuntimeError("listener broke")
+
+    with prog.scope(failing), pytest.raises(RuntimeError, match="listener broke"):
+        em.umap(ready.copy(), maxiter=30)
+    assert umap.layouts.tqdm is original
 
 
 def test_code_calls_are_unchanged_without_a_scope(ready):

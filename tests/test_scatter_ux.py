@@ -65,6 +65,39 @@ def test_scatter_feature_lookup_is_the_cores(pbmc):
     np.testing.assert_allclose(w._legend["vmax"], np.asarray(pbmc.X[:, 3]).max())
 
 
+def test_gene_column_and_colormap_fast_paths_give_the_same_values(pbmc):
+    """A colour change by gene reads one CSR column in one vectorised pass and a cached
+    colormap; both give what scipy's column slice and the per-value colormap calls gave."""
+    import scipy.sparse as sp
+    from matplotlib import colormaps
+    from matplotlib import colors as mcolors
+
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.3, size=(300, 40)).astype(np.float32)
+    m = sp.csr_matrix(dense)
+    # a non-canonical CSR (a duplicate entry in row 5): the slice sums duplicates, so must we
+    rows, cols = np.r_[m.nonzero()[0], 5], np.r_[m.nonzero()[1], 7]
+    dup = sp.csr_matrix((np.r_[m.data, np.float32(2.5)], (rows, cols)), shape=m.shape)
+    dup.has_canonical_format = False
+    for mat in (m, dup):
+        for j in range(mat.shape[1]):
+            got = _access._dense_column(mat, j)
+            want = np.asarray(mat[:, j].toarray(), dtype=float).ravel()
+            assert got.dtype == np.float64 and got.tobytes() == want.tobytes(), j
+    assert _access._dense_column(dup, 7)[5] == dense[5, 7] + 2.5
+    for name in ("viridis", "magma"):
+        want = [mcolors.to_hex(colormaps[name](x)) for x in np.linspace(0.0, 1.0, scmod.N_CONTINUOUS)]
+        assert scmod._colormap(name, scmod.N_CONTINUOUS) == want
+    # a gene after a gene: new codes, the same palette, which is not sent again
+    w = UmapScatter(pbmc, color="CD79A")
+    sent = []
+    w.observe(lambda ch: sent.append(ch["name"]), names=["_palette", "_codes_hash"])
+    w.color_by(str(pbmc.var_names[0]))
+    assert sent == ["_codes_hash"]
+    w.color_by("bulk_labels")
+    assert "_palette" in sent
+
+
 # ------------------------------------------------------------------ item 7: one selection
 def test_one_current_selection_kind_and_count(pbmc):
     w = UmapScatter(pbmc, color="bulk_labels")

@@ -16,11 +16,28 @@ kernels and their results are unchanged: the cache holds the same machine code n
 would compile (it is keyed by signature, CPU and source file).  Kernels made later (umap
 builds some inside functions) are untouched.  Nothing else is patched, and only while the
 import runs; if umap-learn was imported before, it is used as it is.
+
+Epochs of a recorded UMAP: scanpy gives umap-learn no epoch callback, but umap-learn 0.5's
+``umap.layouts.optimize_layout_*`` loop over ``tqdm(range(n_epochs), **tqdm_kwds)``, looking
+the module's ``tqdm`` name up at each call.  :func:`epoch_progress` puts a dispatcher under
+that name while a recorded UMAP runs: in the context that entered it, the loop walks a
+:func:`exprmat_widgets._progress.bar` (each epoch reported to the panel, each next epoch a
+safe point where Cancel stops); everywhere else (a plain ``umap.UMAP`` or ``sc.tl.umap`` in
+another thread, or in this one outside the block) it calls the ``tqdm`` it replaced with the
+same arguments, so those calls behave as before.  The loop gets the same epoch numbers in the
+same order either way, so the embedding is bit-identical.  The dispatcher is installed by the
+first of any concurrent blocks and the original put back by the last one (also on error);
+if someone else replaced the name meanwhile, theirs is left in place.  The switch is a
+contextvar, which every other thread sees unset (a thread starts with an empty context), so
+a plain call there gets the original bar even while a recorded UMAP runs here; a thread
+umap-learn started itself would too (0.5.12 starts none: its epochs run in numba), which
+only loses that run's progress, never its result.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import tempfile
@@ -29,7 +46,8 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["cache_dir", "import_umap", "scanpy_uses_pynndescent", "umap_imported", "uses_cache"]
+__all__ = ["cache_dir", "epoch_progress", "import_umap", "scanpy_uses_pynndescent", "umap_imported",
+           "uses_cache"]
 
 _lock = threading.RLock()
 _cached_import = False  # umap.umap_ was imported here, with its kernels cached
@@ -133,3 +151,51 @@ def scanpy_uses_pynndescent(n_obs: int, *, transformer, metric: str, knn: bool) 
         return False
     dense = (metric == "euclidean" and n_obs < 8192) or not knn
     return not (dense or n_obs < 4096)
+
+
+# -- epochs of a recorded UMAP (see the module docstring)
+
+_epoch_bar: contextvars.ContextVar[str | None] = contextvars.ContextVar("exprmat_umap_epochs", default=None)
+_hook_lock = threading.Lock()
+_hook_users = 0
+_replaced = None  # the module's tqdm before the dispatcher went in
+
+
+def _dispatch(*args, **kwargs):
+    desc = _epoch_bar.get()
+    if desc is None:
+        # a call that found the dispatcher just before the last block put the original back
+        # still reaches it: _replaced keeps it
+        return _replaced(*args, **kwargs)
+    from .. import _progress as prog
+
+    iterable = args[0] if args else kwargs.get("iterable")
+    total = kwargs.get("total")
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    return prog.bar(total, desc, enabled=False, iterable=iterable)
+
+
+@contextlib.contextmanager
+def epoch_progress(desc: str = "UMAP epochs"):
+    """While the block runs, umap-learn's epoch loops in this context walk a progress bar
+    named ``desc`` (reported to the current :func:`exprmat_widgets._progress.scope`; each
+    epoch a safe point); calls from other threads are untouched.  ``umap.layouts`` is put
+    back as it was when the last concurrent block ends, also on error."""
+    global _hook_users, _replaced
+    import umap.layouts as layouts
+
+    with _hook_lock:
+        if _hook_users == 0:
+            _replaced = layouts.tqdm
+            layouts.tqdm = _dispatch
+        _hook_users += 1
+    reset = _epoch_bar.set(desc)
+    try:
+        yield
+    finally:
+        _epoch_bar.reset(reset)
+        with _hook_lock:
+            _hook_users -= 1
+            if _hook_users == 0 and layouts.tqdm is _dispatch:
+                layouts.tqdm = _replaced

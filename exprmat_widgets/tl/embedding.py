@@ -12,7 +12,7 @@ from ..errors import ExprmatError, MissingKeyError
 from ..history import command
 from . import _subsample_layout as sub
 from ._first_knn import first_use
-from ._umap_compat import scanpy_uses_pynndescent
+from ._umap_compat import epoch_progress, scanpy_uses_pynndescent
 
 __all__ = ["umap"]
 
@@ -23,7 +23,10 @@ def _obsm_key(key_added):
 
 
 def _writes(p, adata):
-    return [("obsm", _obsm_key(p["key_added"])), ("uns", "umap")]
+    nk = p.get("neighbors_key") or "neighbors"
+    params = adata.uns.get(nk)
+    conn = params.get("connectivities_key", "connectivities") if hasattr(params, "get") else "connectivities"
+    return [("obsm", _obsm_key(p["key_added"])), ("uns", "umap"), ("obsp", conn)]
 
 
 @command("umap", writes=_writes, gated=True)
@@ -49,7 +52,9 @@ def umap(
     Reads the graph named by ``neighbors_key`` (``uns[neighbors_key]`` and its
     ``obsp`` matrices; with ``subsample`` also the ``obsm`` representation the graph
     was built on).  Writes ``obsm['X_<key_added>']`` (the tutorial's
-    ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``.
+    ``key_added='umap'`` gives ``obsm['X_umap']``) and ``uns['umap']``; and, as
+    ``sc.tl.umap`` does, the connectivities with umap-learn's weakest edges set to zero
+    (so that a Leiden after it clusters scanpy's graph), only once the UMAP succeeded.
 
     The default (``subsample=None``) is scanpy's ``tl.umap``, bit for bit.  With
     ``subsample=m`` (faster for hundreds of thousands of cells, at some cost in local
@@ -113,19 +118,35 @@ def umap(
         _subsampled(adata, subsample, min_dist, spread, n_components, maxiter, alpha, gamma,
                     negative_sample_rate, init_pos, random_state, a, b, key_added, nk)
         return
-    # scanpy passes umap-learn no epoch callback: one step, cancelled before or after it; it
-    # writes as it goes, so panel reads wait for the whole call
-    with first_use("umap"), prog.bar(1, "UMAP", enabled=False) as bar, prog.writing("UMAP"):
+    # each epoch of umap-learn's layout loop is reported and is a safe point (the spectral
+    # init before it is not); scanpy writes as it goes, so panel reads wait for the whole call
+    with first_use("umap"), prog.writing("UMAP"), epoch_progress("UMAP epochs"):
         t0 = time.perf_counter()
         _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
               init_pos, random_state, a, b, key_added, nk)
         # the panel's estimate for the next, larger re-embed
         sub.measured(adata.n_obs, maxiter or sub.default_epochs(adata.n_obs), time.perf_counter() - t0)
-        bar.update(1)
 
 
 def _umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate, init_pos,
           random_state, a, b, key_added, nk):
+    # umap-learn zeroes the graph's weakest edges (below max / n_epochs) in place, through the
+    # COO view scanpy hands it, so sc.tl.umap changes obsp['connectivities'] (and a later
+    # Leiden). scanpy gets a copy: kept, as scanpy leaves it, when the UMAP succeeds; on an
+    # error or Cancel the graph is the one em.knn wrote (undo restores it from its snapshot)
+    conn_key = adata.uns[nk].get("connectivities_key", "connectivities")
+    graph = adata.obsp[conn_key]
+    adata.obsp[conn_key] = graph.copy()
+    try:
+        _scanpy_umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+                     init_pos, random_state, a, b, key_added, nk)
+    except BaseException:
+        adata.obsp[conn_key] = graph
+        raise
+
+
+def _scanpy_umap(adata, min_dist, spread, n_components, maxiter, alpha, gamma, negative_sample_rate,
+                 init_pos, random_state, a, b, key_added, nk):
     sc.tl.umap(
         adata,
         min_dist=min_dist,

@@ -132,13 +132,17 @@ def _ks(ks):
     return out
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
 def _ncpus(ncpus):
     v.number(ncpus, "ncpus", minimum=1, integer=True)
-    try:
-        avail = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        avail = os.cpu_count() or 1
-    return max(1, min(int(ncpus), avail))
+    return max(1, min(int(ncpus), available_cores()))
 
 
 def _seeds(random_state, ks, n_iter):

@@ -23,10 +23,15 @@ Re-embed               the next out-of-date one of kNN / UMAP (one command a cli
 Leiden                 ``em.leiden(adata, resolution, key_added)``
 SC3                    ``em.sc3(adata, basis, key_added, n_clusters=[...])``
 Linear layer           ``em.derive_layer(adata, key_added=tpm, source='X', transform='expm1')``
-cNMF                   ``em.consensus_nmf(adata, counts, tpm, ks, hvg, n_iter, key_added)``
+cNMF                   ``em.consensus_nmf(adata, counts, tpm, ks, hvg, n_iter, ncpus, key_added)``
 Extract k              ``em.consensus_nmf_extract_k(adata, k, key)``
 Label by program       ``em.label_by_program(adata, usage_key, key_added, min_usage)``
 =====================  ===========================================================
+
+The cNMF threads box (``ncpus``) starts at the cores available less one: the replicates
+run in numba threads that release the GIL, and the one core left is the kernel's, so the
+panels still answer clicks (and the browser draws) while cNMF runs; the results do not
+depend on it.
 
 After an extraction the cNMF tab lists each program's top genes
 (``em.program_top_genes``, read-only); clicking a program colours the UMAP by its usage
@@ -55,6 +60,7 @@ from .._logging import on_progress
 from ..errors import ExprmatError
 from ..history import get_records
 from ..tl._subsample_layout import seconds as umap_seconds
+from ..tl.nmf_consensus import available_cores
 from ._cnmf_svg import k_choice_svg
 from ._controls import action_button, guarded
 from .cluster_panel import annotation_keys
@@ -250,6 +256,10 @@ class AnalysisPanel:
         self.cnmf_iter = _small(W.BoundedIntText(value=10, min=1, max=10**4, description="replicates",
                                                  style=st))
         self.cnmf_hvg = _small(W.Dropdown(options=[], description="genes", style=st), "220px")
+        self.cnmf_threads = _small(W.BoundedIntText(value=max(1, available_cores() - 1), min=1,
+                                                    max=available_cores(), description="threads", style=st),
+                                   "140px")
+        self.cnmf_threads.add_class("em-an-cnmf-threads")
         self.cnmf_key = _small(W.Text(value="cnmf", description="into uns", style=st), "180px")
         self.cnmf_k = _small(W.Dropdown(options=[], description="pick k", style=st), "140px")
         self.cnmf_stats = W.HTML()
@@ -260,7 +270,7 @@ class AnalysisPanel:
                                   "(em.consensus_nmf_extract_k)", self.on_extract, "extract")
         cnmf = W.VBox([
             row(self.tpm_button, self.tpm_layer),
-            row(self.cnmf_button, self.cnmf_ks, self.cnmf_iter, self.cnmf_hvg, self.cnmf_key),
+            row(self.cnmf_button, self.cnmf_ks, self.cnmf_iter, self.cnmf_threads, self.cnmf_hvg, self.cnmf_key),
             self.cnmf_stats,
             row(self.extract_button, self.cnmf_k),
             *self._program_controls(btn, row, st),
@@ -635,7 +645,8 @@ class AnalysisPanel:
                     "tpm": tpm,
                     "ks": _ints(self.cnmf_ks.value, "cNMF numbers of programs"),
                     "hvg": None if hvg in (None, _ALL_GENES) else hvg,
-                    "n_iter": int(self.cnmf_iter.value), "progress": False,
+                    "n_iter": int(self.cnmf_iter.value), "ncpus": int(self.cnmf_threads.value),
+                    "progress": False,
                     "key_added": self._text(self.cnmf_key, "uns key")}
 
         self._run("consensus_nmf", build)

@@ -63,6 +63,18 @@ def test_cnmf_progress_and_cancel_in_the_browser(page, jupyter_server, artifacts
     # start cNMF from its tab with the mouse
     tab = page.locator(f"{ANN} .em-analysis-panel .lm-TabBar-tab").filter(has_text=re.compile(r"^cNMF$"))
     tab.first.click()
+    # the threads box (ncpus) sits in the cNMF row, shows the kernel's value and takes a typed one
+    threads = page.locator(f"{ANN} .em-an-cnmf-threads input").first
+    threads.wait_for(state="visible", timeout=30_000)
+    assert threads.input_value() == str(kernel.eval("an.cnmf_threads.value"))
+    box, row = threads.bounding_box(), page.locator(f"{ANN} .em-analysis-panel").first.bounding_box()
+    assert box["width"] > 20 and box["x"] + box["width"] <= row["x"] + row["width"]
+    threads.click()
+    threads.press("Control+a")
+    most = kernel.eval("an.cnmf_threads.max")
+    threads.type(str(most))
+    threads.press("Enter")
+    kernel.wait_for(f"an.cnmf_threads.value == {most}", timeout=10)
     button = page.locator(f"{ANN} button.em-an-cnmf").first
     button.hover()
     button.click()
