@@ -220,7 +220,7 @@ def test_sparse_layouts_and_gene_chunks_agree(mouse_km):
     for other in (unsorted, x.tocsc()):
         got = W.rank_sums(other, codes, 8)
         assert np.array_equal(got[0], base[0]) and np.array_equal(got[1], base[1])
-    rs, ties = W._packed(x, codes, 8, n_total=base[2], max_entries=1000)  # many gene chunks
+    rs, ties, _ = W._packed(x, codes, 8, n_total=base[2], max_entries=1000)  # many gene chunks
     assert np.array_equal(rs.T, base[0]) and np.array_equal(ties, base[1])
     slow = W.rank_sums(x.astype(np.float64), codes, 8)  # per-gene argsort path
     assert np.array_equal(slow[0], base[0]) and np.array_equal(slow[1], base[1])

@@ -180,6 +180,14 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
     ``known``: :func:`group_stats` of ``x`` when already computed (``x`` is then only read by
     the Wilcoxon test)."""
     n_cells = codes.size
+    ranked = None
+    if method == "wilcoxon" and known is None:
+        # one pass over sorted CSR data gives the rank sums and the group sums together
+        if ref is None:
+            rs, ties, _, known = rank_sums(x, codes, n_groups, with_stats=True)
+        else:
+            rs, ties, known = rank_sums_vs_reference(x, codes, n_groups, ref, with_stats=True)
+        ranked = rs, ties
     s, q, nz = group_stats(x, codes, n_groups) if known is None else known
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     mean, var = _mean_var(s[:n_groups], q[:n_groups], sizes[:, None].astype(float))
@@ -217,7 +225,7 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
         n_genes = x.shape[1]
         scores = np.zeros((n_groups, n_genes))
         if ref is None:
-            rs, ties, _ = rank_sums(x, codes, n_groups)
+            rs, ties = ranked if ranked is not None else rank_sums(x, codes, n_groups)[:2]
             coef = _tie_coef(ties, n_cells) if tie_correct else None
             for g in tested:
                 n_a = int(sizes[g])
@@ -228,7 +236,7 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
                 with np.errstate(invalid="ignore", divide="ignore"):
                     scores[g] = (rs[g] - (n_a * (n_cells + 1) / 2.0)) / std
         else:
-            rs, ties = rank_sums_vs_reference(x, codes, n_groups, ref)
+            rs, ties = ranked if ranked is not None else rank_sums_vs_reference(x, codes, n_groups, ref)
             m_a = int(sizes[ref])
             for g in tested:
                 n_a = int(sizes[g])
