@@ -445,6 +445,25 @@ def test_bad_input_changes_nothing(pbmc_mod):
     pd.testing.assert_frame_equal(a.obs, obs)
 
 
+def test_finite_check_by_sum():
+    """The one-sum check finds NaN and infinities, and does not mistake an overflowing
+    float64 sum of finite values for them."""
+    from exprmat_widgets.tl.marker_genes import _all_finite
+
+    for dtype in (np.float32, np.float64):
+        ok = np.linspace(-3, 3, 1000).astype(dtype)
+        assert _all_finite(ok)
+        for bad in (np.nan, np.inf, -np.inf):
+            x = ok.copy()
+            x[517] = bad
+            assert not _all_finite(x), (dtype, bad)
+        x = ok.copy()
+        x[[3, 9]] = [np.inf, -np.inf]  # their sum is NaN, still caught
+        assert not _all_finite(x)
+    assert _all_finite(np.full(4, 1e308))  # the sum overflows, the values are finite
+    assert not _all_finite(np.array([1e308, 1e308, np.inf]))
+
+
 def test_group_with_one_cell_can_be_left_out(pbmc_mod):
     a = pbmc_mod.copy()
     labels = a.obs["bulk_labels"].astype(str).to_numpy().copy()

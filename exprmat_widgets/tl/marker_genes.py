@@ -107,11 +107,21 @@ def looks_like_counts(x) -> bool:
     return bool(sample.size and (sample >= 0).all() and (sample == np.round(sample)).all() and sample.max() > 1)
 
 
+def _all_finite(data) -> bool:
+    # a float64 sum is NaN or infinite if any value is, and finite float32 values cannot
+    # overflow it, so one vectorised sum (no boolean copy of the data) decides; only an
+    # overflowing float64 sum needs the element-wise check
+    total = np.sum(data, dtype=np.float64)
+    if np.isfinite(total):
+        return True
+    return bool(np.isfinite(data).all()) if data.dtype.itemsize > 4 else False
+
+
 def _check_values(x, where):
     data = x.data if sp.issparse(x) else np.asarray(x)
     if data.dtype.kind not in "fiub":
         raise ExprmatError(f"{where}: the expression matrix has dtype {data.dtype}; it must be numeric.")
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
+    if data.dtype.kind == "f" and not _all_finite(data):
         raise ExprmatError(
             f"{where}: the expression matrix contains NaN or infinite values; "
             "fix or drop them (or test another layer) before looking for markers."
