@@ -606,8 +606,10 @@ def _packed_csr(x, codes, n_groups, *, ref, n_total, stats, threads, max_entries
     bounds = np.searchsorted(cum, np.linspace(0, total, n_stripes + 1), side="left")
     bounds[0], bounds[-1] = 0, n_genes
     bounds = np.unique(bounds)
-    # a batch: enough entries that each row is visited few times, few enough to stay small
-    budget = int(min(max(max_entries, total // (8 * threads)), 4 * max_entries))
+    # a batch per thread: the entries of ~256 average genes (illico's chunk; 8 bytes a key is
+    # less than its CSC copy), but enough that rows are not revisited too often (each visit
+    # of a row is a cache miss), and bounded
+    budget = int(min(max(total * 256 // max(n_genes, 1), max_entries // 2), 4 * max_entries))
     if stats:
         shape = (n_groups + 1, n_genes)
         s_out = (np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int64))
