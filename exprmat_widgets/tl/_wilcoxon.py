@@ -46,6 +46,19 @@ REST = -1
 LEFT_OUT = -2
 
 
+@numba.njit(cache=True, inline="always")
+def _add_stat(s, q, nz, n_groups, g, j, v):
+    """Add the non-zero ``v`` of a cell of group ``g`` (or none, ``g < 0``) to gene ``j``."""
+    sq = v * v  # in the data's own precision, like scanpy's mean-variance kernels
+    s[n_groups, j] += v
+    q[n_groups, j] += sq
+    nz[n_groups, j] += 1
+    if g >= 0:
+        s[g, j] += v
+        q[g, j] += sq
+        nz[g, j] += 1
+
+
 @numba.njit(cache=True)
 def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
     for i in range(indptr.size - 1):
@@ -54,15 +67,7 @@ def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
             v = data[k]
             if v == 0:
                 continue
-            j = indices[k]
-            sq = v * v  # in the data's own precision, like scanpy's mean-variance kernels
-            s[n_groups, j] += v
-            q[n_groups, j] += sq
-            nz[n_groups, j] += 1
-            if g >= 0:
-                s[g, j] += v
-                q[g, j] += sq
-                nz[g, j] += 1
+            _add_stat(s, q, nz, n_groups, g, indices[k], v)
 
 
 @numba.njit(cache=True)
@@ -74,14 +79,7 @@ def _stats_dense(x, codes, n_groups, s, q, nz):
             v = x[i, j]
             if v == 0:
                 continue
-            sq = v * v
-            s[n_groups, j] += v
-            q[n_groups, j] += sq
-            nz[n_groups, j] += 1
-            if g >= 0:
-                s[g, j] += v
-                q[g, j] += sq
-                nz[g, j] += 1
+            _add_stat(s, q, nz, n_groups, g, j, v)
 
 
 def group_stats(x, codes: np.ndarray, n_groups: int, *, out=None):
@@ -528,14 +526,7 @@ def _fill_batch_csr(indices, indptr, bits, data, codes, n_groups, cur, g0, g1, o
             if v == 0:
                 continue
             if stats:
-                sq = v * v
-                s[n_groups, j] += v
-                q[n_groups, j] += sq
-                nz[n_groups, j] += 1
-                if g >= 0:
-                    s[g, j] += v
-                    q[g, j] += sq
-                    nz[g, j] += 1
+                _add_stat(s, q, nz, n_groups, g, j, v)
             if g == -2:
                 continue
             u = np.uint64(bits[k - 1])
