@@ -175,6 +175,8 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 
 def _mean_var(s, q, n):
     mean = s / n
+    if q is None:  # only the means wanted (the Wilcoxon test): no variance temporaries
+        return mean, None
     var = q / n - mean**2
     if np.ndim(n) == 0:
         if n != 1:
@@ -200,22 +202,24 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
         ranked = rs, ties
     s, q, nz = group_stats(x, codes, n_groups) if known is None else known
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
-    mean, var = _mean_var(s[:n_groups], q[:n_groups], sizes[:, None].astype(float))
+    t_test = method in ("t-test", "t-test_overestim_var")
+    mean, var = _mean_var(s[:n_groups], q[:n_groups] if t_test else None, sizes[:, None].astype(float))
     pts = nz[:n_groups] / sizes[:, None]
     tested = [g for g in range(n_groups) if g != ref]
     out = {"pts": pts, "tested": tested}
     if ref is None:
         n_rest = n_cells - sizes
-        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups], n_rest[:, None].astype(float))
+        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups] if t_test else None,
+                                  n_rest[:, None].astype(float))
         out["pts_rest"] = (nz[-1] - nz[:n_groups]) / n_rest[:, None]
     else:
         mean_r = np.broadcast_to(mean[ref], mean.shape)
-        var_r = np.broadcast_to(var[ref], var.shape)
+        var_r = np.broadcast_to(var[ref], var.shape) if t_test else None
         n_rest = np.full(n_groups, sizes[ref])
     if method == "logreg":
         return out
 
-    if method in ("t-test", "t-test_overestim_var"):
+    if t_test:
         n_other = n_rest if method == "t-test" else sizes
         with np.errstate(invalid="ignore", divide="ignore"):
             scores, pvals = stats.ttest_ind_from_stats(
