@@ -257,10 +257,10 @@ def run_illico(sizes, group_counts, repeat=2, scanpy_max=50_000):
                 use_continuity=False, return_as_scanpy=True, corr_method="benjamini-hochberg")
         return go
 
-    warm = pbmc_groups(2000, group_counts[:1])
+    warm = pbmc_groups(2000, [5])  # few groups: none too small to test at 2,000 cells
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        key = f"g{group_counts[0]}"
+        key = "g5"
         for f in (ours(warm, key, False), illico(warm, key)):
             f()
         em.markers(warm, key, method="t-test")
