@@ -20,11 +20,16 @@ class Settings:
         Bytes of replaced arrays (an exclusion's old ``X``, layers, graphs) that the
         checkpoints of one AnnData may keep alive; oldest checkpoints are let go beyond it
         (default 2 GiB, safe on a laptop; ``None`` for no limit).
+    n_threads
+        Threads of the Wilcoxon marker test (``em.markers``); ``None`` (default) follows
+        numba's thread count (``numba.get_num_threads()``, which scanpy uses too).  The
+        results do not depend on it.
     """
 
     def __init__(self):
         self._undo_max_steps = 50
         self._undo_max_bytes = 2 * 2**30
+        self._n_threads = None
 
     @property
     def undo_max_steps(self) -> int:
@@ -49,8 +54,22 @@ class Settings:
             )
         self._undo_max_bytes = None if value is None else int(value)
 
+    @property
+    def n_threads(self):
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ExprmatError(
+                f"n_threads must be an integer >= 1 or None (numba's thread count), got {value!r}; "
+                "e.g. em.settings.n_threads = 2."
+            )
+        self._n_threads = value
+
     def __repr__(self):
-        return f"Settings(undo_max_steps={self.undo_max_steps}, undo_max_bytes={self.undo_max_bytes})"
+        return (f"Settings(undo_max_steps={self.undo_max_steps}, undo_max_bytes={self.undo_max_bytes}, "
+                f"n_threads={self.n_threads})")
 
 
 settings = Settings()

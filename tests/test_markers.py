@@ -220,7 +220,7 @@ def test_sparse_layouts_and_gene_chunks_agree(mouse_km):
     for other in (unsorted, x.tocsc()):
         got = W.rank_sums(other, codes, 8)
         assert np.array_equal(got[0], base[0]) and np.array_equal(got[1], base[1])
-    rs, ties = W._packed(x, codes, 8, n_total=base[2], max_entries=1000)  # many gene chunks
+    rs, ties, _ = W._packed(x, codes, 8, n_total=base[2], max_entries=1000)  # many gene chunks
     assert np.array_equal(rs.T, base[0]) and np.array_equal(ties, base[1])
     slow = W.rank_sums(x.astype(np.float64), codes, 8)  # per-gene argsort path
     assert np.array_equal(slow[0], base[0]) and np.array_equal(slow[1], base[1])
@@ -231,6 +231,57 @@ def test_sparse_layouts_and_gene_chunks_agree(mouse_km):
     for r in (r2, r3):
         np.testing.assert_array_equal(np.delete(r[0], 3, 0), np.delete(r1[0], 3, 0))
         np.testing.assert_array_equal(np.delete(r[1], 3, 0), np.delete(r1[1], 3, 0))
+
+
+def test_wilcoxon_does_not_depend_on_the_thread_count(mouse_km):
+    """Bit-identical rank sums, group sums and markers at 1, 2 and 3 threads (gene stripes
+    split differently), against the rest and a reference, with and without tie correction."""
+    import scipy.sparse as sp
+
+    from exprmat_widgets.tl import _wilcoxon as W
+
+    a = mouse_km[:3000].copy()
+    a.X = sp.csr_matrix(a.X, dtype=np.float32)
+    codes = a.obs["km"].cat.codes.to_numpy().astype(np.int64)
+    codes[::9] = -1
+    old = em.settings.n_threads
+    try:
+        runs = {}
+        for th in (1, 2, 3):
+            em.settings.n_threads = th
+            rest = W.rank_sums(a.X, codes, 8, with_stats=True)
+            ref = W.rank_sums_vs_reference(a.X, codes, 8, 2, with_stats=True)
+            rs_small, _, _ = W._packed(a.X, codes, 8, n_total=rest[2], max_entries=500, threads=th)
+            b = a.copy()
+            for kw in ({}, {"tie_correct": True}, {"reference": "k2"}):
+                em.markers(b, "km", method="wilcoxon", key_added="m" + str(len(kw)) + str(kw.get("tie_correct", "")),
+                           **kw)
+            runs[th] = (rest, ref, rs_small, b)
+        # the fused group sums are those of the separate pass, bit for bit
+        for got, want in zip(runs[1][0][3], W.group_stats(a.X, codes, 8)):
+            assert np.array_equal(got, want)
+        assert np.array_equal(runs[1][2].T, runs[1][0][0])  # small batches: same sums
+        for th in (2, 3):
+            flat = [*runs[th][0][:2], *runs[th][0][3], *runs[th][1][:2], *runs[th][1][2]]
+            flat1 = [*runs[1][0][:2], *runs[1][0][3], *runs[1][1][:2], *runs[1][1][2]]
+            for i, (got, want) in enumerate(zip(flat, flat1)):
+                assert np.array_equal(got, want), (th, i)
+            for key in runs[1][3].uns:
+                if not key.startswith("m"):
+                    continue
+                for f in ("scores", "pvals", "logfoldchanges", "names"):
+                    x1, x2 = runs[1][3].uns[key][f], runs[th][3].uns[key][f]
+                    for g in x1.dtype.names:
+                        assert np.array_equal(np.asarray(x1[g]), np.asarray(x2[g])), (th, key, f, g)
+    finally:
+        em.settings.n_threads = old
+
+
+def test_n_threads_setting_is_checked():
+    old = em.settings.n_threads
+    with pytest.raises(em.ExprmatError, match="n_threads must be an integer >= 1 or None"):
+        em.settings.n_threads = 0
+    assert em.settings.n_threads == old
 
 
 # --------------------------------------------------------------------------- filter_markers
@@ -392,6 +443,25 @@ def test_bad_input_changes_nothing(pbmc_mod):
     assert list(a.uns["commands"]) == cmds
     assert a.uns["markers"] is first and set(a.uns.keys()) == set(uns.keys())
     pd.testing.assert_frame_equal(a.obs, obs)
+
+
+def test_finite_check_by_sum():
+    """The one-sum check finds NaN and infinities, and does not mistake an overflowing
+    float64 sum of finite values for them."""
+    from exprmat_widgets.tl.marker_genes import _all_finite
+
+    for dtype in (np.float32, np.float64):
+        ok = np.linspace(-3, 3, 1000).astype(dtype)
+        assert _all_finite(ok)
+        for bad in (np.nan, np.inf, -np.inf):
+            x = ok.copy()
+            x[517] = bad
+            assert not _all_finite(x), (dtype, bad)
+        x = ok.copy()
+        x[[3, 9]] = [np.inf, -np.inf]  # their sum is NaN, still caught
+        assert not _all_finite(x)
+    assert _all_finite(np.full(4, 1e308))  # the sum overflows, the values are finite
+    assert not _all_finite(np.array([1e308, 1e308, np.inf]))
 
 
 def test_group_with_one_cell_can_be_left_out(pbmc_mod):

@@ -31,6 +31,8 @@ Two passes over the expression matrix, both sparse-aware:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +46,19 @@ REST = -1
 LEFT_OUT = -2
 
 
+@numba.njit(cache=True, inline="always")
+def _add_stat(s, q, nz, n_groups, g, j, v):
+    """Add the non-zero ``v`` of a cell of group ``g`` (or none, ``g < 0``) to gene ``j``."""
+    sq = v * v  # in the data's own precision, like scanpy's mean-variance kernels
+    s[n_groups, j] += v
+    q[n_groups, j] += sq
+    nz[n_groups, j] += 1
+    if g >= 0:
+        s[g, j] += v
+        q[g, j] += sq
+        nz[g, j] += 1
+
+
 @numba.njit(cache=True)
 def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
     for i in range(indptr.size - 1):
@@ -52,15 +67,7 @@ def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
             v = data[k]
             if v == 0:
                 continue
-            j = indices[k]
-            sq = v * v  # in the data's own precision, like scanpy's mean-variance kernels
-            s[n_groups, j] += v
-            q[n_groups, j] += sq
-            nz[n_groups, j] += 1
-            if g >= 0:
-                s[g, j] += v
-                q[g, j] += sq
-                nz[g, j] += 1
+            _add_stat(s, q, nz, n_groups, g, indices[k], v)
 
 
 @numba.njit(cache=True)
@@ -72,14 +79,7 @@ def _stats_dense(x, codes, n_groups, s, q, nz):
             v = x[i, j]
             if v == 0:
                 continue
-            sq = v * v
-            s[n_groups, j] += v
-            q[n_groups, j] += sq
-            nz[n_groups, j] += 1
-            if g >= 0:
-                s[g, j] += v
-                q[g, j] += sq
-                nz[g, j] += 1
+            _add_stat(s, q, nz, n_groups, g, j, v)
 
 
 def group_stats(x, codes: np.ndarray, n_groups: int, *, out=None):
@@ -284,23 +284,32 @@ def _rank_sums_ref_csc(data, indices, indptr, codes, sizes, n_groups, ref):
     return rsum, ties
 
 
-def rank_sums_vs_reference(x, codes: np.ndarray, n_groups: int, ref: int):
+def rank_sums_vs_reference(x, codes: np.ndarray, n_groups: int, ref: int, *, with_stats: bool = False):
     """Wilcoxon rank sums of each group ranked together with the reference group ``ref`` only.
 
     ``codes`` as in :func:`rank_sums` (cells of other groups: any negative code).  Returns
     ``(rank_sums, tie_sums)``, both ``(n_groups, n_genes)``; row ``ref`` is unused.  Sparse
     input is ranked in one pass; dense input falls back to one :func:`rank_sums` per group.
+    ``with_stats``: also return :func:`group_stats` of ``x`` and ``codes`` (from the same
+    pass over sorted CSR data, else computed apart).
     """
     codes = np.ascontiguousarray(codes, dtype=np.int64)
+    out = _rank_sums_vs_reference(x, codes, n_groups, ref, with_stats)
+    if not with_stats:
+        return out[:2]
+    return out if out[2] is not None else (*out[:2], group_stats(x, codes, n_groups))
+
+
+def _rank_sums_vs_reference(x, codes, n_groups, ref, with_stats):
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     if _packable(x, n_groups):
-        codes = np.where(codes >= 0, codes, LEFT_OUT)
-        rs, ties = _packed(x, codes, n_groups, ref=ref)
-        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
+        # the stats treat every negative code alike (all-cells row only)
+        rs, ties, st = _packed(x, np.where(codes >= 0, codes, LEFT_OUT), n_groups, ref=ref, stats=with_stats)
+        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T), st
     if sp.issparse(x):
         x = x.tocsc() if x.format != "csc" else x
         rs, ties = _rank_sums_ref_csc(x.data, x.indices, x.indptr, codes, sizes, n_groups, ref)
-        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T)
+        return np.ascontiguousarray(rs.T), np.ascontiguousarray(ties.T), None
     rs = np.zeros((n_groups, x.shape[1]))
     ties = np.zeros((n_groups, x.shape[1]))
     for g in range(n_groups):
@@ -311,7 +320,7 @@ def rank_sums_vs_reference(x, codes: np.ndarray, n_groups: int, ref: int):
         sub[codes == g] = 0
         r, t, _ = rank_sums(x, sub, 1)
         rs[g], ties[g] = r[0], t
-    return rs, ties
+    return rs, ties, None
 
 
 # ---- float32 sparse data: one packed key per entry, sorted by numpy (SIMD) instead of
@@ -354,74 +363,81 @@ def _fill_keys(indices, indptr, bits, data, codes, g0, g1, off, keys):
             p += 1
 
 
+@numba.njit(cache=True, nogil=True)
+def _walk_rest_gene(keys, a, b, j, sizes, n_total, n_groups, rsum, ties):
+    """Rank sums of gene ``j`` from its sorted keys ``keys[a:b]`` (each group against the rest)."""
+    c = b - a
+    n_neg = 0
+    while n_neg < c and ((keys[a + n_neg] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
+        n_neg += 1
+    n_zero = n_total - c
+    cnt = np.zeros(n_groups, np.int64)
+    tie = 0.0
+    t0 = 0
+    while t0 < c:
+        v0 = keys[a + t0] >> np.uint64(12)
+        t1 = t0 + 1
+        while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
+            t1 += 1
+        base = t0 if t0 < n_neg else t0 + n_zero
+        r = base + (t1 - t0 + 1) / 2.0
+        for t in range(t0, t1):
+            g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+            if g >= 0:
+                rsum[j, g] += r
+                cnt[g] += 1
+        w = np.float64(t1 - t0)
+        tie += w * w * w - w
+        t0 = t1
+    _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties)
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_ref_gene(keys, a, b, j, sizes, n_groups, ref, rsum, ties):
+    """Rank sums of gene ``j`` from its sorted keys ``keys[a:b]`` (each group against ``ref``)."""
+    c = b - a
+    nnz = np.zeros(n_groups, np.int64)
+    neg = np.zeros(n_groups, np.int64)
+    for t in range(c):
+        g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+        nnz[g] += 1
+        if ((keys[a + t] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
+            neg[g] += 1
+    below = np.zeros(n_groups, np.int64)
+    bc = np.zeros(n_groups, np.int64)
+    touched = np.empty(n_groups, np.int64)
+    common = 0.0
+    zero_ref = sizes[ref] - nnz[ref]
+    t0 = 0
+    while t0 < c:
+        v0 = keys[a + t0] >> np.uint64(12)
+        positive = (v0 & np.uint64(0xFFFFFFFF)) >= np.uint64(0x80000000)
+        t1 = t0 + 1
+        while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
+            t1 += 1
+        n_t = 0
+        for t in range(t0, t1):
+            g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
+            if bc[g] == 0:
+                touched[n_t] = g
+                n_t += 1
+            bc[g] += 1
+        common += _close_tie_block_ref(j, positive, touched, n_t, bc, below, nnz, sizes, ref,
+                                       zero_ref, rsum, ties)
+        t0 = t1
+    _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, rsum, ties)
+
+
 @njit_parallel(cache=True)
 def _walk_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
     for jl in numba.prange(off.size - 1):
-        j = g0 + jl
-        a = off[jl]
-        b = off[jl + 1]
-        c = b - a
-        n_neg = 0
-        while n_neg < c and ((keys[a + n_neg] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
-            n_neg += 1
-        n_zero = n_total - c
-        cnt = np.zeros(n_groups, np.int64)
-        tie = 0.0
-        t0 = 0
-        while t0 < c:
-            v0 = keys[a + t0] >> np.uint64(12)
-            t1 = t0 + 1
-            while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
-                t1 += 1
-            base = t0 if t0 < n_neg else t0 + n_zero
-            r = base + (t1 - t0 + 1) / 2.0
-            for t in range(t0, t1):
-                g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
-                if g >= 0:
-                    rsum[j, g] += r
-                    cnt[g] += 1
-            w = np.float64(t1 - t0)
-            tie += w * w * w - w
-            t0 = t1
-        _close_zero_block_rest(j, n_neg, n_zero, cnt, sizes, tie, rsum, ties)
+        _walk_rest_gene(keys, off[jl], off[jl + 1], g0 + jl, sizes, n_total, n_groups, rsum, ties)
 
 
 @njit_parallel(cache=True)
 def _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
     for jl in numba.prange(off.size - 1):
-        j = g0 + jl
-        a = off[jl]
-        c = off[jl + 1] - a
-        nnz = np.zeros(n_groups, np.int64)
-        neg = np.zeros(n_groups, np.int64)
-        for t in range(c):
-            g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
-            nnz[g] += 1
-            if ((keys[a + t] >> np.uint64(12)) & np.uint64(0xFFFFFFFF)) < np.uint64(0x80000000):
-                neg[g] += 1
-        below = np.zeros(n_groups, np.int64)
-        bc = np.zeros(n_groups, np.int64)
-        touched = np.empty(n_groups, np.int64)
-        common = 0.0
-        zero_ref = sizes[ref] - nnz[ref]
-        t0 = 0
-        while t0 < c:
-            v0 = keys[a + t0] >> np.uint64(12)
-            positive = (v0 & np.uint64(0xFFFFFFFF)) >= np.uint64(0x80000000)
-            t1 = t0 + 1
-            while t1 < c and (keys[a + t1] >> np.uint64(12)) == v0:
-                t1 += 1
-            n_t = 0
-            for t in range(t0, t1):
-                g = np.int64(keys[a + t] & np.uint64(0xFFF)) - 1
-                if bc[g] == 0:
-                    touched[n_t] = g
-                    n_t += 1
-                bc[g] += 1
-            common += _close_tie_block_ref(j, positive, touched, n_t, bc, below, nnz, sizes, ref,
-                                           zero_ref, rsum, ties)
-            t0 = t1
-        _close_zero_block_ref(j, n_groups, ref, nnz, neg, sizes, zero_ref, common, rsum, ties)
+        _walk_ref_gene(keys, off[jl], off[jl + 1], g0 + jl, sizes, n_groups, ref, rsum, ties)
 
 
 @numba.njit(cache=True)
@@ -466,13 +482,171 @@ def _fill_keys_csr(indices, indptr, bits, data, codes, g0, g1, sorted_indices, k
             p += 1
 
 
-def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000):
+@njit_parallel(cache=True)
+def _count_by_gene_blocks(indices, indptr, data, codes, n_genes, n_blocks):
+    # integer counts: the sum over row blocks is the same whatever the block count
+    n_rows = indptr.size - 1
+    part = np.zeros((n_blocks, n_genes), np.int64)
+    for b in numba.prange(n_blocks):
+        for i in range(b * n_rows // n_blocks, (b + 1) * n_rows // n_blocks):
+            if codes[i] == -2:
+                continue
+            for k in range(indptr[i], indptr[i + 1]):
+                if data[k] != 0:
+                    part[b, indices[k]] += 1
+    return part.sum(axis=0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_starts(indices, indptr, g0, cur):
+    """``cur[i]``: offset in row ``i`` (sorted indices) of its first entry of a gene >= ``g0``."""
+    for i in range(indptr.size - 1):
+        a = indptr[i]
+        cur[i] = np.searchsorted(indices[a : indptr[i + 1]], g0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_batch_csr(indices, indptr, bits, data, codes, n_groups, cur, g0, g1, off, keys, s, q, nz, stats):
+    """Keys of the genes ``[g0, g1)`` of sorted-index CSR data, grouped by gene (gene ``j``
+    at ``keys[off[j - g0]:off[j - g0 + 1]]``, in cell order).  ``cur[i]``: where row ``i``
+    stands (moved on to ``g1``).  With ``stats``, also the sums of :func:`group_stats` for
+    these genes, added in cell order like ``_stats_csr`` (so they are the same bits)."""
+    pos = off[:-1].copy()
+    for i in range(indptr.size - 1):
+        g = codes[i]
+        code = np.uint64(g + 1)
+        k = indptr[i] + cur[i]
+        end = indptr[i + 1]
+        while k < end:
+            j = indices[k]
+            if j >= g1:
+                break
+            v = data[k]
+            k += 1
+            if v == 0:
+                continue
+            if stats:
+                _add_stat(s, q, nz, n_groups, g, j, v)
+            if g == -2:
+                continue
+            u = np.uint64(bits[k - 1])
+            if u & np.uint64(0x80000000):
+                u = ~u & np.uint64(0xFFFFFFFF)
+            else:
+                u = u | np.uint64(0x80000000)
+            jl = j - g0
+            keys[pos[jl]] = (np.uint64(jl) << np.uint64(44)) | (u << np.uint64(12)) | code
+            pos[jl] += 1
+        cur[i] = k - indptr[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_batch_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties):
+    for jl in range(off.size - 1):
+        _walk_rest_gene(keys, off[jl], off[jl + 1], g0 + jl, sizes, n_total, n_groups, rsum, ties)
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_batch_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties):
+    for jl in range(off.size - 1):
+        _walk_ref_gene(keys, off[jl], off[jl + 1], g0 + jl, sizes, n_groups, ref, rsum, ties)
+
+
+#: keys sorted by one numpy call: about half a core's L2 cache (8 bytes a key)
+_SORT_KEYS = 1 << 15
+
+
+def _sort_by_gene(keys, off):
+    """Sort the keys of each gene (they are grouped by gene) in pieces that stay in cache;
+    a piece holds whole genes, so sorting it (gene in the high bits) sorts each gene."""
+    n_genes = off.size - 1
+    a = 0
+    while a < n_genes:
+        b = int(np.searchsorted(off, off[a] + _SORT_KEYS, side="right")) - 1
+        b = min(max(b, a + 1), n_genes)
+        keys[off[a] : off[b]].sort()  # numpy releases the GIL: threads sort in parallel
+        a = b
+
+
+def n_threads() -> int:
+    """Threads of the Wilcoxon test: ``em.settings.n_threads``, by default numba's
+    (``numba.get_num_threads()``, what scanpy uses)."""
+    from .._settings import settings
+
+    return settings.n_threads or max(1, numba.get_num_threads())
+
+
+def _packed_csr(x, codes, n_groups, *, ref, n_total, stats, threads, max_entries):
+    """:func:`_packed` for CSR data with sorted indices, without a CSC copy: the genes are cut
+    into stripes of about equal entries, taken by ``threads`` Python threads; a thread reads
+    its stripe in batches of genes (a cursor per row remembers where each row stands), packs
+    the batch's keys grouped by gene, sorts them (numpy, GIL released) and walks them (numba,
+    ``nogil``).  Every gene is computed alone from its own entries in cell order, so the
+    result does not depend on the thread count or the batch size."""
+    n_genes = x.shape[1]
+    rsum = np.zeros((n_genes, n_groups))
+    ties = np.zeros(n_genes) if ref is None else np.zeros((n_genes, n_groups))
+    bits = x.data.view(np.uint32)
+    indptr = x.indptr.astype(np.int64, copy=False)
+    sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    cnt = _count_by_gene_blocks(x.indices, indptr, x.data, codes, n_genes, max(1, numba.get_num_threads()))
+    cum = np.zeros(n_genes + 1, np.int64)
+    np.cumsum(cnt, out=cum[1:])
+    total = int(cum[-1])
+    n_stripes = max(1, min(n_genes, 2 * threads if threads > 1 else 1))
+    bounds = np.searchsorted(cum, np.linspace(0, total, n_stripes + 1), side="left")
+    bounds[0], bounds[-1] = 0, n_genes
+    bounds = np.unique(bounds)
+    # a batch per thread: the entries of ~256 average genes (illico's chunk; 8 bytes a key is
+    # less than its CSC copy), but enough that rows are not revisited too often (each visit
+    # of a row is a cache miss), and bounded
+    budget = int(min(max(total * 256 // max(n_genes, 1), max_entries // 2), 4 * max_entries))
+    if stats:
+        shape = (n_groups + 1, n_genes)
+        s_out = (np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int64))
+    else:
+        s_out = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1), np.int64))
+
+    def stripe(h0, h1):
+        cur = np.empty(indptr.size - 1, np.int64)
+        _row_starts(x.indices, indptr, h0, cur)
+        buf = np.empty(min(budget, int(cum[h1] - cum[h0])) + 1, np.uint64)
+        g0 = h0
+        while g0 < h1:
+            g1 = int(np.searchsorted(cum, cum[g0] + budget, side="right")) - 1
+            g1 = min(max(g1, g0 + 1), h1, g0 + _CHUNK_GENES)
+            off = cum[g0 : g1 + 1] - cum[g0]
+            keys = buf[: off[-1]] if off[-1] <= buf.size else np.empty(int(off[-1]), np.uint64)
+            _fill_batch_csr(x.indices, indptr, bits, x.data, codes, n_groups, cur, g0, g1, off, keys,
+                            *s_out, stats)
+            _sort_by_gene(keys, off)
+            if ref is None:
+                _walk_batch_rest(keys, off, sizes, n_total, n_groups, g0, rsum, ties)
+            else:
+                _walk_batch_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties)
+            g0 = g1
+
+    pieces = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    if threads <= 1 or len(pieces) <= 1:
+        for h0, h1 in pieces:
+            stripe(h0, h1)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for f in [pool.submit(stripe, h0, h1) for h0, h1 in pieces]:
+                f.result()
+    return rsum, ties, (s_out if stats else None)
+
+
+def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000, stats=False, threads=None):
     """Rank sums of float32 CSC or CSR data via sorted packed keys, in gene chunks.
 
     A chunk holds at most ``max(max_entries, entries / 8)`` keys (8 bytes each), so the
     extra memory stays well below one copy of the matrix; CSR input is read once per
     chunk (at most 8 chunks unless the data are small) without a CSC copy.
     """
+    if x.format == "csr" and x.has_sorted_indices:
+        return _packed_csr(x, codes, n_groups, ref=ref, n_total=n_total, stats=stats,
+                           threads=n_threads() if threads is None else threads, max_entries=max_entries)
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     n_genes = x.shape[1]
     rsum = np.zeros((n_genes, n_groups))
@@ -505,14 +679,14 @@ def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000):
             _walk_ref(keys, off, sizes, n_groups, ref, g0, rsum, ties)
         del keys
         g0 = g1
-    return rsum, ties
+    return rsum, ties, None
 
 
 def _packable(x, n_groups):
     return sp.issparse(x) and x.format in ("csr", "csc") and x.dtype == np.float32 and n_groups <= _MAX_GROUPS
 
 
-def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
+def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000, with_stats: bool = False):
     """Wilcoxon rank sums of each group, ranking every gene once.
 
     Parameters
@@ -527,22 +701,33 @@ def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
     chunk
         dense input is processed in column blocks of about this many entries.
 
+    with_stats
+        also return :func:`group_stats` of ``x`` and ``codes`` (from the same pass over
+        sorted CSR data, else computed apart).
+
     Returns
     -------
     ``(rank_sums, tie_sums, n_total)``: ``rank_sums`` is ``(n_groups, n_genes)``,
     ``tie_sums[j] = sum(t^3 - t)`` over the tie blocks of gene ``j``, ``n_total`` the
-    number of ranked cells.
+    number of ranked cells; with ``with_stats``, :func:`group_stats` follows.
     """
     codes = np.ascontiguousarray(codes, dtype=np.int64)
+    out = _rank_sums(x, codes, n_groups, chunk, with_stats)
+    if not with_stats:
+        return out[:3]
+    return out if out[3] is not None else (*out[:3], group_stats(x, codes, n_groups))
+
+
+def _rank_sums(x, codes, n_groups, chunk, with_stats):
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     n_total = int((codes != -2).sum())
     if _packable(x, n_groups):
-        rs, ties = _packed(x, codes, n_groups, n_total=n_total)
-        return np.ascontiguousarray(rs.T), ties, n_total
+        rs, ties, st = _packed(x, codes, n_groups, n_total=n_total, stats=with_stats)
+        return np.ascontiguousarray(rs.T), ties, n_total, st
     if sp.issparse(x):
         x = x.tocsc() if x.format != "csc" else x  # one sparse copy; no dense block is ever made
         rs, ties = _rank_sums_csc(x.data, x.indices, x.indptr, codes, sizes, n_total, n_groups)
-        return np.ascontiguousarray(rs.T), ties, n_total
+        return np.ascontiguousarray(rs.T), ties, n_total, None
     x = np.asarray(x)
     step = max(1, chunk // max(1, x.shape[0]))
     parts, tparts = [], []
@@ -552,5 +737,5 @@ def rank_sums(x, codes: np.ndarray, n_groups: int, *, chunk: int = 2_000_000):
         parts.append(rs)
         tparts.append(ties)
     if not parts:
-        return np.zeros((n_groups, 0)), np.zeros(0), n_total
-    return np.ascontiguousarray(np.concatenate(parts).T), np.concatenate(tparts), n_total
+        return np.zeros((n_groups, 0)), np.zeros(0), n_total, None
+    return np.ascontiguousarray(np.concatenate(parts).T), np.concatenate(tparts), n_total, None

@@ -107,11 +107,21 @@ def looks_like_counts(x) -> bool:
     return bool(sample.size and (sample >= 0).all() and (sample == np.round(sample)).all() and sample.max() > 1)
 
 
+def _all_finite(data) -> bool:
+    # a float64 sum is NaN or infinite if any value is, and finite float32 values cannot
+    # overflow it, so one vectorised sum (no boolean copy of the data) decides; only an
+    # overflowing float64 sum needs the element-wise check
+    total = np.sum(data, dtype=np.float64)
+    if np.isfinite(total):
+        return True
+    return bool(np.isfinite(data).all()) if data.dtype.itemsize > 4 else False
+
+
 def _check_values(x, where):
     data = x.data if sp.issparse(x) else np.asarray(x)
     if data.dtype.kind not in "fiub":
         raise ExprmatError(f"{where}: the expression matrix has dtype {data.dtype}; it must be numeric.")
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
+    if data.dtype.kind == "f" and not _all_finite(data):
         raise ExprmatError(
             f"{where}: the expression matrix contains NaN or infinite values; "
             "fix or drop them (or test another layer) before looking for markers."
@@ -165,6 +175,8 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 
 def _mean_var(s, q, n):
     mean = s / n
+    if q is None:  # only the means wanted (the Wilcoxon test): no variance temporaries
+        return mean, None
     var = q / n - mean**2
     if np.ndim(n) == 0:
         if n != 1:
@@ -180,24 +192,34 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
     ``known``: :func:`group_stats` of ``x`` when already computed (``x`` is then only read by
     the Wilcoxon test)."""
     n_cells = codes.size
+    ranked = None
+    if method == "wilcoxon" and known is None:
+        # one pass over sorted CSR data gives the rank sums and the group sums together
+        if ref is None:
+            rs, ties, _, known = rank_sums(x, codes, n_groups, with_stats=True)
+        else:
+            rs, ties, known = rank_sums_vs_reference(x, codes, n_groups, ref, with_stats=True)
+        ranked = rs, ties
     s, q, nz = group_stats(x, codes, n_groups) if known is None else known
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
-    mean, var = _mean_var(s[:n_groups], q[:n_groups], sizes[:, None].astype(float))
+    t_test = method in ("t-test", "t-test_overestim_var")
+    mean, var = _mean_var(s[:n_groups], q[:n_groups] if t_test else None, sizes[:, None].astype(float))
     pts = nz[:n_groups] / sizes[:, None]
     tested = [g for g in range(n_groups) if g != ref]
     out = {"pts": pts, "tested": tested}
     if ref is None:
         n_rest = n_cells - sizes
-        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups], n_rest[:, None].astype(float))
+        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups] if t_test else None,
+                                  n_rest[:, None].astype(float))
         out["pts_rest"] = (nz[-1] - nz[:n_groups]) / n_rest[:, None]
     else:
         mean_r = np.broadcast_to(mean[ref], mean.shape)
-        var_r = np.broadcast_to(var[ref], var.shape)
+        var_r = np.broadcast_to(var[ref], var.shape) if t_test else None
         n_rest = np.full(n_groups, sizes[ref])
     if method == "logreg":
         return out
 
-    if method in ("t-test", "t-test_overestim_var"):
+    if t_test:
         n_other = n_rest if method == "t-test" else sizes
         with np.errstate(invalid="ignore", divide="ignore"):
             scores, pvals = stats.ttest_ind_from_stats(
@@ -217,7 +239,7 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
         n_genes = x.shape[1]
         scores = np.zeros((n_groups, n_genes))
         if ref is None:
-            rs, ties, _ = rank_sums(x, codes, n_groups)
+            rs, ties = ranked if ranked is not None else rank_sums(x, codes, n_groups)[:2]
             coef = _tie_coef(ties, n_cells) if tie_correct else None
             for g in tested:
                 n_a = int(sizes[g])
@@ -228,7 +250,7 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
                 with np.errstate(invalid="ignore", divide="ignore"):
                     scores[g] = (rs[g] - (n_a * (n_cells + 1) / 2.0)) / std
         else:
-            rs, ties = rank_sums_vs_reference(x, codes, n_groups, ref)
+            rs, ties = ranked if ranked is not None else rank_sums_vs_reference(x, codes, n_groups, ref)
             m_a = int(sizes[ref])
             for g in tested:
                 n_a = int(sizes[g])
