@@ -495,3 +495,27 @@ def test_record_replays_exactly(mouse_km, tmp_path):
         pd.testing.assert_frame_equal(out.uns[key]["pts"], a.uns[key]["pts"])
     script = em.history_to_script(a)
     assert "em.markers(adata, groupby='km'" in script and "em.selection_markers(adata" in script
+
+
+def test_wilcoxon_on_a_csr_wrongly_flagged_sorted_equals_the_sorted_one():
+    """Real files often store unsorted rows; a CSR flagged as sorted although it is not must
+    give the sorted matrix's result (the striped kernel would write out of bounds)."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.4, size=(300, 60)).astype(np.float32)
+    good = sp.csr_matrix(dense)
+    order = np.concatenate([rng.permutation(np.arange(a, b)) for a, b in zip(good.indptr[:-1], good.indptr[1:])])
+    bad = sp.csr_matrix((good.data[order], good.indices[order], good.indptr.copy()), shape=good.shape)
+    assert not bad.has_sorted_indices
+    bad.has_sorted_indices = True  # the lie
+    groups = pd.Categorical(rng.integers(0, 4, 300).astype(str))
+    results = []
+    for x in (good, bad):
+        a = ad.AnnData(X=x, obs=pd.DataFrame({"g": groups}, index=[f"c{i}" for i in range(300)]))
+        em.markers(a, groupby="g", method="wilcoxon", key_added="m")
+        results.append(a.uns["m"])
+    for f in ("names", "scores", "pvals"):
+        for g in results[0][f].dtype.names:
+            assert np.array_equal(results[0][f][g], results[1][f][g])

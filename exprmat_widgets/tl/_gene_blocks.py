@@ -127,9 +127,8 @@ class GeneBlocks:
         np.cumsum(self._row_nnz[k], out=indptr[1:])
         idx = np.fromfile(self._path(k, "idx"), dtype=np.int32) if indptr[-1] else np.zeros(0, np.int32)
         val = np.fromfile(self._path(k, "val"), dtype=self.dtype) if indptr[-1] else np.zeros(0, self.dtype)
-        m = sp.csr_matrix((val, idx, indptr), shape=(n_cells, width))
-        m.has_sorted_indices = True  # column slices of a sorted CSR keep their order
-        return m
+        # sorted only when the stored rows were (real files often are not): scipy checks
+        return sp.csr_matrix((val, idx, indptr), shape=(n_cells, width))
 
     def __iter__(self):
         """Consecutive pieces merged up to about ``_GENE_BLOCK_ENTRIES`` values."""

@@ -568,6 +568,15 @@ def _sort_by_gene(keys, off):
         a = b
 
 
+@numba.njit(cache=True, nogil=True)
+def _rows_sorted(indices, indptr):
+    for i in range(indptr.size - 1):
+        for k in range(indptr[i] + 1, indptr[i + 1]):
+            if indices[k] < indices[k - 1]:
+                return False
+    return True
+
+
 def n_threads() -> int:
     """Threads of the Wilcoxon test: ``em.settings.n_threads``, by default numba's
     (``numba.get_num_threads()``, what scanpy uses)."""
@@ -644,7 +653,9 @@ def _packed(x, codes, n_groups, *, ref=None, n_total=0, max_entries=4_000_000, s
     extra memory stays well below one copy of the matrix; CSR input is read once per
     chunk (at most 8 chunks unless the data are small) without a CSC copy.
     """
-    if x.format == "csr" and x.has_sorted_indices:
+    # the striped kernels index by the row order: a CSR only flagged as sorted (the flag can
+    # be set by hand) is checked, so it cannot make them read or write out of bounds
+    if x.format == "csr" and x.has_sorted_indices and _rows_sorted(x.indices, x.indptr):
         return _packed_csr(x, codes, n_groups, ref=ref, n_total=n_total, stats=stats,
                            threads=n_threads() if threads is None else threads, max_entries=max_entries)
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
