@@ -34,6 +34,25 @@ def _read(path: str):
         raise CliError(f"cannot read {path} as .h5ad: {e}") from e
 
 
+def _read_history(path: str):
+    """Only the history of an h5ad file (``uns['commands']``), as an AnnData without cells:
+    replay needs nothing else of the annotated file, and its ``X`` may be gigabytes."""
+    import anndata as ad
+    import h5py
+    from anndata.io import read_elem
+
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"file not found: {path}")
+    try:
+        with h5py.File(p, "r") as f:
+            uns = f.get("uns")
+            commands = read_elem(uns["commands"]) if uns is not None and "commands" in uns else []
+    except Exception as e:  # h5py / anndata errors on non-h5ad files or odd elements
+        raise CliError(f"cannot read {path} as .h5ad: {e}") from e
+    return ad.AnnData(uns={"commands": commands})
+
+
 def _records(adata, path):
     from .errors import ReplayError
     from .history import FORMAT, get_records
@@ -56,9 +75,9 @@ def cmd_replay(args) -> int:
     from .errors import ReplayError
     from .history import replay
 
-    start = _read(args.start)
-    annotated = _read(args.annotated)
+    annotated = _read_history(args.annotated)
     records = _records(annotated, args.annotated)
+    start = _read(args.start)
 
     def on_step(step, record, ok):
         fp = ", ".join(f"{k}={v}" for k, v in record.get("output", {}).items())
@@ -72,7 +91,8 @@ def cmd_replay(args) -> int:
     except ReplayError as e:  # a damaged record: nothing was run
         raise CliError(f"{args.annotated}: {e}") from None
     try:
-        out = replay(start, records, on_step=on_step)
+        # in place: the start is not needed afterwards, so no second X is held
+        out = replay(start, records, on_step=on_step, copy=False)
     except ReplayError as e:
         print(f"replay failed: {e}", file=sys.stderr)
         return EXIT_MISMATCH

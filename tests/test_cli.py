@@ -33,6 +33,18 @@ def test_replay_ok_writes_output(files, tmp_path, capsys):
     assert (back.obs["leiden"] == pbmc.obs["leiden"]).all()
 
 
+def test_replay_reads_only_the_history_of_the_annotated_file(files, tmp_path, capsys, monkeypatch):
+    """The annotated file's X is not read (it may be gigabytes): only the start is read as an
+    AnnData, and the replay runs on it in place."""
+    start, annotated, pbmc = files
+    read = []
+    real = ad.read_h5ad
+    monkeypatch.setattr(ad, "read_h5ad", lambda p, *a, **k: read.append(str(p)) or real(p, *a, **k))
+    assert main(["replay", str(start), str(annotated)]) == 0
+    assert read == [str(start)]
+    assert "2 steps reproduced" in capsys.readouterr().out
+
+
 def test_replay_mismatch_names_step(files, tmp_path, capsys):
     start, annotated, pbmc = files
     recs = [json.loads(r) for r in pbmc.uns["commands"]]
