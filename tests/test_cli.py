@@ -35,7 +35,7 @@ def test_replay_ok_writes_output(files, tmp_path, capsys):
 
 def test_replay_reads_only_the_history_of_the_annotated_file(files, tmp_path, capsys, monkeypatch):
     """The annotated file's X is not read (it may be gigabytes): only the start is read as an
-    AnnData, and the replay runs on it in place."""
+    AnnData."""
     start, annotated, pbmc = files
     read = []
     real = ad.read_h5ad
