@@ -178,3 +178,35 @@ def test_standalone_scatter_keeps_inline_errors(pbmc):
     assert w.inline_errors is True
     w._on_custom_msg(w, {"type": "color_by", "key": "nope"}, [])
     assert "nope" in w.error
+
+
+# ------------------------------------------------------------------ a page event beside an action
+def test_colour_by_from_the_page_during_an_exclusion_leaves_fresh_codes(pbmc, monkeypatch):
+    # the soak's race: the page colours by a gene (comm thread) while an action excludes cells
+    # and refreshes the scatter (worker thread); the colour read the cells before the
+    # exclusion and must not write its codes over the refresh's
+    import threading
+
+    w = UmapScatter(pbmc, basis="umap", color="bulk_labels")
+    gene = str(pbmc.var_names[0])
+    read, release = threading.Event(), threading.Event()
+    real = scmod.feature
+
+    def slow_feature(a, key, **kw):
+        out = real(a, key, **kw)
+        if key == gene:  # read the 700 cells, then wait while the exclusion happens
+            read.set()
+            release.wait(10)
+        return out
+
+    monkeypatch.setattr(scmod, "feature", slow_feature)
+    page = threading.Thread(target=w.color_by, args=(gene,))
+    page.start()
+    assert read.wait(10)
+    em.exclude(pbmc, "bulk_labels", ["Dendritic"])
+    threading.Timer(0.3, release.set).start()
+    w.refresh()  # the action's refresh: waits for the page's colour, then writes last
+    page.join(10)
+    assert w.color == gene
+    assert len(w._codes) == 2 * pbmc.n_obs
+    assert w._n == pbmc.n_obs

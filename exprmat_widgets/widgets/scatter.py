@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from pathlib import Path
 
 import anywidget
@@ -217,6 +218,9 @@ class UmapScatter(anywidget.AnyWidget):
     ):
         super().__init__(height=int(height), point_size=float(point_size or 0.0), **kwargs)
         self._adata = adata
+        # a page event (colour by) runs beside an action's refresh (worker thread): one at a
+        # time, so the refresh after an action is the last to write the buffers
+        self._lock = threading.RLock()
         self._allow_missing = bool(allow_missing_embedding)
         self._use_raw = use_raw
         self._layer = layer
@@ -394,6 +398,10 @@ class UmapScatter(anywidget.AnyWidget):
     ) -> UmapScatter:
         """Colour the cells by an obs column, a gene or an ``obsm`` column (see the module
         docstring)."""
+        with self._lock:
+            return self._color_by(key, use_raw, layer, cmap, vmin, vmax)
+
+    def _color_by(self, key, use_raw, layer, cmap, vmin, vmax) -> UmapScatter:
         a = self._adata
         n = a.n_obs
         use_raw = bool(self._use_raw) if use_raw is None else bool(use_raw)
@@ -695,6 +703,10 @@ class UmapScatter(anywidget.AnyWidget):
 
     def refresh(self) -> None:
         """Re-read the AnnData: only changed buffers are re-sent (hash comparison)."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         a = self._adata
         cells_changed = self._cells_changed()
         old, pos = self._selection_names_index, self.selection
