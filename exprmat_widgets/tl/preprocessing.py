@@ -281,6 +281,11 @@ def pca(
     key_added
         ``obsm`` key of the scores (the loadings go to ``varm['PCs']`` and the
         variance to ``uns['pca']`` for the default ``'X_pca'``, else under ``key_added``).
+
+    Notes
+    -----
+    scanpy's PCA runs on one BLAS thread here, so the result is the same on any number
+    of cores (scanpy's own differs in the last bits between, e.g., 2 and 8 threads).
     """
     import scanpy as sc
 
@@ -303,9 +308,14 @@ def pca(
     if n_comps < 1:
         raise ExprmatError(f"pca: {adata.n_obs} cells and {n_use} genes are too few for a PCA.")
     v.new_key("key_added", key_added)
-    sc.pp.pca(adata, n_comps=n_comps, layer=layer, mask_var=mask_var, zero_center=zero_center,
-              svd_solver=svd_solver, random_state=random_state,
-              key_added=None if key_added == "X_pca" else key_added)
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: ARPACK's gemv sums in another order on another core count, and a
+    # history made on a laptop must replay bit for bit on an 8-core server (and in CI)
+    with threadpool_limits(limits=1, user_api="blas"):
+        sc.pp.pca(adata, n_comps=n_comps, layer=layer, mask_var=mask_var, zero_center=zero_center,
+                  svd_solver=svd_solver, random_state=random_state,
+                  key_added=None if key_added == "X_pca" else key_added)
 
 
 def _writes_harmony(p, adata):
