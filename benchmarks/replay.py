@@ -11,7 +11,8 @@ Each of the three runs (recorded analysis, plain scanpy, replay) is a fresh chil
 that reads the start file and then works; its figures are the wall time of the work and the
 peak resident memory (``VmHWM``, reset after a warm-up on 8,500 cells) of the process, and
 the rise of that peak over the memory held right after reading the start.  The replay reads only
-the history of the saved analysis (``uns['commands']``), as ``exprmat-widgets replay`` does.
+the history of the saved analysis (``uns['commands']``) and replays in place, as
+``exprmat-widgets replay`` does.
 
     python benchmarks/replay.py [--sizes 10000 200000] [--workdir /tmp]
 """
@@ -105,7 +106,7 @@ def child(kind: str, start: str, saved: str, out: str) -> None:
 
         with h5py.File(saved, "r") as f:
             records = [str(r) for r in read_elem(f["uns/commands"])]
-        result = em.replay(adata, records)  # as `exprmat-widgets replay` does
+        result = em.replay(adata, records, copy=False)  # as `exprmat-widgets replay` does
     else:
         result = (plain if kind == "plain" else recorded)(adata)
     dt = time.perf_counter() - t0

@@ -91,7 +91,8 @@ def cmd_replay(args) -> int:
     except ReplayError as e:  # a damaged record: nothing was run
         raise CliError(f"{args.annotated}: {e}") from None
     try:
-        out = replay(start, records, on_step=on_step)
+        # in place: the start is not needed afterwards, so no second X is held
+        out = replay(start, records, on_step=on_step, copy=False)
     except ReplayError as e:
         print(f"replay failed: {e}", file=sys.stderr)
         return EXIT_MISMATCH

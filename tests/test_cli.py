@@ -35,11 +35,17 @@ def test_replay_ok_writes_output(files, tmp_path, capsys):
 
 def test_replay_reads_only_the_history_of_the_annotated_file(files, tmp_path, capsys, monkeypatch):
     """The annotated file's X is not read (it may be gigabytes): only the start is read as an
-    AnnData."""
+    AnnData, and the replay runs on it in place."""
     start, annotated, pbmc = files
     read = []
     real = ad.read_h5ad
     monkeypatch.setattr(ad, "read_h5ad", lambda p, *a, **k: read.append(str(p)) or real(p, *a, **k))
+    from exprmat_widgets.history import _compat as hc
+
+    def no_copy(a):
+        raise AssertionError("the CLI replay copied the start")
+
+    monkeypatch.setattr(hc, "shallow_copy", no_copy)
     assert main(["replay", str(start), str(annotated)]) == 0
     assert read == [str(start)]
     assert "2 steps reproduced" in capsys.readouterr().out
