@@ -10,6 +10,7 @@ import pytest
 
 import exprmat_widgets as em
 from exprmat_widgets.cli import main
+from exprmat_widgets.history import FORMAT
 
 
 @pytest.fixture
@@ -80,11 +81,11 @@ def test_missing_file_and_no_history_and_newer_version(files, tmp_path, capsys):
     pbmc.write_h5ad(newer)
     assert main(["replay", str(start), str(newer)]) == 0  # a newer package, same format: readable
     capsys.readouterr()
-    recs[0]["format"] = 2  # a newer format: refused with the upgrade hint
+    recs[0]["format"] = FORMAT + 1  # a newer format: refused with the upgrade hint
     pbmc.uns["commands"] = [json.dumps(r) for r in recs]
     pbmc.write_h5ad(newer)
     assert main(["replay", str(start), str(newer)]) == 4
-    assert "history format 2" in capsys.readouterr().err
+    assert f"history format {FORMAT + 1}" in capsys.readouterr().err
 
 
 def test_history_table_and_script(files, capsys):

@@ -59,8 +59,9 @@ def test_replay_refuses_unknown_command_and_params(pbmc):
     bad = [{"command": "leiden", "params": {"evil": 1}, **base}]
     with pytest.raises(em.ReplayError, match="unknown parameter"):
         em.replay(pbmc, bad)
-    newer = [{"format": 2, "command": "leiden", "params": {}, **base}]
-    with pytest.raises(em.ReplayError, match="history format 2"):
+    newer = [{"format": 3,
+              "command": "leiden", "params": {}, **base}]
+    with pytest.raises(em.ReplayError, match="history format 3"):
         em.replay(pbmc, newer)
 
 

@@ -1,4 +1,4 @@
-"""History format 1: hostile records, bounded decoding, locks, foreign histories, undo budget."""
+"""History formats 1 and 2: hostile records, bounded decoding, locks, foreign histories, undo budget."""
 
 import base64
 import json
@@ -161,7 +161,7 @@ def test_format_0_records_still_replay(annotated):
 def test_records_carry_format_and_after(annotated):
     _, adata = annotated
     rec = _records(adata)[-1]
-    assert rec["format"] == 1 and rec["after"] == input_fingerprint(adata)
+    assert rec["format"] == FORMAT == 2 and rec["after"] == input_fingerprint(adata)
     assert set(rec) == {"format", "command", "params", "version", "time", "input", "output", "after"}
 
 
@@ -342,3 +342,58 @@ def test_backed_data_exclusion_says_what_to_do(pbmc_graph, tmp_path):
     mem = backed.to_memory()
     em.exclude(mem, annotation="leiden", remove=["0"])
     assert mem.n_obs < 700
+
+
+# ------------------------------------------------------------------ format 2: tables hashed as bytes
+def _markers_history(pbmc, fmt=None):
+    from exprmat_widgets.history import fingerprint_format
+
+    a = pbmc.copy()
+    a.uns.pop("commands", None)
+    if fmt is None:
+        em.markers(a, groupby="bulk_labels", method="t-test", pts=True, key_added="mk")
+        return a
+    with fingerprint_format(fmt):  # what a release writing format `fmt` recorded
+        em.markers(a, groupby="bulk_labels", method="t-test", pts=True, key_added="mk")
+    return a
+
+
+def test_format_2_hashes_numeric_tables_by_their_bytes(pbmc):
+    from exprmat_widgets.history import fingerprint, fingerprint_format
+
+    new, old = _markers_history(pbmc), _markers_history(pbmc, fmt=1)
+    r_new, r_old = _records(new)[-1], _records(old)[-1]
+    assert (r_new["format"], r_old["format"]) == (2, 1)
+    assert r_new["output"]["uns:mk"] != r_old["output"]["uns:mk"]  # two schemes, told apart
+    pts = new.uns["mk"]["pts"]
+    with fingerprint_format(1):
+        as_text = fingerprint(pts)
+    assert fingerprint(pts) != as_text
+    # a value changed in the last bit changes the format-2 fingerprint
+    bumped = pts.copy()
+    bumped.iloc[0, 0] = np.nextafter(bumped.iloc[0, 0], 2.0)
+    assert fingerprint(bumped) != fingerprint(pts)
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_a_history_replays_in_its_own_format_after_an_h5ad_round_trip(pbmc, tmp_path, fmt):
+    start = pbmc.copy()
+    start.uns.pop("commands", None)
+    done = _markers_history(pbmc, fmt=fmt)
+    em.label_cells(done, key="lab", cells=done.obs_names[:10], label="A")  # a format-2 step after it
+    done.write_h5ad(tmp_path / "done.h5ad")
+    back = ad.read_h5ad(tmp_path / "done.h5ad")
+    out = em.replay(start, back)
+    assert [r["format"] for r in _records(out)] == [fmt, 2]
+    assert [r["output"] for r in _records(out)] == [r["output"] for r in _records(back)]
+    # the file's own table, read back, still has the recorded fingerprint
+    from exprmat_widgets.history import fingerprint, fingerprint_format
+
+    with fingerprint_format(fmt):
+        assert fingerprint(back.uns["mk"]) == _records(back)[0]["output"]["uns:mk"]
+
+
+def test_diff_histories_says_when_two_formats_cannot_be_compared(pbmc):
+    d = em.diff_histories(_markers_history(pbmc, fmt=1), _markers_history(pbmc))
+    assert d["status"].tolist() == ["format"]
+    assert em.diff_histories(_markers_history(pbmc), _markers_history(pbmc)).empty

@@ -13,13 +13,24 @@ the obs_names cache), :mod:`.registry` (the decorator, locks, undo checkpoints),
 from ._compat import restore, shallow_copy, snapshot
 from .fingerprints import (
     carry_obs_names_hash,
+    current_format,
     fingerprint,
+    fingerprint_format,
     input_fingerprint,
     obs_names_hash,
     output_fingerprint,
     subset_rows,
 )
-from .records import FORMAT, UNS_KEY, changed_outputs, get_records, history, last_record, raw_records
+from .records import (
+    FORMAT,
+    UNS_KEY,
+    changed_outputs,
+    get_records,
+    history,
+    last_record,
+    raw_records,
+    record_format,
+)
 from .registry import (
     VERSION,
     CommandSpec,
@@ -41,9 +52,11 @@ __all__ = [
     "CommandSpec",
     "carry_obs_names_hash",
     "changed_outputs",
+    "current_format",
     "command",
     "command_lock",
     "fingerprint",
+    "fingerprint_format",
     "get_records",
     "held_bytes",
     "is_replaying",
@@ -55,6 +68,7 @@ __all__ = [
     "obs_names_hash",
     "output_fingerprint",
     "raw_records",
+    "record_format",
     "registered_commands",
     "replay",
     "restore",

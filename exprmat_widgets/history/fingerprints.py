@@ -6,10 +6,16 @@ Hashing is hand-written because the fingerprint must be canonical across storage
 (an h5ad round trip changes sparse index dtypes, matrix vs array classes, categorical
 storage) and stable across pandas and numpy versions, which ``pandas.util.hash_pandas_object``
 and pickling-based hashers do not promise.
+
+Formats 0 and 1 hashed numeric columns and tables (a Series' ``.array``) as the text of
+their values, which takes seconds for a genes x groups table; format 2 hashes their bytes.
+A record is checked with the scheme of its own format (:func:`fingerprint_format`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import threading
 
@@ -25,7 +31,28 @@ __all__ = [
     "input_fingerprint",
     "output_fingerprint",
     "names_are_unique",
+    "fingerprint_format",
+    "current_format",
 ]
+
+NEWEST = 2  # records.FORMAT: the scheme new records are hashed with
+_format = contextvars.ContextVar("exprmat_widgets_fingerprint_format", default=NEWEST)
+
+
+def current_format() -> int:
+    """The record format whose hashing scheme fingerprints use now."""
+    return _format.get()
+
+
+@contextlib.contextmanager
+def fingerprint_format(fmt: int):
+    """Hash as format ``fmt`` did (formats 0 and 1 share a scheme): a replayed or redone
+    record is reproduced, fingerprints and ``format`` field alike, as it was written."""
+    token = _format.set(max(1, min(int(fmt), NEWEST)))
+    try:
+        yield
+    finally:
+        _format.reset(token)
 
 
 
@@ -54,7 +81,11 @@ def _update(h, obj):
         _update(h, np.asarray(obj.categories.astype(str)))
         _update(h, obj.codes)
     elif isinstance(obj, pd.api.extensions.ExtensionArray):
-        _update(h, np.asarray(obj, dtype=object))
+        if (isinstance(obj, pd.arrays.NumpyExtensionArray) and obj.dtype.kind in "biuf"
+                and _format.get() >= 2):
+            _update(h, obj.to_numpy())  # its bytes (format 2), not the text of each value
+        else:
+            _update(h, np.asarray(obj, dtype=object))
     elif sp.issparse(obj):
         # canonical form, so that storage details (index order and dtype after an h5ad
         # round trip, matrix vs array classes) do not change the fingerprint of the values

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 UNS_KEY = "commands"
-FORMAT = 1  # the record format this package writes and the newest it reads
+from .fingerprints import NEWEST as FORMAT  # the record format this package writes and the newest it reads
 MAX_RECORD_CHARS = 256 * 2**20  # a packed mask of 1e9 cells is ~170 MB of base64
 _REQUIRED = ("command", "params", "input", "output")
 

@@ -29,8 +29,8 @@ from .. import _progress
 from .._settings import settings
 from ..errors import ExprmatError
 from . import _compat
-from .fingerprints import input_fingerprint, names_are_unique, output_fingerprint
-from .records import FORMAT, UNS_KEY, append_record, last_record, raw_records, record_format
+from .fingerprints import current_format, input_fingerprint, names_are_unique, output_fingerprint
+from .records import UNS_KEY, append_record, last_record, raw_records, record_format
 
 __all__ = [
     "CommandSpec", "command", "is_replaying", "record_resolved", "registered_commands", "command_lock", "to_jsonable",
@@ -253,7 +253,7 @@ def _run(adata, name, func, writes, selections, in_memory, params, args, kwargs)
 
 def _append(adata, name, recorded, input_fp, writes):
     record = {
-        "format": FORMAT,
+        "format": current_format(),  # a replayed record keeps its own format
         "command": name,
         "params": recorded,
         "version": VERSION,

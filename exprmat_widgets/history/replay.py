@@ -12,8 +12,8 @@ import keyword
 
 from ..errors import ExprmatError, ReplayError
 from . import _compat
-from .fingerprints import input_fingerprint
-from .records import UNS_KEY, get_records, last_record, raw_records, short
+from .fingerprints import fingerprint_format, input_fingerprint
+from .records import UNS_KEY, get_records, last_record, raw_records, record_format, short
 from .registry import _REGISTRY, CommandSpec, _replaying, checkpoints, command_lock, forget_checkpoints
 
 __all__ = ["replay", "undo", "resolve"]
@@ -79,7 +79,8 @@ def _run_records(adata, records, *, check: bool, on_step, offset: int = 0) -> No
                     command=name,
                 )
         try:
-            spec.func(adata, **_fresh(params))
+            with fingerprint_format(record_format(record)):
+                spec.func(adata, **_fresh(params))
         except ReplayError:
             raise
         except Exception as e:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import _validate as v
 from ..errors import ExprmatError
+from ..history import record_format
 
 __all__ = ["Comparison", "compare_annotations", "diff_histories"]
 
@@ -188,7 +189,9 @@ def diff_histories(a, b) -> pd.DataFrame:
         One row per step from the first difference on: ``step``, ``status``
         (``'params'``: same command, other parameters; ``'command'``: another command;
         ``'result'``: same command and parameters, another result (the data had
-        already parted); ``'only a'`` / ``'only b'``: one history is longer), the
+        already parted); ``'format'``: same command and parameters, results hashed by
+        two history formats, so not comparable; ``'only a'`` / ``'only b'``: one history
+        is longer), the
         command and parameters of each side and ``differs`` (the parameters that
         differ).  Empty when the histories are the same.  ``attrs['common_steps']`` is
         the number of identical steps before the first difference.
@@ -218,7 +221,8 @@ def diff_histories(a, b) -> pd.DataFrame:
         elif x["params"] != y["params"]:
             status = "params"
         elif x["output"] != y["output"] or x["input"] != y["input"]:
-            status = "result"
+            scheme = {max(1, record_format(r)) for r in (x, y)}
+            status = "format" if len(scheme) > 1 and x["input"] == y["input"] else "result"
         else:
             status = "same"
         if status == "same" and common is None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ExprmatError, MissingKeyError
-from ..history import fingerprint, get_records
+from ..history import current_format, fingerprint, fingerprint_format, get_records, record_format
 from ._wilcoxon import REST, group_stats
 from .marker_genes import _is_dask, _matrix, looks_like_counts
 
@@ -420,12 +420,12 @@ def _result_fingerprint(res) -> str:
     """``fingerprint(res)``, remembered for the last few results: a panel asks after every
     click, and hashing a genes x groups result of names takes most of a second.  A result
     whose entries were replaced (new arrays) is hashed again."""
-    ids = result_identity(res)
+    ids = (result_identity(res), current_format())
     for r, i, fp in list(_fingerprinted):
         if r is res and i == ids:
             return fp
     fp = fingerprint(res)
-    _fingerprinted[:] = [(res, ids, fp)] + [e for e in _fingerprinted if e[0] is not res][:3]
+    _fingerprinted[:] = [(res, ids, fp)] + [e for e in _fingerprinted if not (e[0] is res and e[1] == ids)][:3]
     return fp
 
 
@@ -477,13 +477,17 @@ def marker_result_stale(adata, key: str) -> str | None:
         return None
     if groupby not in adata.obs.columns:
         return f"obs[{groupby!r}] no longer exists"
-    if i is None or records[i]["output"][f"uns:{key}"] != _result_fingerprint(res):
-        return None  # not written by the recorded command: its provenance is unknown
+    if i is None:
+        return None
+    with fingerprint_format(record_format(records[i])):  # as that record hashed it
+        if records[i]["output"][f"uns:{key}"] != _result_fingerprint(res):
+            return None  # not written by the recorded command: its provenance is unknown
     label = f"obs:{groupby}"
     j = _last_writer(records, label, stop=i)
     changed = f"obs[{groupby!r}] changed since these markers were computed"
     if j is not None:
-        return changed if records[j]["output"][label] != fingerprint(adata.obs[groupby]) else None
+        with fingerprint_format(record_format(records[j])):
+            return changed if records[j]["output"][label] != fingerprint(adata.obs[groupby]) else None
     later = _last_writer(records, label)
     moved = _last_writer(records, "obs_names")
     if (later is not None and later > i) or (moved is not None and moved > i):

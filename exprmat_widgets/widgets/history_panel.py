@@ -36,7 +36,15 @@ import ipywidgets as W
 
 from .._logging import logg
 from ..errors import ExprmatError, ReplayError
-from ..history import changed_outputs, get_records, input_fingerprint, last_record, registered_commands
+from ..history import (
+    changed_outputs,
+    fingerprint_format,
+    get_records,
+    input_fingerprint,
+    last_record,
+    record_format,
+    registered_commands,
+)
 
 __all__ = ["HistoryPanel", "format_params"]
 
@@ -276,7 +284,8 @@ class HistoryPanel:
                     "undo); make the change again with the panel's buttons instead."
                 )
             # a copy: the routine may change its arguments, and the record must stay as it was
-            spec.func(adata, **copy.deepcopy(rec["params"]))
+            with fingerprint_format(record_format(rec)):
+                spec.func(adata, **copy.deepcopy(rec["params"]))
             self.redo_records.pop()
             self._expect = self._token()[0]
             new = last_record(adata)
