@@ -26,7 +26,14 @@ def _open(path: Path):
         import h5py
 
         return h5py.File(path, "r")
+    import gc
+
     import zarr
+
+    # h5py objects of an earlier lazy h5ad, left in reference cycles, must not be collected
+    # on zarr's I/O thread: their finalizer waits for h5py's lock there (h5py/h5py#2019; a
+    # test run hung so)
+    gc.collect()
 
     return zarr.open_group(str(path), mode="r")
 

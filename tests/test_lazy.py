@@ -30,6 +30,9 @@ def stores(tmp_path_factory):
     del a.layers["counts"], a.obsm["protein_expression"]
     a.X = sp.csr_matrix(a.X, dtype=np.float32)
     d = tmp_path_factory.mktemp("lazy")
+    import gc
+
+    gc.collect()  # h5py garbage of earlier tests is not left to zarr's I/O thread (h5py#2019)
     a.write_zarr(d / "a.zarr")
     a.write_h5ad(d / "a.h5ad")
     return d / "a.zarr", d / "a.h5ad"
