@@ -15,7 +15,12 @@ mouse_10k_chr1 (``_realistic.realistic``).  The mouse file holds one sample, and
 needs two batches, so ``obs['sample']`` is replaced by a seeded random split into two
 halves (the same split for both sides; it is the cost that is measured, not the biology).
 
-    python benchmarks/recording.py [--cells 200000] [--repeat 3] [--repeat-umap 1] [--skip-real]
+``em.pca`` runs scanpy's PCA on one BLAS thread (so a history replays bit for bit on any
+core count); the reference is scanpy with its default threads, so the PCA row shows what
+that costs, and its results differ from ours in the last bits where the thread count matters.
+``--until STEP`` stops after that step.
+
+    python benchmarks/recording.py [--cells 200000] [--repeat 3] [--repeat-umap 1] [--skip-real] [--until pca]
 """
 
 from __future__ import annotations
@@ -118,11 +123,12 @@ def _timed(fn, a):
     return time.perf_counter() - t0
 
 
-def run_pipeline(start, label, *, repeat=3, repeat_umap=1, out=None):
+def run_pipeline(start, label, *, repeat=3, repeat_umap=1, out=None, until=None):
     """Time every step on ``start`` (counts); append result rows to ``out``."""
     out = [] if out is None else out
     state = start
-    for name, ours, ref, checks in STEPS:
+    names = [s[0] for s in STEPS]
+    for name, ours, ref, checks in STEPS[: names.index(until) + 1 if until else len(STEPS)]:
         n = repeat_umap if name == "umap" else repeat
         t_ours, t_ref = [], []
         for r in range(n):
@@ -171,6 +177,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--repeat-umap", type=int, default=1)
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--until", choices=[s[0] for s in STEPS], default=None, help="stop after this step")
     args = ap.parse_args(argv)
     logging.getLogger("exprmat_widgets").setLevel(logging.WARNING)
     print(f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
@@ -182,14 +189,15 @@ def main(argv=None):
     if not args.skip_real:
         print_realism(realism(real, src), "mouse_10k_chr1 (real)")
         run_pipeline(two_batches(real.copy()), "mouse_10k_chr1 (real)", repeat=args.repeat,
-                     repeat_umap=args.repeat_umap, out=rows)
+                     repeat_umap=args.repeat_umap, out=rows, until=args.until)
     if args.cells:
         em.datasets.synthetic_from(src, 10)  # compile its kernel outside the figures
         syn = realistic("mouse_10k_chr1", args.cells, source=src)
         label = syn.uns["synthetic"]["label"]
         print_realism(realism(syn, src), label)
         syn.uns.pop("synthetic", None)
-        run_pipeline(two_batches(syn), label, repeat=args.repeat, repeat_umap=args.repeat_umap, out=rows)
+        run_pipeline(two_batches(syn), label, repeat=args.repeat, repeat_umap=args.repeat_umap, out=rows,
+                     until=args.until)
     print(f"load average at the end {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("\n| step | data | cells | ours (s) | plain scanpy (s) | ours / plain | runs | results |")
     print("|---|---|---|---|---|---|---|---|")

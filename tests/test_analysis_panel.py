@@ -313,3 +313,23 @@ def test_fast_umap_option_is_recorded_and_replays(opened, monkeypatch):
     assert "400 cells" in note and "with the default" in note and "of 200 cells" in note
     an.umap_mode.value = "default"
     assert "of 200 cells" in an.umap_note.value and an.umap_subsample.layout.display == "none"
+
+
+def test_composition_names_the_samples_without_labelled_cells(opened):
+    adata = opened[1].copy()
+    ann = em.Annotator(adata, key="leiden", basis="umap", background=False)
+    an = ann.analysis
+    samples = list(adata.obs["sample"].cat.categories)
+    # label only cells of the first sample: the second has cells, but no row in the table
+    em.label_cells(adata, key="cell.type", cells=adata.obs_names[adata.obs["sample"] == samples[0]][:50],
+                   label="T")
+    ann.refresh()
+    an.minor.value = "cell.type"
+    an._refresh_composition()
+    assert list(an.composition.index) == [samples[0]]
+    assert "no row for sample" in an.table.value and samples[1] in an.table.value
+    # once it has a labelled cell, its row is there and the note is gone
+    em.label_cells(adata, key="cell.type", cells=adata.obs_names[adata.obs["sample"] == samples[1]][:5],
+                   label="B")
+    an._refresh_composition()
+    assert list(an.composition.index) == samples and "no row for" not in an.table.value

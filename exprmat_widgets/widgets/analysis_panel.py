@@ -516,6 +516,16 @@ class AnalysisPanel:
                 f"{missing:,} of {obs.shape[0]:,} cells have no {html.escape(minor)} (or "
                 f"{html.escape(major)}) value and are not counted.</div>"
             )
+        present = pd.Series(obs[major]).dropna().astype(str).unique()
+        absent = [str(c) for c in present if str(c) not in set(map(str, table.index))]
+        if absent:
+            # a sample with cells but no labelled ones has no row: say so, not leave it out silently
+            names = ", ".join(html.escape(c) for c in absent[:10]) + (" ..." if len(absent) > 10 else "")
+            self.table.value += (
+                '<div class="em-an-composition-absent" style="color:var(--jp-warn-color0,#9a6700)">'
+                f"no row for {html.escape(major)} {names}: none of its cells has a "
+                f"{html.escape(minor)} value yet.</div>"
+            )
 
     # ------------------------------------------------------------------ actions (one routine each)
 
