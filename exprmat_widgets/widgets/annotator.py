@@ -319,7 +319,7 @@ class Annotator(W.VBox):
 
     def _set_status(self, text: str, kind: str = "info") -> None:
         color = {"info": "#555", "busy": "#b36b00", "ok": "#1a7f37", "warn": "#9a6700", "error": "#c62828"}[kind]
-        icon = {"info": "", "busy": "\u23f3 ", "ok": "\u2713 ", "warn": "\u26a0 ", "error": "\u2717 "}[kind]
+        icon = {"info": "", "busy": "\u21bb ", "ok": "\u2713 ", "warn": "\u26a0 ", "error": "\u2717 "}[kind]
         self.status.value = (
             f'<div class="em-status-{kind}" style="color:{color};white-space:pre-wrap">'
             f"{icon}{html.escape(text)}</div>"
