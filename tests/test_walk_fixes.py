@@ -173,3 +173,15 @@ def test_an_annotation_click_does_not_filter_or_hash_the_markers_again(ann, monk
     mp.recompute_button.click()  # a new result: filtered and hashed again
     assert ann.status_kind == "ok", ann.status_text
     assert len(calls) == 2 and len(hashed) > n_hashed and mp.stale_reason is None
+
+
+def test_label_and_exclude_are_in_full_colour_only_with_a_selection(ann):
+    cp = ann.clusters
+    assert (cp.label_button.button_style, cp.exclude_button.button_style) == ("", "")
+    cp.select(["0"])
+    assert (cp.label_button.button_style, cp.exclude_button.button_style) == ("primary", "danger")
+    cp.clear_all()
+    assert (cp.label_button.button_style, cp.exclude_button.button_style) == ("", "")
+    cp.label_text.value = "T"
+    cp.label_button.click()  # still clickable: the click says what is missing
+    assert ann.status_kind == "error" and "select" in ann.status_text, ann.status_text

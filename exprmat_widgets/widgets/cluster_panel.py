@@ -536,6 +536,9 @@ class ClusterPanel:
                     "or select the unlabelled cells</span>")
         self.selection_info.value = info
         on = f" {what}" if what else " (nothing selected)"
+        # full colour only when there is something to act on (still clickable: the click says why not)
+        self.label_button.button_style = "primary" if what else ""
+        self.exclude_button.button_style = "danger" if what else ""
         self.label_button.description = f"Label{on}"
         self.exclude_button.description = f"Exclude{on}"
         self.recluster_button.description = f"Re-cluster{on}"
