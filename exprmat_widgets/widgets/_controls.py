@@ -27,3 +27,18 @@ def guarded(annotator, name: str, build):
         annotator.last_error = f"{name}: {e}"
         annotator._set_status(annotator.last_error, "error")
         return None
+
+
+# pandas' to_html draws a double border round every cell; this is the look of the panels'
+# own tables (light rules between rows, the theme's colours)
+_TABLE_STYLE = (
+    "<style>.em-df{border-collapse:collapse;border:none;font-size:90%}"
+    ".em-df th,.em-df td{border:none;border-bottom:1px solid var(--jp-border-color2,#e0e0e0);"
+    "padding:2px 8px;text-align:right}"
+    ".em-df thead th{border-bottom:1px solid var(--jp-border-color1,#bdbdbd)}</style>"
+)
+
+
+def html_table(df, **to_html) -> str:
+    """``df.to_html(...)`` in the panels' table style."""
+    return _TABLE_STYLE + df.to_html(border=0, classes="em-df", **to_html)

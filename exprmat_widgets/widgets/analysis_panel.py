@@ -62,7 +62,7 @@ from ..history import get_records
 from ..tl._subsample_layout import seconds as umap_seconds
 from ..tl.nmf_consensus import available_cores
 from ._cnmf_svg import k_choice_svg
-from ._controls import action_button, guarded
+from ._controls import action_button, guarded, html_table
 from .cluster_panel import annotation_keys
 
 __all__ = ["AnalysisPanel", "embedding_status"]
@@ -393,7 +393,7 @@ class AnalysisPanel:
         if isinstance(stats, pd.DataFrame) and {"k", "stability", "error"} <= set(stats.columns):
             # the choice of k as the tutorial plots it (plot_cnmf_silhouette), beside the table
             plot = k_choice_svg(stats["k"], stats["stability"], stats["error"])
-            table = stats.to_html(index=False, float_format=lambda x: f"{x:.3g}")
+            table = html_table(stats, index=False, float_format=lambda x: f"{x:.3g}")
             self.cnmf_stats.value = f'<div style="display:flex;gap:12px;align-items:flex-start">{table}{plot}</div>'
         else:
             self.cnmf_stats.value = ""
@@ -506,7 +506,7 @@ class AnalysisPanel:
         # both axis names in the corner cell: pandas would give the index name a header row
         # of its own, an empty row above the first sample
         shown = table.rename_axis(index=None, columns=f"{major} \\ {minor}")
-        self.table.value = shown.to_html(float_format=(lambda x: f"{100 * x:.1f}%") if shares else None)
+        self.table.value = html_table(shown, float_format=(lambda x: f"{100 * x:.1f}%") if shares else None)
         obs = self.a.adata.obs
         missing = int((obs[major].isna() | obs[minor].isna()).sum())
         if missing:
