@@ -42,14 +42,36 @@ def _row_bounds(x) -> list[tuple[int, int]]:
     return bounds
 
 
-def cell_blocks(x, check=None):
+def _read(x, r0: int, r1: int):
+    return x[r0:r1].compute()
+
+
+def cell_blocks(x, check=None, *, prefetch: bool = True):
     """``(first, stop, block)`` for consecutive cell blocks of the dask array ``x``, each
-    stored chunk computed once; ``check(block)`` is called on each before it is yielded."""
-    for r0, r1 in _row_bounds(x):
-        block = x[r0:r1].compute()
-        if check is not None:
-            check(block)
-        yield r0, r1, block
+    stored chunk computed once; ``check(block)`` is called on each before it is yielded.
+
+    With ``prefetch`` the next block is read in a thread while the caller works on this
+    one (reading and decompressing is as slow as the statistics of a block), so two blocks
+    are in memory at once."""
+    bounds = _row_bounds(x)
+    if not prefetch or len(bounds) < 2:
+        for r0, r1 in bounds:
+            block = _read(x, r0, r1)
+            if check is not None:
+                check(block)
+            yield r0, r1, block
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="em-read-ahead") as pool:
+        ahead = pool.submit(_read, x, *bounds[0])
+        for k, (r0, r1) in enumerate(bounds):
+            block = ahead.result()
+            ahead = pool.submit(_read, x, *bounds[k + 1]) if k + 1 < len(bounds) else None
+            if check is not None:
+                check(block)
+            yield r0, r1, block
+            del block
 
 
 class GeneBlocks:

@@ -59,7 +59,7 @@ def _add_stat(s, q, nz, n_groups, g, j, v):
         nz[g, j] += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # runs beside the read-ahead of the next cell block
 def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
     for i in range(indptr.size - 1):
         g = codes[i]
@@ -70,7 +70,7 @@ def _stats_csr(data, indices, indptr, codes, n_groups, s, q, nz):
             _add_stat(s, q, nz, n_groups, g, indices[k], v)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _stats_dense(x, codes, n_groups, s, q, nz):
     n_genes = x.shape[1]
     for i in range(x.shape[0]):
