@@ -19,6 +19,7 @@ import threading
 import pandas as pd
 
 from ..errors import ReplayError
+from .fingerprints import NEWEST as FORMAT  # the record format this package writes and the newest it reads
 
 __all__ = [
     "UNS_KEY",
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 UNS_KEY = "commands"
-from .fingerprints import NEWEST as FORMAT  # the record format this package writes and the newest it reads
 MAX_RECORD_CHARS = 256 * 2**20  # a packed mask of 1e9 cells is ~170 MB of base64
 _REQUIRED = ("command", "params", "input", "output")
 
