@@ -66,8 +66,11 @@ def write_atlas(path, n_cells: int, *, chunk: int = 25_000, seed: int = 0, forma
                 log=print) -> dict:
     """Write ``path.zarr`` (and ``path.h5ad``) with ``n_cells`` cells; returns sizes and time.
 
-    ``X`` goes to disk chunk by chunk (CSR, float32); the zarr store's arrays are chunked
-    by about ``chunk`` cells so a lazy reader gets one stored chunk per cell block.
+    ``X`` goes to disk chunk by chunk (CSR, float32); the zarr store's data and indices are
+    stored in chunks of 4M entries (16 MB), so the chunks a cell block reads are decompressed
+    side by side (zarr runs one codec task per chunk) and a block that starts mid-chunk
+    decompresses little twice.  One stored chunk per cell block (the earlier layout) made the
+    read serial: markers on disk were 4.8x the in-memory time at 100k cells, 3.1x with these.
     """
     import anndata as ad
     import h5py
@@ -87,8 +90,7 @@ def write_atlas(path, n_cells: int, *, chunk: int = 25_000, seed: int = 0, forma
         nnz += x.nnz
         for kind, g in stores.items():
             if start == 0:
-                # 1-D data / indices chunks of about one cell chunk's non-zeros
-                kw = {"chunks": (max(1, x.nnz),)} if kind == "zarr" else {"chunks": True,
+                kw = {"chunks": (1 << 22,)} if kind == "zarr" else {"chunks": True,
                                                                           "compression": "lzf"}
                 ad.io.write_elem(g, "X", x, dataset_kwargs=kw)
             else:
