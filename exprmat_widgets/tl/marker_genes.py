@@ -216,6 +216,9 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
         mean_r = np.broadcast_to(mean[ref], mean.shape)
         var_r = np.broadcast_to(var[ref], var.shape) if t_test else None
         n_rest = np.full(n_groups, sizes[ref])
+    # the group sums (3 x groups x genes) are not needed past here: freed before the tests
+    # allocate theirs (peak memory at many groups)
+    del s, q, nz, known
     if method == "logreg":
         return out
 
@@ -258,12 +261,21 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
                 std = np.sqrt(coef * n_a * m_a * (n_a + m_a + 1) / 12.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     scores[g] = (rs[g] - (n_a * ((n_a + m_a + 1) / 2.0))) / std
+        ranked = rs = ties = None
         scores[np.isnan(scores)] = 0
-        pvals = 2 * stats.norm.sf(np.abs(scores))
+        pvals = stats.norm.sf(np.abs(scores))
+        pvals *= 2
 
     padj = _correct(pvals, corr_method)
+    # in place, the same operations in the same order (same bits): two temporaries, not five
+    lfc = expm1(mean)
+    lfc += 1e-9
+    rest = expm1(mean_r)
+    rest += 1e-9
     with np.errstate(divide="ignore", invalid="ignore"):
-        lfc = np.log2((expm1(mean) + 1e-9) / (expm1(mean_r) + 1e-9))
+        np.divide(lfc, rest, out=lfc)
+        np.log2(lfc, out=lfc)
+    del rest
     out.update(scores=scores, pvals=pvals, pvals_adj=padj, logfoldchanges=lfc)
     return out
 
