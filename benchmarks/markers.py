@@ -239,7 +239,7 @@ def run_illico(sizes, group_counts, repeat=2, scanpy_max=50_000):
     from loguru import logger
 
     logger.remove()  # illico logs every call at INFO
-    from exprmat_widgets.tl._wilcoxon import n_threads
+    from exprmat_widgets.tl._wilcoxon_striped import n_threads
 
     threads = n_threads()
     print(f"threads: ours {threads}, illico {threads}; load: {os.getloadavg()}", flush=True)
