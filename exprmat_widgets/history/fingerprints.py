@@ -33,10 +33,16 @@ __all__ = [
     "names_are_unique",
     "fingerprint_format",
     "current_format",
+    "hash_scheme",
 ]
 
 NEWEST = 2  # records.FORMAT: the scheme new records are hashed with
 _format = contextvars.ContextVar("exprmat_widgets_fingerprint_format", default=NEWEST)
+
+
+def hash_scheme(fmt: int) -> int:
+    """The hashing scheme of record format ``fmt`` (formats 0 and 1 share one)."""
+    return max(1, min(int(fmt), NEWEST))
 
 
 def current_format() -> int:
@@ -48,7 +54,7 @@ def current_format() -> int:
 def fingerprint_format(fmt: int):
     """Hash as format ``fmt`` did (formats 0 and 1 share a scheme): a replayed or redone
     record is reproduced, fingerprints and ``format`` field alike, as it was written."""
-    token = _format.set(max(1, min(int(fmt), NEWEST)))
+    token = _format.set(hash_scheme(fmt))
     try:
         yield
     finally:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import _validate as v
 from ..errors import ExprmatError
-from ..history import record_format
+from ..history import hash_scheme, record_format
 
 __all__ = ["Comparison", "compare_annotations", "diff_histories"]
 
@@ -221,7 +221,7 @@ def diff_histories(a, b) -> pd.DataFrame:
         elif x["params"] != y["params"]:
             status = "params"
         elif x["output"] != y["output"] or x["input"] != y["input"]:
-            scheme = {max(1, record_format(r)) for r in (x, y)}
+            scheme = {hash_scheme(record_format(r)) for r in (x, y)}
             status = "format" if len(scheme) > 1 and x["input"] == y["input"] else "result"
         else:
             status = "same"

@@ -516,8 +516,8 @@ class AnalysisPanel:
                 f"{missing:,} of {obs.shape[0]:,} cells have no {html.escape(minor)} (or "
                 f"{html.escape(major)}) value and are not counted.</div>"
             )
-        present = pd.Series(obs[major]).dropna().astype(str).unique()
-        absent = [str(c) for c in present if str(c) not in set(map(str, table.index))]
+        shown_rows = set(map(str, table.index))
+        absent = [c for c in pd.Series(obs[major]).dropna().astype(str).unique() if c not in shown_rows]
         if absent:
             # a sample with cells but no labelled ones has no row: say so, not leave it out silently
             names = ", ".join(html.escape(c) for c in absent[:10]) + (" ..." if len(absent) > 10 else "")
