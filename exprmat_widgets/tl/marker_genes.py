@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
+from scipy import special, stats
 
 from .. import _validate as v
 from ..errors import ExprmatError, MissingKeyError
@@ -155,15 +155,19 @@ def _choice(value, allowed, name, where):
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values of each row."""
+    """Benjamini-Hochberg adjusted p-values of each row, a row at a time (the temporaries
+    are one row, not five groups x genes tables; each row's operations are the same)."""
+    p = np.asarray(p)
+    if p.ndim == 1:
+        return _bh(p[None])[0]
     n = p.shape[-1]
-    order = np.argsort(p, axis=-1)
-    ps = np.take_along_axis(p, order, axis=-1)
-    adj = ps / (np.arange(1, n + 1) / float(n))
-    adj = np.minimum.accumulate(adj[..., ::-1], axis=-1)[..., ::-1]
-    adj = np.minimum(adj, 1.0)
-    out = np.empty_like(adj)
-    np.put_along_axis(out, order, adj, axis=-1)
+    rank = np.arange(1, n + 1) / float(n)
+    out = np.empty(p.shape, dtype=np.result_type(p.dtype, rank.dtype))
+    for i in range(p.shape[0]):
+        order = np.argsort(p[i])
+        adj = p[i][order] / rank
+        adj = np.minimum.accumulate(adj[::-1])[::-1]
+        out[i, order] = np.minimum(adj, 1.0)
     return out
 
 
@@ -173,8 +177,12 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(scores[part])[::-1]]
 
 
-def _mean_var(s, q, n):
-    mean = s / n
+def _mean_var(s, q, n, *, in_place=False):
+    if in_place:  # s is a temporary of the caller's: it becomes the means
+        s /= n
+        mean = s
+    else:
+        mean = s / n
     if q is None:  # only the means wanted (the Wilcoxon test): no variance temporaries
         return mean, None
     var = q / n - mean**2
@@ -201,26 +209,39 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
             rs, ties, known = rank_sums_vs_reference(x, codes, n_groups, ref, with_stats=True)
         ranked = rs, ties
     s, q, nz = group_stats(x, codes, n_groups) if known is None else known
+    known = None
     sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
     t_test = method in ("t-test", "t-test_overestim_var")
+    if not t_test:
+        q = None  # the rank tests need no sums of squares
     mean, var = _mean_var(s[:n_groups], q[:n_groups] if t_test else None, sizes[:, None].astype(float))
     pts = nz[:n_groups] / sizes[:, None]
     tested = [g for g in range(n_groups) if g != ref]
     out = {"pts": pts, "tested": tested}
     if ref is None:
         n_rest = n_cells - sizes
-        mean_r, var_r = _mean_var(s[-1] - s[:n_groups], q[-1] - q[:n_groups] if t_test else None,
-                                  n_rest[:, None].astype(float))
-        out["pts_rest"] = (nz[-1] - nz[:n_groups]) / n_rest[:, None]
+        # the rest = all - group, divided in place: the same values with one temporary each
+        mean_r = np.subtract(s[-1], s[:n_groups])
+        s = None
+        mean_r, var_r = _mean_var(mean_r, q[-1] - q[:n_groups] if t_test else None, n_rest[:, None].astype(float),
+                                  in_place=True)
+        rest = np.subtract(nz[-1], nz[:n_groups], dtype=np.float64)
+        nz = None
+        rest /= n_rest[:, None]
+        out["pts_rest"] = rest
     else:
         mean_r = np.broadcast_to(mean[ref], mean.shape)
         var_r = np.broadcast_to(var[ref], var.shape) if t_test else None
         n_rest = np.full(n_groups, sizes[ref])
     # the group sums (3 x groups x genes) are not needed past here: freed before the tests
     # allocate theirs (peak memory at many groups)
-    del s, q, nz, known
+    s = q = nz = None
     if method == "logreg":
         return out
+    lfc = None
+    if not t_test:  # the means are needed only here: freed before the rank statistics
+        lfc = _log_fold_changes(mean, mean_r, expm1)
+        del mean, mean_r
 
     if t_test:
         n_other = n_rest if method == "t-test" else sizes
@@ -263,11 +284,22 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
                     scores[g] = (rs[g] - (n_a * ((n_a + m_a + 1) / 2.0))) / std
         ranked = rs = ties = None
         scores[np.isnan(scores)] = 0
-        pvals = stats.norm.sf(np.abs(scores))
+        # stats.norm.sf(|z|) is special.ndtr(-|z|); computed in place, without its temporaries
+        pvals = np.abs(scores)
+        np.negative(pvals, out=pvals)
+        special.ndtr(pvals, out=pvals)
         pvals *= 2
 
     padj = _correct(pvals, corr_method)
-    # in place, the same operations in the same order (same bits): two temporaries, not five
+    if lfc is None:
+        lfc = _log_fold_changes(mean, mean_r, expm1)
+    out.update(scores=scores, pvals=pvals, pvals_adj=padj, logfoldchanges=lfc)
+    return out
+
+
+def _log_fold_changes(mean, mean_r, expm1):
+    """scanpy's ``log2((expm1(mean) + 1e-9) / (expm1(mean_rest) + 1e-9))``, in place: the
+    same operations in the same order (same bits), two temporaries instead of five."""
     lfc = expm1(mean)
     lfc += 1e-9
     rest = expm1(mean_r)
@@ -275,9 +307,7 @@ def _compute(x, codes, n_groups, ref, method, tie_correct, corr_method, expm1, k
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(lfc, rest, out=lfc)
         np.log2(lfc, out=lfc)
-    del rest
-    out.update(scores=scores, pvals=pvals, pvals_adj=padj, logfoldchanges=lfc)
-    return out
+    return lfc
 
 
 def _correct(pvals, corr_method):
@@ -333,8 +363,16 @@ def _expm1(adata):
     return np.expm1
 
 
-def _records(columns: dict, dtype) -> np.recarray:
-    return pd.DataFrame(columns).to_records(index=False, column_dtypes=dtype)
+def _records(names: list, values, n: int, dtype) -> np.recarray:
+    """The record array scanpy stores (what ``pd.DataFrame(dict(zip(names, values)))
+    .to_records(index=False, column_dtypes=dtype)`` gives), one field per group, filled one
+    group at a time from the iterable ``values``: no second full copy of the table exists."""
+    if not names:
+        return pd.DataFrame({}).to_records(index=False, column_dtypes=dtype)
+    rec = np.recarray(n, dtype=[(name, dtype) for name in names])
+    for name, column in zip(names, values, strict=True):
+        rec[name] = column
+    return rec
 
 
 def _run(x, var, labels, groups_order, ref, *, method, corr_method, tie_correct, n_genes, rankby_abs, pts, expm1):
@@ -363,15 +401,14 @@ def _run(x, var, labels, groups_order, ref, *, method, corr_method, tie_correct,
         fields = ("names", "scores")
     else:
         fields = ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")
-    cols = {f: {} for f in fields}
-    for g in res["tested"]:
-        sc_ = res["scores"][g]
-        idx = _top(np.abs(sc_) if rankby_abs else sc_, n_top)
-        cols["names"][names[g]] = var_names.to_numpy()[idx]
-        for f in fields[1:]:
-            cols[f][names[g]] = res[f][g][idx]
-    for f in fields:
-        entry[f] = _records(cols[f], _DTYPES[f])
+    tested = res["tested"]
+    top = [_top(np.abs(res["scores"][g]) if rankby_abs else res["scores"][g], n_top) for g in tested]
+    labels_ = [names[g] for g in tested]
+    genes = var_names.to_numpy()
+    entry["names"] = _records(labels_, (genes[idx] for idx in top), n_top, _DTYPES["names"])
+    for f in fields[1:]:
+        entry[f] = _records(labels_, (res[f][g][idx] for g, idx in zip(tested, top)), n_top, _DTYPES[f])
+        res[f] = None  # each groups x genes table is let go once stored (peak memory at many groups)
     return entry
 
 
