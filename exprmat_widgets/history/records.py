@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import ReplayError
 from .fingerprints import NEWEST as FORMAT  # the record format this package writes and the newest it reads
+from .fingerprints import fingerprint_format
 
 __all__ = [
     "UNS_KEY",
@@ -28,6 +29,7 @@ __all__ = [
     "raw_records",
     "append_record",
     "record_format",
+    "hashed_as",
     "short",
     "history",
     "changed_outputs",
@@ -75,6 +77,12 @@ def raw_records(source) -> list:
 
 def record_format(record: dict) -> int:
     return record.get("format", 0)
+
+
+def hashed_as(record: dict):
+    """A context in which fingerprints are hashed as ``record`` was (its format's scheme):
+    to check, replay or redo it."""
+    return fingerprint_format(record_format(record))
 
 
 def _fail(step, message, command=None):

@@ -12,8 +12,8 @@ import keyword
 
 from ..errors import ExprmatError, ReplayError
 from . import _compat
-from .fingerprints import fingerprint_format, input_fingerprint
-from .records import UNS_KEY, get_records, last_record, raw_records, record_format, short
+from .fingerprints import input_fingerprint
+from .records import UNS_KEY, get_records, hashed_as, last_record, raw_records, short
 from .registry import _REGISTRY, CommandSpec, _replaying, checkpoints, command_lock, forget_checkpoints
 
 __all__ = ["replay", "undo", "resolve"]
@@ -79,7 +79,7 @@ def _run_records(adata, records, *, check: bool, on_step, offset: int = 0) -> No
                     command=name,
                 )
         try:
-            with fingerprint_format(record_format(record)):
+            with hashed_as(record):
                 spec.func(adata, **_fresh(params))
         except ReplayError:
             raise

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ExprmatError, MissingKeyError
-from ..history import current_format, fingerprint, fingerprint_format, get_records, record_format
+from ..history import current_format, fingerprint, get_records, hashed_as
 from ._wilcoxon import REST, group_stats
 from .marker_genes import _is_dask, _matrix, looks_like_counts
 
@@ -479,14 +479,14 @@ def marker_result_stale(adata, key: str) -> str | None:
         return f"obs[{groupby!r}] no longer exists"
     if i is None:
         return None
-    with fingerprint_format(record_format(records[i])):  # as that record hashed it
+    with hashed_as(records[i]):  # as that record hashed it
         if records[i]["output"][f"uns:{key}"] != _result_fingerprint(res):
             return None  # not written by the recorded command: its provenance is unknown
     label = f"obs:{groupby}"
     j = _last_writer(records, label, stop=i)
     changed = f"obs[{groupby!r}] changed since these markers were computed"
     if j is not None:
-        with fingerprint_format(record_format(records[j])):
+        with hashed_as(records[j]):
             return changed if records[j]["output"][label] != fingerprint(adata.obs[groupby]) else None
     later = _last_writer(records, label)
     moved = _last_writer(records, "obs_names")

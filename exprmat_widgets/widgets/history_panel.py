@@ -38,11 +38,10 @@ from .._logging import logg
 from ..errors import ExprmatError, ReplayError
 from ..history import (
     changed_outputs,
-    fingerprint_format,
     get_records,
+    hashed_as,
     input_fingerprint,
     last_record,
-    record_format,
     registered_commands,
 )
 
@@ -284,7 +283,7 @@ class HistoryPanel:
                     "undo); make the change again with the panel's buttons instead."
                 )
             # a copy: the routine may change its arguments, and the record must stay as it was
-            with fingerprint_format(record_format(rec)):
+            with hashed_as(rec):
                 spec.func(adata, **copy.deepcopy(rec["params"]))
             self.redo_records.pop()
             self._expect = self._token()[0]
