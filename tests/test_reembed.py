@@ -84,16 +84,19 @@ def test_subsample_needs_the_graph_representation(pbmc):
         em.umap(pbmc, subsample=300)
 
 
-def test_subsample_keeps_the_clusters_of_10k_mouse_cells(mouse10k):
-    a = mouse10k.copy()
+def test_subsample_keeps_the_clusters_of_mouse_cells(mouse10k):
+    # 4,000 of the real cells (scanpy's exact kNN below 4,096: no wait for pynndescent's
+    # uncacheable kernels), a quarter of them embedded and the rest placed
+    keep = np.sort(np.random.default_rng(1).choice(mouse10k.n_obs, 4000, replace=False))
+    a = mouse10k[keep].copy()
     em.knn(a, use_rep="X_pca", n_neighbors=15, random_state=0)
     em.leiden(a, resolution=1.0, random_state=0)
-    em.umap(a, random_state=0, subsample=2000)
+    em.umap(a, random_state=0, subsample=1000)
     emb = a.obsm["X_umap"]
     s = np.random.default_rng(0).choice(a.n_obs, 3000, replace=False)
     labels = a.obs["leiden"].to_numpy()[s]
     sil = silhouette_score(emb[s], labels)
     trust = trustworthiness(a.obsm["X_pca"][s], emb[s], n_neighbors=15)
-    # a random layout scores about -0.05 and 0.50; the default UMAP about 0.25 and 0.82
+    # here a random layout scores -0.08 and 0.50, the default UMAP 0.23 and 0.85, this 0.21 and 0.84
     assert sil > 0.12, sil
     assert trust > 0.75, trust
