@@ -40,3 +40,23 @@ def assert_same_obs(a, b, keys):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# The slowest files first (seconds on 2 workers, in `scripts/test.sh`'s --durations):
+# `--dist loadfile` hands files to the two workers in collection order, so a long file
+# collected last would run alone at the end while the other worker idles.
+_SLOW_FIRST = (
+    "test_replay_session.py",  # ~210-370 s: a fresh-process replay with pynndescent
+    "test_first_knn.py",  # ~200 s: a cold numba cache on purpose
+    "test_tutorial_loop_browser.py",
+    "test_ux_items_b_browser.py",
+    "test_notebook.py",
+    "test_ux_items_a_browser.py",
+    "test_scatter_browser.py",
+    "test_programs_browser.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(_SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
