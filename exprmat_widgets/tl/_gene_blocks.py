@@ -189,8 +189,9 @@ class GeneBlocks:
             del block
         return self
 
-    def _sparse_block(self, k0: int, k1: int):
-        """Pieces ``k0..k1-1`` side by side as one CSR (their rows joined in piece order)."""
+    def _sparse_block(self, k0: int, k1: int, sizes: list[int]):
+        """Pieces ``k0..k1-1`` (``sizes``: non-zeros of each piece) side by side as one CSR
+        (their rows joined in piece order)."""
         n_cells = self.shape[0]
         width = min(self.shape[1], self.starts[k1 - 1] + self.fine) - self.starts[k0]
         indptr = np.zeros(n_cells + 1, dtype=np.int64)
@@ -200,7 +201,7 @@ class GeneBlocks:
         out_val = np.empty(nnz, dtype=self.dtype)
         fill = indptr[:-1].copy()
         for k in range(k0, k1):
-            if not self._row_nnz[k].any():
+            if not sizes[k]:
                 continue
             # mapped, not read into a copy: the kernel reads the pages once
             idx = np.memmap(self._path(k, "idx"), dtype=np.int32, mode="r")
@@ -214,20 +215,21 @@ class GeneBlocks:
         """Consecutive pieces merged up to about ``_GENE_BLOCK_ENTRIES`` values."""
         if self.sparse is None:
             self.read()
-        k, n = 0, len(self.starts)
+        n = len(self.starts)
+        sizes = ([int(r.sum()) for r in self._row_nnz] if self.sparse
+                 else [self.shape[0] * min(self.fine, self.shape[1] - a) for a in self.starts])
+        k = 0
         while k < n:
             k0, size = k, 0
             while k < n:
-                piece_size = (int(self._row_nnz[k].sum()) if self.sparse
-                              else self.shape[0] * min(self.fine, self.shape[1] - self.starts[k]))
-                if k > k0 and size + piece_size > _GENE_BLOCK_ENTRIES:
+                if k > k0 and size + sizes[k] > _GENE_BLOCK_ENTRIES:
                     break
-                size += piece_size
+                size += sizes[k]
                 k += 1
             first = self.starts[k0]
             stop = min(self.shape[1], self.starts[k - 1] + self.fine)
             if self.sparse:
-                m = self._sparse_block(k0, k)
+                m = self._sparse_block(k0, k, sizes)
             else:
                 m = np.ascontiguousarray(np.hstack([self._dense[j] for j in range(k0, k)]))
             yield first, stop, m
